@@ -1,0 +1,485 @@
+"""The tick store: table ``ltp_ticks`` (DESIGN section 3) on SQLAlchemy 2 Core.
+
+SQLite (the default, ``data/nifty_local.db``) keeps ``ts`` as ISO text so the
+user's own ``sqlite3`` scripts run unchanged; PostgreSQL keeps it as
+``timestamptz``. Either way every method takes and returns the canonical text
+form of :mod:`datacentre.ticks`.
+
+SQLite runs in WAL mode with ``synchronous=NORMAL``: readers never block the
+writer and an application crash loses nothing committed (a power cut may lose
+the last few commits). Each snapshot is one transaction.
+"""
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Self
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Engine
+from sqlalchemy.types import TypeDecorator
+
+from .config import DEFAULT_DB_URL
+from .errors import ReadOnlyError, StoreError, SymbolError
+from .instruments import parse_symbol
+from .ticks import TICK_FIELDS, format_ts, normalize_ts
+
+BUSY_TIMEOUT_MS = 10_000
+QUERY_TIMEOUT_S = 10.0
+QUERY_MAX_ROWS = 100_000
+INSERT_BATCH = 5_000
+WRITER_LOCK_KEY = 8765_0001
+
+
+class Timestamp(TypeDecorator):
+    """ISO text on SQLite, ``timestamptz`` on PostgreSQL; canonical text in Python."""
+
+    impl = sa.Text
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect):
+        if dialect.name == "postgresql":
+            return dialect.type_descriptor(postgresql.TIMESTAMP(timezone=True))
+        return dialect.type_descriptor(sa.Text())
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        text = normalize_ts(value)
+        if dialect.name == "postgresql":
+            return datetime.fromisoformat(text)
+        return text
+
+    def process_result_value(self, value, dialect):
+        if value is None:
+            return None
+        return format_ts(value) if isinstance(value, datetime) else value
+
+
+metadata = sa.MetaData()
+
+ltp_ticks = sa.Table(
+    "ltp_ticks", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("symbol", sa.Text, nullable=False),
+    sa.Column("token", sa.Text),
+    sa.Column("ts", Timestamp, nullable=False),
+    sa.Column("ltp", sa.Float),
+    sa.Column("bid", sa.Float),
+    sa.Column("ask", sa.Float),
+    sa.Column("volume", sa.BigInteger().with_variant(sa.Integer, "sqlite")),
+    sa.Column("oi", sa.BigInteger().with_variant(sa.Integer, "sqlite")),
+    sa.Column("delta", sa.Float),
+    sa.Column("gamma", sa.Float),
+    sa.Column("theta", sa.Float),
+    sa.Column("vega", sa.Float),
+    sa.Column("iv", sa.Float),
+    sa.Column("source", sa.Text),
+    sa.UniqueConstraint("symbol", "ts", name="uq_ltp_ticks_symbol_ts"),
+    sa.Index("ix_ltp_ticks_ts", "ts"),
+    sqlite_autoincrement=True,  # ids are the broadcaster's cursor: never reuse them
+)
+
+instruments = sa.Table(
+    "instruments", metadata,
+    sa.Column("symbol", sa.Text, primary_key=True),
+    sa.Column("token", sa.Text),
+    sa.Column("underlying", sa.Text, nullable=False),
+    sa.Column("kind", sa.Text, nullable=False),  # INDEX, FUT, CE, PE
+    sa.Column("expiry", sa.Text),  # ISO date
+    sa.Column("strike", sa.Float),
+    sa.Column("lot_size", sa.Integer),
+    sa.Index("ix_instruments_underlying_expiry", "underlying", "expiry"),
+)
+
+_TICK_COLUMNS = [ltp_ticks.c[name] for name in TICK_FIELDS]
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The file behind a ``sqlite:///`` URL (None for memory or other databases)."""
+    u = sa.engine.make_url(url)
+    if u.get_backend_name() != "sqlite" or not u.database or u.database == ":memory:":
+        return None
+    return Path(u.database)
+
+
+def _sqlite_pragmas(dbapi_conn, _record) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    cur.close()
+
+
+def make_engine(url: str) -> Engine:
+    try:
+        u = sa.engine.make_url(url)
+    except sa.exc.ArgumentError as exc:
+        raise StoreError(f"invalid database URL {url!r}: {exc}") from exc
+    backend = u.get_backend_name()
+    if backend == "sqlite":
+        path = sqlite_path(url)
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        engine = sa.create_engine(u, connect_args={"check_same_thread": False,
+                                                   "timeout": BUSY_TIMEOUT_MS / 1000})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    if backend == "postgresql":
+        if u.drivername == "postgresql":
+            u = u.set(drivername="postgresql+psycopg")
+        return sa.create_engine(u, pool_pre_ping=True)
+    raise StoreError(f"unsupported database {backend!r}: use sqlite:///path or postgresql://...")
+
+
+def _row(mapping) -> dict[str, Any]:
+    return dict(mapping)
+
+
+def _in_ts(value) -> str | None:
+    return None if value is None else normalize_ts(value)
+
+
+def _placeholders_to_pyformat(sql: str) -> str:
+    """Turn the seed's ``?`` placeholders into psycopg's ``%s`` (outside quotes)."""
+    out, quote = [], None
+    for ch in sql:
+        if quote:
+            out.append(ch)
+            if ch == quote:
+                quote = None
+        elif ch in ("'", '"'):
+            quote = ch
+            out.append(ch)
+        elif ch == "?":
+            out.append("%s")
+        elif ch == "%":
+            out.append("%%")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+class TickStore:
+    """Ticks and instruments in one database.
+
+    >>> store = TickStore("sqlite:///data/nifty_local.db")
+    >>> store.write_snapshot("2026-01-02T08:13:05+00:00", ticks)
+    >>> store.latest("NIFTY 50")
+    """
+
+    def __init__(self, url: str | None = None, *, create: bool = True) -> None:
+        self.url = url or DEFAULT_DB_URL
+        self.engine = make_engine(self.url)
+        self.dialect = self.engine.dialect.name
+        self._known_symbols: set[str] = set()
+        if create:
+            self.create_schema()
+
+    def __repr__(self) -> str:
+        return f"TickStore({self.engine.url.render_as_string(hide_password=True)!r})"
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def create_schema(self) -> None:
+        try:
+            metadata.create_all(self.engine)
+        except sa.exc.SQLAlchemyError as exc:
+            raise StoreError(f"cannot open the store at {self!r}: {exc.__class__.__name__}: "
+                             f"{exc.orig if getattr(exc, 'orig', None) else exc}") from exc
+
+    # ------------------------------------------------------------------ writes
+
+    def _insert(self, table: sa.Table):
+        if self.dialect == "postgresql":
+            return postgresql.insert(table).on_conflict_do_nothing()
+        return sqlite.insert(table).on_conflict_do_nothing()
+
+    def _instrument_rows(self, symbols: Iterable[str]) -> list[dict]:
+        rows = []
+        for symbol in set(symbols) - self._known_symbols:
+            try:
+                ins = parse_symbol(symbol)
+            except SymbolError:
+                continue
+            rows.append({"symbol": ins.symbol, "token": ins.token, "underlying": ins.underlying,
+                         "kind": ins.kind, "expiry": ins.expiry.isoformat() if ins.expiry else None,
+                         "strike": ins.strike, "lot_size": ins.lot_size})
+        return rows
+
+    def _write(self, conn, rows: list[dict]) -> int:
+        new_instruments = self._instrument_rows(r["symbol"] for r in rows)
+        if new_instruments:
+            conn.execute(self._insert(instruments), new_instruments)
+        written = 0
+        stmt = self._insert(ltp_ticks)
+        if self.dialect == "postgresql":
+            # Writers take turns, so ids commit in id order and the broadcaster's
+            # id cursor can never step over a row that commits later.
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": WRITER_LOCK_KEY})
+            stmt = stmt.returning(ltp_ticks.c.id)
+        for start in range(0, len(rows), INSERT_BATCH):
+            result = conn.execute(stmt, rows[start:start + INSERT_BATCH])
+            written += len(result.all()) if self.dialect == "postgresql" else max(result.rowcount, 0)
+        return written
+
+    def _commit(self, rows: list[dict]) -> int:
+        if not rows:
+            return 0
+        try:
+            with self.engine.begin() as conn:
+                written = self._write(conn, rows)
+        except sa.exc.SQLAlchemyError as exc:
+            raise StoreError(f"write failed, nothing committed: {exc.__class__.__name__}: "
+                             f"{getattr(exc, 'orig', None) or exc}") from exc
+        self._known_symbols.update(r["symbol"] for r in rows)
+        return written
+
+    def write_snapshot(self, ts: str | datetime, ticks: Sequence[dict]) -> int:
+        """Store one snapshot atomically; every row gets the same ``ts``.
+
+        Returns the number of new rows (rows already stored for ``(symbol, ts)`` are
+        skipped, so writing the same snapshot twice is harmless).
+        """
+        stamp = normalize_ts(ts)
+        rows = [{**{f: t.get(f) for f in TICK_FIELDS}, "ts": stamp} for t in ticks]
+        for row in rows:
+            if not row["symbol"]:
+                raise StoreError("every tick needs a symbol; nothing committed")
+        return self._commit(rows)
+
+    def insert_ticks(self, ticks: Iterable[dict]) -> int:
+        """Store ticks with their own timestamps in one transaction (imports, backfill)."""
+        rows = [{**{f: t.get(f) for f in TICK_FIELDS}, "ts": normalize_ts(t["ts"])} for t in ticks]
+        return self._commit(rows)
+
+    def write_snapshots(self, snapshots: Iterable[tuple[str | datetime, Sequence[dict]]]) -> int:
+        """Store many snapshots in one transaction (backfill)."""
+        rows = []
+        for ts, ticks in snapshots:
+            stamp = normalize_ts(ts)
+            rows.extend({**{f: t.get(f) for f in TICK_FIELDS}, "ts": stamp} for t in ticks)
+        return self._commit(rows)
+
+    # ------------------------------------------------------------------ reads
+
+    def _all(self, stmt) -> list[dict]:
+        try:
+            with self.engine.connect() as conn:
+                return [_row(m) for m in conn.execute(stmt).mappings()]
+        except sa.exc.SQLAlchemyError as exc:
+            raise StoreError(f"read failed: {exc.__class__.__name__}: "
+                             f"{getattr(exc, 'orig', None) or exc}") from exc
+
+    def _scalar(self, stmt):
+        try:
+            with self.engine.connect() as conn:
+                return conn.execute(stmt).scalar()
+        except sa.exc.SQLAlchemyError as exc:
+            raise StoreError(f"read failed: {getattr(exc, 'orig', None) or exc}") from exc
+
+    def latest(self, symbol: str) -> dict | None:
+        """The newest tick of ``symbol``, or None."""
+        stmt = (sa.select(*_TICK_COLUMNS).where(ltp_ticks.c.symbol == symbol)
+                .order_by(ltp_ticks.c.ts.desc()).limit(1))
+        rows = self._all(stmt)
+        return rows[0] if rows else None
+
+    def latest_all(self, limit: int | None = 100) -> list[dict]:
+        """The newest tick of every symbol (up to ``limit`` symbols, by symbol)."""
+        newest = (sa.select(ltp_ticks.c.symbol, sa.func.max(ltp_ticks.c.ts).label("ts"))
+                  .group_by(ltp_ticks.c.symbol).subquery())
+        stmt = (sa.select(*_TICK_COLUMNS)
+                .join(newest, sa.and_(ltp_ticks.c.symbol == newest.c.symbol,
+                                      ltp_ticks.c.ts == newest.c.ts))
+                .order_by(ltp_ticks.c.symbol))
+        if limit is not None:
+            stmt = stmt.limit(limit)
+        return self._all(stmt)
+
+    def history(self, symbol: str, start_ts=None, end_ts=None, limit: int | None = None) -> list[dict]:
+        """Ticks of ``symbol`` with ``start_ts <= ts <= end_ts``, oldest first."""
+        stmt = sa.select(*_TICK_COLUMNS).where(ltp_ticks.c.symbol == symbol)
+        stmt = self._range(stmt, start_ts, end_ts).order_by(ltp_ticks.c.ts)
+        if limit is not None:
+            stmt = stmt.limit(limit)
+        return self._all(stmt)
+
+    def _range(self, stmt, start_ts, end_ts):
+        if start_ts is not None:
+            stmt = stmt.where(ltp_ticks.c.ts >= _in_ts(start_ts))
+        if end_ts is not None:
+            stmt = stmt.where(ltp_ticks.c.ts <= _in_ts(end_ts))
+        return stmt
+
+    def symbols(self) -> list[str]:
+        """Every symbol that has ticks, sorted."""
+        stmt = sa.select(instruments.c.symbol).order_by(instruments.c.symbol)
+        found = [r["symbol"] for r in self._all(stmt)]
+        if found:
+            return found
+        return [r["symbol"] for r in self._all(
+            sa.select(ltp_ticks.c.symbol).distinct().order_by(ltp_ticks.c.symbol))]
+
+    def has_symbol(self, symbol: str) -> bool:
+        if symbol in self._known_symbols:
+            return True
+        stmt = sa.select(ltp_ticks.c.id).where(ltp_ticks.c.symbol == symbol).limit(1)
+        found = self._scalar(stmt) is not None
+        if found:
+            self._known_symbols.add(symbol)
+        return found
+
+    def instruments(self, underlying: str | None = None) -> list[dict]:
+        stmt = sa.select(instruments).order_by(instruments.c.symbol)
+        if underlying:
+            stmt = stmt.where(instruments.c.underlying == underlying)
+        return self._all(stmt)
+
+    def snapshot_at(self, ts, underlying: str | None = None) -> list[dict]:
+        """The latest snapshot at or before ``ts`` (for ``underlying``'s symbols only, if given)."""
+        stmt = sa.select(sa.func.max(ltp_ticks.c.ts)).where(ltp_ticks.c.ts <= _in_ts(ts))
+        at = self._scalar(stmt)
+        if at is None:
+            return []
+        rows = sa.select(*_TICK_COLUMNS).where(ltp_ticks.c.ts == at)
+        if underlying:
+            members = sa.select(instruments.c.symbol).where(instruments.c.underlying == underlying)
+            rows = rows.where(ltp_ticks.c.symbol.in_(members))
+        return self._all(rows.order_by(ltp_ticks.c.symbol))
+
+    def timestamps(self, start_ts=None, end_ts=None) -> list[str]:
+        """Distinct snapshot times in a range, oldest first."""
+        stmt = self._range(sa.select(ltp_ticks.c.ts).distinct(), start_ts, end_ts)
+        return [r["ts"] for r in self._all(stmt.order_by(ltp_ticks.c.ts))]
+
+    def first_ts(self) -> str | None:
+        return self._scalar(sa.select(sa.func.min(ltp_ticks.c.ts)))
+
+    def last_ts(self) -> str | None:
+        return self._scalar(sa.select(sa.func.max(ltp_ticks.c.ts)))
+
+    def max_id(self) -> int:
+        return self._scalar(sa.select(sa.func.max(ltp_ticks.c.id))) or 0
+
+    def after(self, last_id: int, limit: int = 10_000) -> list[dict]:
+        """Rows with ``id > last_id`` in id order, each with its ``id`` (the broadcaster's cursor)."""
+        stmt = (sa.select(ltp_ticks.c.id, *_TICK_COLUMNS).where(ltp_ticks.c.id > last_id)
+                .order_by(ltp_ticks.c.id).limit(limit))
+        return self._all(stmt)
+
+    def count(self, symbols: Sequence[str] | None = None, start_ts=None, end_ts=None) -> int:
+        stmt = self._range(sa.select(sa.func.count()).select_from(ltp_ticks), start_ts, end_ts)
+        if symbols:
+            stmt = stmt.where(ltp_ticks.c.symbol.in_(list(symbols)))
+        return int(self._scalar(stmt) or 0)
+
+    def iter_ticks(self, symbols: Sequence[str] | None = None, start_ts=None, end_ts=None,
+                   batch: int = 5_000) -> Iterator[dict]:
+        """Ticks in ``(ts, symbol)`` order, streamed in batches (constant memory)."""
+        stmt = self._range(sa.select(*_TICK_COLUMNS), start_ts, end_ts)
+        if symbols:
+            stmt = stmt.where(ltp_ticks.c.symbol.in_(list(symbols)))
+        stmt = stmt.order_by(ltp_ticks.c.ts, ltp_ticks.c.symbol)
+        try:
+            with self.engine.connect() as conn:
+                result = conn.execution_options(stream_results=True, yield_per=batch).execute(stmt)
+                for m in result.mappings():
+                    yield _row(m)
+        except sa.exc.SQLAlchemyError as exc:
+            raise StoreError(f"read failed: {getattr(exc, 'orig', None) or exc}") from exc
+
+    def stats(self) -> dict:
+        """Row count, database size in bytes (SQLite file; PostgreSQL table) and last ts."""
+        size = None
+        path = sqlite_path(self.url)
+        if path is not None and path.exists():
+            size = sum(p.stat().st_size for p in path.parent.glob(path.name + "*"))
+        elif self.dialect == "postgresql":
+            size = self._scalar(sa.text("SELECT pg_total_relation_size('ltp_ticks')"))
+        return {"rows": self.count(), "bytes": size, "first_ts": self.first_ts(),
+                "last_ts": self.last_ts(), "max_id": self.max_id()}
+
+    # ------------------------------------------------------------------ raw SQL
+
+    def query(self, sql: str, params: Sequence[Any] | dict = (), *,
+              timeout: float = QUERY_TIMEOUT_S, max_rows: int = QUERY_MAX_ROWS) -> list[dict]:
+        """Run one read-only SQL statement with ``?`` placeholders; return rows as dicts.
+
+        Writes raise :class:`ReadOnlyError`; statements that run longer than ``timeout``
+        seconds are interrupted; at most ``max_rows`` rows are returned.
+        """
+        if not isinstance(sql, str) or not sql.strip():
+            raise StoreError("query needs an SQL statement")
+        if self.dialect == "sqlite":
+            return self._query_sqlite(sql, params, timeout, max_rows)
+        return self._query_postgres(sql, params, timeout, max_rows)
+
+    def _query_sqlite(self, sql, params, timeout, max_rows) -> list[dict]:
+        path = sqlite_path(self.url)
+        if path is None:
+            raise StoreError("read-only queries need a file database")
+        conn = sqlite3.connect(f"file:{path.resolve()}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_MS / 1000)
+        deadline = time.monotonic() + timeout
+        conn.set_progress_handler(lambda: int(time.monotonic() > deadline), 10_000)
+        conn.execute("PRAGMA query_only=ON")
+        try:
+            cur = conn.execute(sql, params)
+            names = [d[0] for d in cur.description or ()]
+            return [dict(zip(names, row)) for row in cur.fetchmany(max_rows)]
+        except sqlite3.OperationalError as exc:
+            msg = str(exc)
+            if "readonly" in msg or "read-only" in msg or "query_only" in msg:
+                raise ReadOnlyError(f"queries are read-only: {msg}") from exc
+            if "interrupted" in msg:
+                raise StoreError(f"query took longer than {timeout:g} s and was stopped") from exc
+            raise StoreError(f"query failed: {msg}") from exc
+        except (sqlite3.Error, ValueError) as exc:
+            if isinstance(exc, sqlite3.ProgrammingError) and "one statement" in str(exc):
+                raise StoreError("query takes one SQL statement at a time") from exc
+            raise StoreError(f"query failed: {exc}") from exc
+        finally:
+            conn.close()
+
+    def _query_postgres(self, sql, params, timeout, max_rows) -> list[dict]:
+        if isinstance(params, dict):
+            statement, args = sql, params
+        else:
+            statement, args = _placeholders_to_pyformat(sql), tuple(params)
+        raw = self.engine.raw_connection()
+        try:
+            cur = raw.cursor()
+            cur.execute("BEGIN READ ONLY")
+            cur.execute(f"SET LOCAL statement_timeout = {int(timeout * 1000)}")
+            cur.execute(statement, args or None)
+            names = [d[0] for d in cur.description or ()]
+            rows = [dict(zip(names, r)) for r in cur.fetchmany(max_rows)] if names else []
+            return [{k: format_ts(v) if isinstance(v, datetime) else v for k, v in r.items()}
+                    for r in rows]
+        except Exception as exc:
+            msg = str(exc).strip()
+            if "read-only transaction" in msg:
+                raise ReadOnlyError(f"queries are read-only: {msg}") from exc
+            if "statement timeout" in msg:
+                raise StoreError(f"query took longer than {timeout:g} s and was stopped") from exc
+            raise StoreError(f"query failed: {msg}") from exc
+        finally:
+            raw.rollback()
+            raw.close()
+
+
+def open_store(url: str | None = None) -> TickStore:
+    """Open (and create if missing) the store at ``url`` or the configured default."""
+    return TickStore(url)
