@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime
+from itertools import islice
 from pathlib import Path
 from typing import Any, Self
 
@@ -137,6 +139,22 @@ def make_engine(url: str) -> Engine:
     raise StoreError(f"unsupported database {backend!r}: use sqlite:///path or postgresql://...")
 
 
+def batched(items: Iterable, size: int) -> Iterator[list]:
+    it = iter(items)
+    while chunk := list(islice(it, size)):
+        yield chunk
+
+
+Snapshot = tuple[str | datetime, Sequence[dict]]
+
+
+def _snapshot_rows(snapshots: Iterable[Snapshot]) -> Iterator[dict]:
+    for ts, ticks in snapshots:
+        stamp = normalize_ts(ts)
+        for t in ticks:
+            yield {**{f: t.get(f) for f in TICK_FIELDS}, "ts": stamp}
+
+
 def _row(mapping) -> dict[str, Any]:
     return dict(mapping)
 
@@ -219,33 +237,53 @@ class TickStore:
                          "strike": ins.strike, "lot_size": ins.lot_size})
         return rows
 
-    def _write(self, conn, rows: list[dict]) -> int:
-        new_instruments = self._instrument_rows(r["symbol"] for r in rows)
+    def _write(self, conn, rows: list[dict], seen: set[str]) -> int:
+        new_instruments = self._instrument_rows({r["symbol"] for r in rows} - seen)
         if new_instruments:
             conn.execute(self._insert(instruments), new_instruments)
-        written = 0
+        seen.update(r["symbol"] for r in rows)
         stmt = self._insert(ltp_ticks)
         if self.dialect == "postgresql":
-            # Writers take turns, so ids commit in id order and the broadcaster's
-            # id cursor can never step over a row that commits later.
-            conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": WRITER_LOCK_KEY})
-            stmt = stmt.returning(ltp_ticks.c.id)
-        for start in range(0, len(rows), INSERT_BATCH):
-            result = conn.execute(stmt, rows[start:start + INSERT_BATCH])
-            written += len(result.all()) if self.dialect == "postgresql" else max(result.rowcount, 0)
-        return written
+            result = conn.execute(stmt.returning(ltp_ticks.c.id), rows)
+            return len(result.all())
+        return max(conn.execute(stmt, rows).rowcount, 0)
 
-    def _commit(self, rows: list[dict]) -> int:
-        if not rows:
-            return 0
+    @contextmanager
+    def _transaction(self) -> Iterator[Callable[[Iterable[dict]], int]]:
+        """One transaction; yields ``write(rows) -> new rows`` that batches its input."""
+        seen: set[str] = set()
         try:
             with self.engine.begin() as conn:
-                written = self._write(conn, rows)
+                if self.dialect == "postgresql":
+                    # Writers take turns, so ids commit in id order and the broadcaster's
+                    # id cursor can never step over a row that commits later.
+                    conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": WRITER_LOCK_KEY})
+
+                def write(rows: Iterable[dict]) -> int:
+                    written = 0
+                    for batch in batched(rows, INSERT_BATCH):
+                        written += self._write(conn, batch, seen)
+                    return written
+
+                yield write
         except sa.exc.SQLAlchemyError as exc:
             raise StoreError(f"write failed, nothing committed: {exc.__class__.__name__}: "
                              f"{getattr(exc, 'orig', None) or exc}") from exc
-        self._known_symbols.update(r["symbol"] for r in rows)
-        return written
+        self._known_symbols.update(seen)
+
+    def _commit(self, rows: Iterable[dict]) -> int:
+        with self._transaction() as write:
+            return write(rows)
+
+    @contextmanager
+    def bulk_writer(self) -> Iterator[Callable[[Iterable[Snapshot]], int]]:
+        """Many snapshots in one transaction (backfill): all of them or none.
+
+        >>> with store.bulk_writer() as write:
+        ...     write([(ts, ticks), ...])
+        """
+        with self._transaction() as write:
+            yield lambda snapshots: write(_snapshot_rows(snapshots))
 
     def write_snapshot(self, ts: str | datetime, ticks: Sequence[dict]) -> int:
         """Store one snapshot atomically; every row gets the same ``ts``.
@@ -253,25 +291,15 @@ class TickStore:
         Returns the number of new rows (rows already stored for ``(symbol, ts)`` are
         skipped, so writing the same snapshot twice is harmless).
         """
-        stamp = normalize_ts(ts)
-        rows = [{**{f: t.get(f) for f in TICK_FIELDS}, "ts": stamp} for t in ticks]
-        for row in rows:
-            if not row["symbol"]:
-                raise StoreError("every tick needs a symbol; nothing committed")
+        rows = list(_snapshot_rows([(ts, ticks)]))
+        if any(not row["symbol"] for row in rows):
+            raise StoreError("every tick needs a symbol; nothing committed")
         return self._commit(rows)
 
     def insert_ticks(self, ticks: Iterable[dict]) -> int:
-        """Store ticks with their own timestamps in one transaction (imports, backfill)."""
-        rows = [{**{f: t.get(f) for f in TICK_FIELDS}, "ts": normalize_ts(t["ts"])} for t in ticks]
-        return self._commit(rows)
-
-    def write_snapshots(self, snapshots: Iterable[tuple[str | datetime, Sequence[dict]]]) -> int:
-        """Store many snapshots in one transaction (backfill)."""
-        rows = []
-        for ts, ticks in snapshots:
-            stamp = normalize_ts(ts)
-            rows.extend({**{f: t.get(f) for f in TICK_FIELDS}, "ts": stamp} for t in ticks)
-        return self._commit(rows)
+        """Store ticks with their own timestamps in one transaction (imports), streaming."""
+        return self._commit({**{f: t.get(f) for f in TICK_FIELDS}, "ts": normalize_ts(t["ts"])}
+                            for t in ticks)
 
     # ------------------------------------------------------------------ reads
 

@@ -1,0 +1,333 @@
+"""Command line: ``python -m datacentre <command>`` (DESIGN section 8).
+
+Each command opens what it needs, calls one library function and formats the
+result. Library errors become one-line messages here and nowhere else: bad
+arguments exit with 2, failures with 1.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import tempfile
+import threading
+from datetime import date
+
+from . import __version__
+from .config import Settings
+from .errors import ConfigError, DataCentreError, SymbolError
+
+log = logging.getLogger("datacentre")
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (exit code 2) instead of a usage dump."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be greater than 0, got {text}")
+    return value
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= value < 65536:
+        raise argparse.ArgumentTypeError(f"port must be 0-65535, got {value}")
+    return value
+
+
+def _day(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date like 2026-01-02: {text!r}") from None
+
+
+def _common() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(add_help=False)
+    g = p.add_argument_group("common options")
+    g.add_argument("--db", metavar="URL", help="database URL (default: $DATACENTRE_DB_URL or "
+                   "sqlite:///data/nifty_local.db)")
+    g.add_argument("--host", help="broadcaster host (default: $DATACENTRE_WS_HOST or 127.0.0.1)")
+    g.add_argument("--port", type=_port, help="broadcaster port (default: $DATACENTRE_WS_PORT or 8765)")
+    g.add_argument("--interval", type=_positive_float, metavar="SECONDS",
+                   help="seconds between snapshots, 0.1 or more (default: 5)")
+    g.add_argument("--seed", type=int, help="random seed of the market simulator (repeatable markets)")
+    g.add_argument("--log-file", metavar="PATH", help="also log to this file (rotated)")
+    g.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    return p
+
+
+def build_parser() -> Parser:
+    common = _common()
+    parser = Parser(prog="python -m datacentre",
+                    description="NIFTY Options Data Centre: collect, store, broadcast and export "
+                                "NIFTY / BANKNIFTY options data.")
+    parser.add_argument("--version", action="version", version=f"datacentre {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="<command>", required=True, parser_class=Parser)
+
+    def add(name: str, text: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, parents=[common], help=text, description=text)
+
+    add("run", "collector and broadcaster in the foreground (Ctrl-C stops both)")
+    add("collect", "write one snapshot every interval into the store")
+    add("broadcast", "serve the store's new ticks over WebSocket")
+    add("start", "start collector and broadcaster in the background (pid files and logs in data/)")
+    add("stop", "stop the background services")
+    add("status", "show the background services, subscribers and freshness")
+    p = add("verify", "check the live feed: spot, futures, options, IV, Greeks, freshness, rate")
+    p.add_argument("--timeout", type=_positive_float, default=15.0, help="seconds to watch the feed")
+    p = add("backfill", "write whole past sessions (09:15-15:30 IST) from the simulator")
+    when = p.add_mutually_exclusive_group()
+    when.add_argument("--days", type=int, default=None, help="the N most recent complete sessions "
+                      "(default 1)")
+    when.add_argument("--date", type=_day, help="one session, YYYY-MM-DD")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p = add("export", "write ticks as CSV (14 fields, ts order) to a file or stdout")
+    _selection(p)
+    p.add_argument("--out", metavar="FILE", help="output file (default: stdout)")
+    p = add("import", "read ticks from a CSV file made by export (all lines or none)")
+    p.add_argument("file", help="CSV file, or - for standard input")
+    p = add("replay", "serve a stored time range over the WebSocket protocol")
+    p.add_argument("--start", required=True, help="first snapshot time, ISO 8601")
+    p.add_argument("--end", required=True, help="last snapshot time, ISO 8601")
+    p.add_argument("--speed", type=float, default=1.0,
+                   help="0.1 to 100 times real time, or 0 for as fast as clients read (default 1)")
+    return parser
+
+
+def _selection(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--symbol", action="append", metavar="SYMBOL", help="a symbol (repeatable)")
+    p.add_argument("--underlying", help="all symbols of NIFTY or BANKNIFTY")
+    p.add_argument("--expiry", type=_day, help="with --underlying: one expiry, YYYY-MM-DD")
+    p.add_argument("--start", help="from this time, ISO 8601 (UTC unless an offset is given)")
+    p.add_argument("--end", help="up to this time, inclusive")
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    return Settings.from_env(db_url=args.db, ws_host=args.host, ws_port=args.port,
+                             interval=args.interval, seed=args.seed)
+
+
+def _setup_logging(args: argparse.Namespace) -> None:
+    level = logging.DEBUG if args.verbose else logging.INFO
+    from .services import setup_logging
+    setup_logging(args.log_file, level)
+
+
+def _wait_for_signal() -> threading.Event:
+    stop = threading.Event()
+
+    def handler(signum, _frame):
+        log.info("received %s, stopping", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGTERM, handler)
+    return stop
+
+
+def _store(settings: Settings):
+    from .store import TickStore
+    return TickStore(settings.db_url)
+
+
+# ---------------------------------------------------------------- commands
+
+def cmd_run(args, settings: Settings) -> int:
+    from .embedded import DataCentre
+    stop = _wait_for_signal()
+    centre = DataCentre(settings).start(backfill_if_empty=False)
+    print(f"data centre running: {centre.ws_url}, store {centre.store.url}; Ctrl-C stops", flush=True)
+    try:
+        stop.wait()
+    finally:
+        centre.stop()
+    return 0
+
+
+def cmd_collect(args, settings: Settings) -> int:
+    from .collector import Collector
+    from .sources import MarketSimulator
+    store = _store(settings)
+    source = MarketSimulator(seed=settings.seed, atm_window=settings.atm_window,
+                             risk_free_rate=settings.risk_free_rate,
+                             resume_from=store.latest_all(limit=None))
+    stop = _wait_for_signal()
+    Collector(store, source, interval=settings.interval).run(stop)
+    return 0
+
+
+def cmd_broadcast(args, settings: Settings) -> int:
+    from .broadcaster import BroadcasterThread
+    stop = _wait_for_signal()
+    server = BroadcasterThread(_store(settings), host=settings.ws_host, port=settings.ws_port,
+                               token=settings.ws_token).start()
+    print(f"broadcasting on {server.url}; Ctrl-C stops", flush=True)
+    try:
+        stop.wait()
+    finally:
+        server.stop()
+    return 0
+
+
+def cmd_replay(args, settings: Settings) -> int:
+    from .replay import ReplayThread
+    from .ticks import normalize_ts
+    if not (args.speed == 0 or 0.1 <= args.speed <= 100):
+        raise ConfigError(f"--speed must be 0 or between 0.1 and 100, got {args.speed:g}")
+    start, end = normalize_ts(args.start), normalize_ts(args.end)
+    if start > end:
+        raise ConfigError(f"--start {start} is after --end {end}")
+    stop = _wait_for_signal()
+    server = ReplayThread(_store(settings), start, end, speed=args.speed, host=settings.ws_host,
+                          port=settings.ws_port, token=settings.ws_token).start()
+    print(f"replaying {start} .. {end} at {args.speed:g}x on {server.url}; playback starts when "
+          f"the first client connects; Ctrl-C stops", flush=True)
+    try:
+        stop.wait()
+    finally:
+        server.stop()
+    return 0
+
+
+def cmd_start(args, settings: Settings) -> int:
+    from .services import start_services
+    for svc in start_services(settings):
+        print(f"{svc['name']:<12} pid {svc['pid']:<8} log {svc.get('log', '')}")
+    return 0
+
+
+def cmd_stop(args, settings: Settings) -> int:
+    from .services import stop_services
+    for svc in stop_services(settings):
+        print(f"{svc['name']:<12} {svc.get('result', 'stopped')}")
+    return 0
+
+
+def cmd_status(args, settings: Settings) -> int:
+    from .services import format_status, service_status
+    rows = service_status(settings)
+    print(format_status(rows))
+    return 0 if all(r.get("alive") for r in rows) else 1
+
+
+def cmd_verify(args, settings: Settings) -> int:
+    from .verify import format_table, run_verify
+    checks = run_verify(settings.ws_url, timeout=args.timeout, db_url=args.db)
+    print(format_table(checks))
+    return 0 if all(c.ok for c in checks) else 1
+
+
+def cmd_backfill(args, settings: Settings) -> int:
+    from .backfill import backfill, check_session, recent_sessions
+    sessions = [check_session(args.date)] if args.date else recent_sessions(args.days or 1)
+    store = _store(settings)
+    bar = None
+    if not args.no_progress:
+        from tqdm import tqdm
+        bar = tqdm(total=None, unit="snap", desc="backfill", file=sys.stderr)
+
+    def progress(done: int, total: int) -> None:
+        if bar is not None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+    try:
+        result = backfill(store, sessions, interval=settings.interval, seed=settings.seed,
+                          atm_window=settings.atm_window, risk_free_rate=settings.risk_free_rate,
+                          progress=progress)
+    finally:
+        if bar is not None:
+            bar.close()
+    days = ", ".join(str(d) for d in result.sessions)
+    print(f"backfilled {days}: {result.snapshots} snapshots, {result.rows} new rows in "
+          f"{result.seconds:.1f} s ({result.rows_per_second:,.0f} rows/s)")
+    return 0
+
+
+def _symbols(args, store) -> list[str] | None:
+    from .csvio import select_symbols
+    from .instruments import parse_symbol
+    symbols = [parse_symbol(s).symbol for s in args.symbol or []]
+    if args.underlying:
+        symbols += select_symbols(store, args.underlying, args.expiry.isoformat() if args.expiry else None)
+    elif args.expiry:
+        raise ConfigError("--expiry needs --underlying")
+    return symbols or None
+
+
+def cmd_export(args, settings: Settings) -> int:
+    from .csvio import export_csv
+    from .ticks import normalize_ts
+    store = _store(settings)
+    symbols = _symbols(args, store)
+    start = normalize_ts(args.start) if args.start else None
+    end = normalize_ts(args.end) if args.end else None
+    if args.out:
+        with open(args.out, "w", newline="", encoding="utf-8") as out:
+            rows = export_csv(store, out, symbols=symbols, start_ts=start, end_ts=end)
+        print(f"exported {rows} rows to {args.out}", file=sys.stderr)
+    else:
+        export_csv(store, sys.stdout, symbols=symbols, start_ts=start, end_ts=end)
+    return 0
+
+
+def cmd_import(args, settings: Settings) -> int:
+    from .csvio import import_csv
+    store = _store(settings)
+    if args.file == "-":
+        with tempfile.TemporaryFile("w+", newline="", encoding="utf-8") as spool:
+            spool.write(sys.stdin.read())
+            spool.seek(0)
+            result = import_csv(store, spool)
+    else:
+        try:
+            with open(args.file, newline="", encoding="utf-8") as handle:
+                result = import_csv(store, handle)
+        except OSError as exc:
+            raise ConfigError(f"cannot read {args.file}: {exc.strerror}") from None
+    print(f"imported {result.inserted} new rows ({result.skipped} already stored) from {args.file}")
+    return 0
+
+
+COMMANDS = {
+    "run": cmd_run, "collect": cmd_collect, "broadcast": cmd_broadcast, "start": cmd_start,
+    "stop": cmd_stop, "status": cmd_status, "verify": cmd_verify, "backfill": cmd_backfill,
+    "export": cmd_export, "import": cmd_import, "replay": cmd_replay,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        settings = settings_from(args)
+        _setup_logging(args)
+        return COMMANDS[args.command](args, settings)
+    except (ConfigError, SymbolError) as exc:
+        print(f"{parser.prog} {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except DataCentreError as exc:
+        print(f"{parser.prog} {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,150 @@
+"""CSV export and import of ticks: the 14 seed fields, one row per tick, in ts order.
+
+Export streams from the store in constant memory. Import reads the file twice:
+first it validates every line (and reports all bad lines with their numbers),
+then it writes everything in one transaction, so a file is imported whole or not
+at all. Rows already stored for ``(symbol, ts)`` are skipped, so re-importing is
+harmless.
+"""
+from __future__ import annotations
+
+import csv
+import math
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import IO
+
+from .errors import ConfigError, ImportFormatError, SymbolError
+from .instruments import parse_symbol, underlying
+from .store import TickStore
+from .ticks import FLOAT_FIELDS, INT_FIELDS, SOURCES, TICK_FIELDS, normalize_ts
+
+MAX_PROBLEMS = 1_000
+
+
+def _cell(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return repr(round(value, 6)) if math.isfinite(value) else ""
+    return str(value)
+
+
+def csv_lines(ticks: Iterable[dict]) -> Iterator[str]:
+    """The CSV text of ``ticks``, header first, one line at a time."""
+    yield ",".join(TICK_FIELDS) + "\r\n"
+    quote = csv.writer(_Line(), lineterminator="\r\n")
+    for tick in ticks:
+        yield quote.writerow([_cell(tick.get(f)) for f in TICK_FIELDS])
+
+
+class _Line:
+    """A file-like target for csv.writer that hands back what was written."""
+
+    def write(self, text: str) -> str:
+        return text
+
+
+def export_csv(store: TickStore, out: IO[str], *, symbols: Sequence[str] | None = None,
+               start_ts=None, end_ts=None) -> int:
+    """Write the selected ticks as CSV to ``out``; return the number of data rows."""
+    lines = 0
+    for line in csv_lines(store.iter_ticks(symbols, start_ts, end_ts)):
+        out.write(line)
+        lines += 1
+    return lines - 1
+
+
+def select_symbols(store: TickStore, underlying_name: str, expiry: str | None = None) -> list[str]:
+    """All stored symbols of an underlying (index, futures, options), or of one expiry."""
+    base = underlying(underlying_name).base
+    rows = store.instruments(base)
+    if expiry:
+        return [r["symbol"] for r in rows if r["expiry"] == expiry or r["kind"] == "INDEX"]
+    return [r["symbol"] for r in rows]
+
+
+def _validate(row: dict[str, str]) -> dict:
+    tick: dict = {}
+    try:
+        tick["symbol"] = parse_symbol(row["symbol"].strip()).symbol
+    except SymbolError as exc:
+        raise ValueError(str(exc)) from None
+    tick["token"] = row["token"].strip() or None
+    tick["ts"] = normalize_ts(row["ts"])
+    for name in FLOAT_FIELDS:
+        text = row[name].strip()
+        if text:
+            value = float(text)
+            if not math.isfinite(value):
+                raise ValueError(f"{name} must be a finite number, got {text!r}")
+            tick[name] = value
+        else:
+            tick[name] = None
+    for name in INT_FIELDS:
+        text = row[name].strip()
+        if text:
+            value = float(text)
+            if not value.is_integer() or value < 0:
+                raise ValueError(f"{name} must be a whole number >= 0, got {text!r}")
+            tick[name] = int(value)
+        else:
+            tick[name] = None
+    if tick["ltp"] is None:
+        raise ValueError("ltp is required")
+    source = row["source"].strip() or "csv"
+    if source not in SOURCES:
+        raise ValueError(f"source must be one of {', '.join(SOURCES)}, got {source!r}")
+    tick["source"] = source
+    return tick
+
+
+def _rows(handle: IO[str]) -> Iterator[tuple[int, dict[str, str]]]:
+    reader = csv.DictReader(handle)
+    missing = [f for f in TICK_FIELDS if f not in (reader.fieldnames or [])]
+    if missing:
+        raise ImportFormatError([(1, f"header lacks {', '.join(missing)}; expected "
+                                     f"{','.join(TICK_FIELDS)}")])
+    for row in reader:
+        if None in row or any(v is None for v in row.values()):
+            yield reader.line_num, {}
+        else:
+            yield reader.line_num, row
+
+
+def check_csv(handle: IO[str]) -> int:
+    """Validate every line; raise :class:`ImportFormatError` listing the bad ones."""
+    problems: list[tuple[int, str]] = []
+    count = 0
+    for line, row in _rows(handle):
+        count += 1
+        if not row:
+            problems.append((line, f"expected {len(TICK_FIELDS)} fields"))
+            continue
+        try:
+            _validate(row)
+        except (ValueError, ConfigError) as exc:
+            problems.append((line, str(exc)))
+        if len(problems) >= MAX_PROBLEMS:
+            break
+    if problems:
+        raise ImportFormatError(problems)
+    return count
+
+
+@dataclass
+class ImportResult:
+    rows: int
+    inserted: int
+
+    @property
+    def skipped(self) -> int:
+        return self.rows - self.inserted
+
+
+def import_csv(store: TickStore, handle: IO[str]) -> ImportResult:
+    """Validate, then import a whole CSV file in one transaction (``handle`` must be seekable)."""
+    rows = check_csv(handle)
+    handle.seek(0)
+    inserted = store.insert_ticks(_validate(row) for _line, row in _rows(handle))
+    return ImportResult(rows, inserted)

@@ -1,0 +1,212 @@
+"""TickStore on a real SQLite file (and the same contract on PostgreSQL)."""
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+
+import pytest
+
+from datacentre.errors import ReadOnlyError, StoreError
+from datacentre.store import TickStore, sqlite_path
+from datacentre.ticks import TICK_FIELDS
+
+T1, T2, T3 = "2026-01-02T08:13:05+00:00", "2026-01-02T08:13:10+00:00", "2026-01-02T08:13:15+00:00"
+
+
+def fill(store, sample_ticks, stamps=(T1, T2, T3)):
+    for i, ts in enumerate(stamps):
+        ticks = [{**t, "ltp": t["ltp"] + i} for t in sample_ticks]
+        assert store.write_snapshot(ts, ticks) == len(ticks)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def any_store(request, store):
+    return store if request.param == "sqlite" else request.getfixturevalue("pg_store")
+
+
+def test_schema_created_with_wal_and_folder(tmp_path):
+    url = f"sqlite:///{tmp_path / 'deep' / 'folder' / 'x.db'}"
+    s = TickStore(url)
+    assert sqlite_path(url).exists()
+    with sqlite3.connect(sqlite_path(url)) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+    assert {"ltp_ticks", "instruments", "ix_ltp_ticks_ts"} <= names
+    s.close()
+
+
+def test_snapshot_shares_ts_and_is_idempotent(any_store, sample_ticks):
+    assert any_store.write_snapshot("2026-01-02T13:43:05+05:30", sample_ticks) == len(sample_ticks)
+    assert any_store.write_snapshot(T1, sample_ticks) == 0  # same (symbol, ts): skipped
+    rows = any_store.snapshot_at(T1)
+    assert {r["ts"] for r in rows} == {T1}
+    assert len(rows) == len(sample_ticks)
+
+
+def test_snapshot_is_atomic(store, sample_ticks):
+    bad = [*sample_ticks, {"symbol": None, "ltp": 1.0}]
+    with pytest.raises(StoreError):
+        store.write_snapshot(T1, bad)
+    assert store.count() == 0
+
+
+def test_latest_history_symbols(any_store, sample_ticks):
+    fill(any_store, sample_ticks)
+    latest = any_store.latest("NIFTY 50")
+    assert list(latest) == list(TICK_FIELDS)
+    assert latest["ts"] == T3 and latest["ltp"] == pytest.approx(26012.25)
+    assert any_store.latest("NIFTY06JAN2699999CE") is None
+    hist = any_store.history("NIFTY 50", T1, T2)
+    assert [r["ts"] for r in hist] == [T1, T2]
+    assert [r["ts"] for r in any_store.history("NIFTY 50", "2026-01-02T08:13:06Z")] == [T2, T3]
+    assert set(any_store.symbols()) == {t["symbol"] for t in sample_ticks}
+    all_latest = any_store.latest_all()
+    assert len(all_latest) == len(sample_ticks) and {r["ts"] for r in all_latest} == {T3}
+    assert len(any_store.latest_all(limit=2)) == 2
+
+
+def test_snapshot_at_as_of_and_by_underlying(any_store, sample_ticks):
+    fill(any_store, sample_ticks)
+    assert any_store.snapshot_at("2026-01-02T08:13:00Z") == []
+    rows = any_store.snapshot_at("2026-01-02T08:13:12Z", "NIFTY")
+    assert {r["ts"] for r in rows} == {T2}
+    # BANKNIFTY contains NIFTY as a substring; the underlying filter must not be fooled
+    assert {r["symbol"] for r in rows} == {"NIFTY 50", "NIFTY27JAN26FUT", "NIFTY06JAN2626000CE",
+                                           "NIFTY06JAN2626000PE"}
+    bank = {r["symbol"] for r in any_store.snapshot_at(T3, "BANKNIFTY")}
+    assert bank == {"NIFTY BANK", "BANKNIFTY27JAN2659000CE"}
+
+
+def test_after_cursor_is_id_ordered(any_store, sample_ticks):
+    fill(any_store, sample_ticks)
+    rows = any_store.after(0)
+    ids = [r["id"] for r in rows]
+    assert ids == sorted(ids) and len(ids) == 3 * len(sample_ticks)
+    tail = any_store.after(ids[5])
+    assert [r["id"] for r in tail] == ids[6:]
+    assert any_store.max_id() == ids[-1]
+    assert any_store.timestamps() == [T1, T2, T3]
+    assert any_store.timestamps(T2, T3) == [T2, T3]
+
+
+def test_iter_ticks_and_count(any_store, sample_ticks):
+    fill(any_store, sample_ticks)
+    rows = list(any_store.iter_ticks(["NIFTY 50", "NIFTY BANK"], T2, None, batch=1))
+    assert [(r["ts"], r["symbol"]) for r in rows] == [
+        (T2, "NIFTY 50"), (T2, "NIFTY BANK"), (T3, "NIFTY 50"), (T3, "NIFTY BANK")]
+    assert any_store.count(["NIFTY 50"]) == 3
+    assert any_store.count(start_ts=T3) == len(sample_ticks)
+
+
+def test_query_reads_with_placeholders(any_store, sample_ticks):
+    fill(any_store, sample_ticks)
+    rows = any_store.query("SELECT * FROM ltp_ticks WHERE symbol = ? ORDER BY ts DESC LIMIT 10", ("NIFTY 50",))
+    assert [r["ts"] for r in rows] == [T3, T2, T1]
+    assert any_store.query("SELECT '?' AS q, 1 AS n WHERE 1 = ?", (1,)) == [{"q": "?", "n": 1}]
+
+
+@pytest.mark.parametrize("sql", [
+    "DELETE FROM ltp_ticks",
+    "UPDATE ltp_ticks SET ltp = 0",
+    "INSERT INTO ltp_ticks (symbol, ts) VALUES ('X', '2026-01-02T08:00:00+00:00')",
+    "DROP TABLE ltp_ticks",
+    "CREATE TABLE evil (x int)",
+])
+def test_query_refuses_writes(any_store, sample_ticks, sql):
+    fill(any_store, sample_ticks)
+    with pytest.raises(ReadOnlyError):
+        any_store.query(sql)
+    assert any_store.count() == 3 * len(sample_ticks)
+
+
+def test_query_refuses_stacked_statements_and_bad_sql(store, sample_ticks):
+    fill(store, sample_ticks)
+    with pytest.raises(StoreError):
+        store.query("SELECT 1; DROP TABLE ltp_ticks")
+    with pytest.raises(StoreError, match="query failed"):
+        store.query("SELECT * FROM nowhere")
+    assert store.count() == 3 * len(sample_ticks)
+
+
+def test_query_runaway_is_interrupted(store):
+    with pytest.raises(StoreError, match="longer than"):
+        store.query("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) "
+                    "SELECT count(*) FROM c", timeout=0.2)
+
+
+def test_seed_sqlite3_examples_run_unchanged(store, db_url, sample_ticks):
+    fill(store, sample_ticks)
+    conn = sqlite3.connect(str(sqlite_path(db_url)))
+    conn.row_factory = sqlite3.Row
+    cursor = conn.cursor()
+    cursor.execute("""
+    SELECT * FROM ltp_ticks
+    WHERE symbol = ?
+    ORDER BY ts DESC
+    LIMIT 1
+""", ("NIFTY 50",))
+    assert dict(cursor.fetchone())["ts"] == T3
+    cursor.execute("""
+    SELECT * FROM ltp_ticks
+    WHERE symbol = ? AND ts >= ? AND ts <= ?
+    ORDER BY ts
+""", ("NIFTY 50", "2026-01-02T08:00:00+00:00", "2026-01-02T09:00:00+00:00"))
+    assert len(cursor.fetchall()) == 3
+    cursor.execute("SELECT MAX(ts) FROM ltp_ticks")
+    assert cursor.fetchone()[0] == T3
+    conn.close()
+
+
+def test_millisecond_timestamps_sort_as_text(store, sample_ticks):
+    stamps = ["2026-01-02T08:13:05+00:00", "2026-01-02T08:13:05.500+00:00", "2026-01-02T08:13:06+00:00"]
+    for ts in reversed(stamps):
+        store.write_snapshot(ts, sample_ticks[:1])
+    assert [r["ts"] for r in store.history("NIFTY 50")] == stamps
+
+
+def test_rows_from_another_process_are_seen(store, db_url, sample_ticks):
+    code = (
+        "from datacentre.store import TickStore;"
+        f"s = TickStore({db_url!r});"
+        "s.write_snapshot('2026-01-02T09:00:00Z', [{'symbol': 'NIFTY 50', 'ltp': 1.0, 'source': 'csv'}])"
+    )
+    before = store.max_id()
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+    rows = store.after(before)
+    assert [(r["symbol"], r["ts"]) for r in rows] == [("NIFTY 50", "2026-01-02T09:00:00+00:00")]
+
+
+def test_bulk_writer_all_or_nothing(store, sample_ticks):
+    with pytest.raises(RuntimeError), store.bulk_writer() as write:
+        write([(T1, sample_ticks)])
+        raise RuntimeError("interrupted")
+    assert store.count() == 0
+    with store.bulk_writer() as write:
+        assert write([(T1, sample_ticks), (T2, sample_ticks)]) == 2 * len(sample_ticks)
+    assert store.timestamps() == [T1, T2]
+
+
+def test_stats(store, sample_ticks):
+    fill(store, sample_ticks)
+    stats = store.stats()
+    assert stats["rows"] == 3 * len(sample_ticks)
+    assert stats["last_ts"] == T3 and stats["first_ts"] == T1
+    assert stats["bytes"] > 0
+
+
+@pytest.mark.parametrize("url", ["mysql://x/y", "not a url"])
+def test_bad_urls(url):
+    with pytest.raises(StoreError):
+        TickStore(url)
+
+
+def test_postgres_ts_is_timestamptz(pg_store, sample_ticks):
+    import sqlalchemy as sa
+    pg_store.write_snapshot(T1, sample_ticks)
+    with pg_store.engine.connect() as conn:
+        kind = conn.execute(sa.text(
+            "SELECT data_type FROM information_schema.columns WHERE table_name = 'ltp_ticks' "
+            "AND column_name = 'ts' AND table_schema = current_schema()")).scalar()
+    assert kind == "timestamp with time zone"
+    assert pg_store.latest("NIFTY 50")["ts"] == T1
