@@ -1,0 +1,102 @@
+"""The collector loop: grid timestamps, commit hook, surviving source errors, clean shutdown."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from datetime import datetime
+
+import pytest
+
+from datacentre.collector import Collector, CollectorThread, grid_moment, next_slot
+from datacentre.errors import SourceError
+from datacentre.ticks import UTC
+
+
+class CountingSource:
+    """A tiny real source: two symbols whose price is the call number; fails on request."""
+
+    name = "test"
+
+    def __init__(self, fail_on: set[int] = frozenset()) -> None:
+        self.calls = 0
+        self.fail_on = fail_on
+
+    def snapshot(self, moment: datetime) -> list[dict]:
+        self.calls += 1
+        if self.calls in self.fail_on:
+            raise SourceError("broker timed out")
+        return [{"symbol": "NIFTY 50", "ltp": float(self.calls), "source": "sim"},
+                {"symbol": "NIFTY BANK", "ltp": float(self.calls), "source": "sim"}]
+
+
+def test_grid():
+    assert next_slot(100.0, 5) == 105.0
+    assert next_slot(101.2, 5) == 105.0
+    assert next_slot(10.05, 0.1) == pytest.approx(10.1)
+    assert grid_moment(105.0, 5) == datetime.fromtimestamp(105, UTC)
+    assert grid_moment(10.1000000001, 0.1).microsecond == 100_000
+
+
+def test_collect_once_writes_and_notifies(store):
+    seen = []
+    c = Collector(store, CountingSource(), interval=5, on_commit=lambda ts, n: seen.append((ts, n)))
+    moment = datetime(2026, 1, 2, 8, 13, 5, tzinfo=UTC)
+    assert c.collect_once(moment) == 2
+    assert seen == [("2026-01-02T08:13:05+00:00", 2)]
+    assert store.latest("NIFTY BANK")["ts"] == "2026-01-02T08:13:05+00:00"
+
+
+def test_run_survives_source_errors_and_stops(store):
+    source = CountingSource(fail_on={2})
+    collector = Collector(store, source, interval=0.1)
+    thread = CollectorThread(collector).start()
+    deadline = time.monotonic() + 10
+    while collector.snapshots < 4 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    thread.stop()
+    assert not thread.alive
+    assert collector.failures == 1
+    assert collector.snapshots >= 4
+    stamps = store.timestamps()
+    assert len(stamps) == collector.snapshots == len(set(stamps))
+    counts = Counter(r["ts"] for r in store.iter_ticks())
+    assert set(counts.values()) == {2}
+
+
+def test_interval_below_minimum_is_refused(store):
+    from datacentre.errors import ConfigError
+    with pytest.raises(ConfigError, match="at least 0.1"):
+        Collector(store, CountingSource(), interval=0.01)
+
+
+@pytest.mark.slow
+def test_sigterm_leaves_no_partial_snapshot(tmp_path):
+    db = tmp_path / "c.db"
+    env = {**os.environ, "DATACENTRE_DATA_DIR": str(tmp_path)}
+    proc = subprocess.Popen([sys.executable, "-m", "datacentre", "collect", "--db", f"sqlite:///{db}",
+                             "--interval", "0.2", "--seed", "7"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        from datacentre.store import TickStore
+        deadline = time.monotonic() + 60
+        store = None
+        while time.monotonic() < deadline:
+            if db.exists():
+                store = store or TickStore(f"sqlite:///{db}")
+                if len(store.timestamps()) >= 5:
+                    break
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGTERM)
+        _out, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err
+    counts = Counter(r["ts"] for r in store.iter_ticks())
+    assert len(counts) >= 5
+    assert len(set(counts.values())) == 1, "every snapshot holds the same number of rows"
