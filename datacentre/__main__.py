@@ -233,7 +233,7 @@ def cmd_verify(args, settings: Settings) -> int:
 
 def cmd_backfill(args, settings: Settings) -> int:
     from .backfill import backfill, check_session, recent_sessions
-    sessions = [check_session(args.date)] if args.date else recent_sessions(args.days or 1)
+    sessions = [check_session(args.date)] if args.date else recent_sessions(1 if args.days is None else args.days)
     store = _store(settings)
     bar = None
     if not args.no_progress:

@@ -1,0 +1,139 @@
+"""Store write and read speed against raw sqlite3 in the same run. Prints one JSON object.
+
+    python bench/bench_store.py [--snapshots 1000]
+
+* snapshot writes: TickStore.write_snapshot (one transaction per ~90-row snapshot, as the
+  collector does) vs raw sqlite3 executemany + commit with the same schema and pragmas;
+* bulk writes: TickStore.bulk_writer (backfill path) vs raw sqlite3 executemany in one
+  transaction;
+* backfill: a whole simulated session (generation + storage), rows per second;
+* as-of read: TickStore.snapshot_at vs the same two raw queries.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sqlite3
+import statistics
+import sys
+import tempfile
+import time
+from datetime import date, timedelta
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from datacentre.backfill import backfill  # noqa: E402
+from datacentre.sources import MarketSimulator  # noqa: E402
+from datacentre.store import TickStore  # noqa: E402
+from datacentre.ticks import TICK_FIELDS, format_ts  # noqa: E402
+
+DAY = date(2026, 11, 27)
+
+
+def snapshots(n: int) -> list[tuple[str, list[dict]]]:
+    sim = MarketSimulator(seed=1)
+    return [(format_ts(m), ticks) for (m, ticks), _ in zip(sim.session(DAY, 5.0), range(n))]
+
+
+def raw_connection(path: Path) -> sqlite3.Connection:
+    """The same table, indexes and pragmas as the store, created by hand."""
+    TickStore(f"sqlite:///{path}").close()
+    conn = sqlite3.connect(path)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    return conn
+
+
+INSERT = (f"INSERT OR IGNORE INTO ltp_ticks ({', '.join(TICK_FIELDS)}) "
+          f"VALUES ({', '.join('?' for _ in TICK_FIELDS)})")
+
+
+def rows_of(ts: str, ticks: list[dict]) -> list[tuple]:
+    return [tuple(ts if f == "ts" else t.get(f) for f in TICK_FIELDS) for t in ticks]
+
+
+def per_snapshot(tmp: Path, snaps) -> dict:
+    store = TickStore(f"sqlite:///{tmp / 'a.db'}")
+    t0 = time.perf_counter()
+    for ts, ticks in snaps:
+        store.write_snapshot(ts, ticks)
+    ours = time.perf_counter() - t0
+    conn = raw_connection(tmp / "b.db")
+    t0 = time.perf_counter()
+    for ts, ticks in snaps:
+        conn.executemany(INSERT, rows_of(ts, ticks))
+        conn.commit()
+    raw = time.perf_counter() - t0
+    rows = sum(len(t) for _, t in snaps)
+    return {"snapshots": len(snaps), "rows": rows,
+            "store_ms_per_snapshot": round(1000 * ours / len(snaps), 3),
+            "raw_sqlite3_ms_per_snapshot": round(1000 * raw / len(snaps), 3),
+            "overhead_x": round(ours / raw, 2)}
+
+
+def bulk(tmp: Path, snaps) -> dict:
+    store = TickStore(f"sqlite:///{tmp / 'c.db'}")
+    t0 = time.perf_counter()
+    with store.bulk_writer() as write:
+        write(snaps)
+    ours = time.perf_counter() - t0
+    conn = raw_connection(tmp / "d.db")
+    t0 = time.perf_counter()
+    for ts, ticks in snaps:
+        conn.executemany(INSERT, rows_of(ts, ticks))
+    conn.commit()
+    raw = time.perf_counter() - t0
+    rows = sum(len(t) for _, t in snaps)
+    return {"rows": rows, "store_rows_per_s": round(rows / ours), "raw_sqlite3_rows_per_s": round(rows / raw),
+            "overhead_x": round(ours / raw, 2)}
+
+
+def full_backfill(tmp: Path) -> dict:
+    store = TickStore(f"sqlite:///{tmp / 'e.db'}")
+    t0 = time.perf_counter()
+    generated = sum(len(t) for _, t in MarketSimulator(seed=2).session(DAY - timedelta(days=1), 5.0))
+    gen_s = time.perf_counter() - t0
+    result = backfill(store, [DAY], interval=5.0, seed=2)
+    return {"session_snapshots": result.snapshots, "rows": result.rows,
+            "seconds": round(result.seconds, 2), "rows_per_s": round(result.rows_per_second),
+            "generation_only_rows_per_s": round(generated / gen_s), "store": store}
+
+
+def as_of(store: TickStore, repeats: int = 200) -> dict:
+    stamps = store.timestamps()
+    path = store.url.removeprefix("sqlite:///")
+    conn = sqlite3.connect(path)
+    picks = [stamps[(i * 37) % len(stamps)] for i in range(repeats)]
+    ours, raw = [], []
+    for ts in picks:
+        t0 = time.perf_counter()
+        store.snapshot_at(ts, "NIFTY")
+        ours.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        at = conn.execute("SELECT max(ts) FROM ltp_ticks WHERE ts <= ?", (ts,)).fetchone()[0]
+        conn.execute("SELECT * FROM ltp_ticks WHERE ts = ? AND symbol IN "
+                     "(SELECT symbol FROM instruments WHERE underlying = 'NIFTY')", (at,)).fetchall()
+        raw.append(time.perf_counter() - t0)
+    return {"store_median_ms": round(1000 * statistics.median(ours), 3),
+            "raw_sqlite3_median_ms": round(1000 * statistics.median(raw), 3),
+            "store_rows": store.count()}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--snapshots", type=int, default=1000)
+    a = ap.parse_args()
+    snaps = snapshots(a.snapshots)
+    with tempfile.TemporaryDirectory() as d:
+        tmp = Path(d)
+        out = {"per_snapshot_commit": per_snapshot(tmp, snaps), "bulk_insert": bulk(tmp, snaps)}
+        fb = full_backfill(tmp)
+        store = fb.pop("store")
+        out["backfill_one_session"] = fb
+        out["snapshot_at"] = as_of(store)
+    print(json.dumps(out, indent=2))
+
+
+if __name__ == "__main__":
+    main()
