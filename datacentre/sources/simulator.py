@@ -1,0 +1,740 @@
+"""The market simulator: a live NIFTY / BANKNIFTY options market that needs no broker.
+
+Every call to :meth:`MarketSimulator.snapshot` moves the market forward by the real time
+elapsed since the previous call (at most ``MAX_STEP_SECONDS``), at any wall-clock hour, and
+returns one snapshot of ticks. :meth:`MarketSimulator.session` generates a whole past
+session (09:15-15:30 IST, both ends included) in vectorised chunks for backfill.
+
+The model (parameters are the constants below and :data:`UNDERLYING_MODELS`):
+
+* **Spot.** Log-normal diffusion whose volatility is the underlying's current ATM IV level
+  (annualised over trading time: 252 sessions of 6 h 15 min), so NIFTY moves about 10-16 %
+  and BANKNIFTY 12-18 % a year. The two indices' shocks are correlated
+  (``SPOT_CORRELATION``) and share occasional small jumps (``JUMPS_PER_SESSION`` of size
+  ``JUMP_SD``, scaled by ``jump_beta``). A weak pull (``SPOT_ANCHOR_HALF_LIFE``, 20 sessions)
+  towards the typical level keeps weeks of live running near it. Index prices are rounded to
+  0.01.
+* **Volatility surface.** Per underlying, three mean-reverting (Ornstein-Uhlenbeck) states:
+  the 30-day ATM level, the skew and the curvature. The level also moves opposite to spot
+  returns (``LEVERAGE``: a 1 % fall adds about one vol point). The ATM vol of an expiry is
+  ``level * (1 + TERM_SLOPE * (sqrt(T / 30d) - 1))`` clipped to ``atm_iv_bounds``; across
+  strikes ``sigma = atm + skew*k + curvature*k**2`` with ``k = ln(K/F) / sqrt(T)`` (``T`` at
+  least ``SMILE_MIN_T``) clipped to ``+-SMILE_K_LIMIT`` and sigma to ``[IV_MIN, IV_MAX]``:
+  puts richer, a smile on both wings.
+* **Options.** ``ltp`` is the Black-Scholes price (:mod:`datacentre.pricing`, spot = the
+  index row's ltp, ``T = option_time(expiry, moment)``, the configured rate) at the row's
+  ``iv`` (percent, 4 decimals) rounded to the 0.05 tick, at least 0.05; Greeks are computed
+  at that same iv. A guard keeps call prices non-increasing and put prices non-decreasing in
+  strike; when it has to act, it re-derives that strike's iv from the corrected price, so
+  ``ltp`` is still the price at the stored iv.
+* **Quotes.** ``bid <= ltp <= ask`` on the tick grid; the spread (in ticks) grows with the
+  premium and with the distance from ATM, so cheap far strikes are relatively wide. A bid
+  below 0.05 is ``None``.
+* **Futures.** ``spot * exp(r*T)`` times a tiny mean-reverting basis noise (``BASIS_SD``).
+* **Volume.** Cumulative day volume (reset at each IST date and each :meth:`session`), traded
+  in whole lots as Poisson arrivals, heaviest at ATM, busier when spot moves and near expiry.
+* **Open interest.** Each contract runs build-up / unwinding / quiet episodes that switch at
+  random (mean ``REGIME_MEAN_SECONDS``); build-up is likelier below the contract's typical
+  OI and unwinding above it. Changes are whole lots, never exceed the lots traded in the step,
+  and OI never goes below 0. The typical OI follows a profile around the current spot,
+  peaking a few strikes out of the money, with more at round strikes (NIFTY nearest weekly at
+  ATM: about 1 crore units); new contracts start at it, and after a big move OI builds up at
+  the new at-the-money strikes.
+
+Snapshots carry: both indices, each one's current monthly future, options on the nearest
+expiry (NIFTY weekly, BANKNIFTY monthly) at ATM +- ``atm_window`` strikes, and NIFTY's next
+weekly at ATM +- ``next_expiry_window`` strikes (term structure). The strike window follows
+spot; a strike entering it already has a history (OI and volume are kept for a wider grid).
+
+Randomness comes from one ``numpy.random.default_rng(seed)``: the same seed and the same
+sequence of calls give identical ticks.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+import numpy as np
+
+from .. import pricing
+from ..config import DEFAULT_ATM_WINDOW, DEFAULT_RISK_FREE_RATE, check_interval
+from ..errors import ConfigError, DataCentreError
+from ..instruments import (
+    FUT,
+    INDEX,
+    YEAR_SECONDS,
+    current_future_expiry,
+    format_future,
+    format_option,
+    option_expiries,
+    parse_symbol,
+    session_bounds,
+    time_to_expiry,
+    token_for,
+    underlying,
+)
+from ..ticks import IST, format_ts, parse_ts
+
+SOURCE = "sim"
+TICK = 0.05
+
+SESSION_SECONDS = 22_500.0  # 09:15-15:30
+TRADING_SECONDS_PER_YEAR = 252 * SESSION_SECONDS
+MAX_STEP_SECONDS = 900.0  # a longer gap between calls moves the market by 15 minutes only
+SPOT_ANCHOR_HALF_LIFE = 20 * SESSION_SECONDS  # a weak pull to the typical level: weeks of
+# live running keep NIFTY within a few percent of 26,000
+MIN_PRICING_T = 1.0 / YEAR_SECONDS  # one second: T never reaches 0 while a contract trades
+
+SPOT_CORRELATION = 0.8
+JUMPS_PER_SESSION = 2.0
+JUMP_SD = 0.0012  # log size of one jump (about 30 NIFTY points)
+LEVERAGE = 1.0  # ATM IV level change per unit log return, with the opposite sign
+
+# Ornstein-Uhlenbeck states: stationary standard deviation and half-life (seconds).
+IV_LEVEL_SD, IV_LEVEL_HALF_LIFE = 0.010, 5_400.0
+SKEW_SD, SKEW_HALF_LIFE = 0.020, 7_200.0
+CURVATURE_SD, CURVATURE_HALF_LIFE = 0.030, 7_200.0
+BASIS_SD, BASIS_HALF_LIFE = 1e-4, 120.0
+
+TERM_SLOPE = 0.10
+TERM_REFERENCE_T = 30.0 / 365.0
+SMILE_K_LIMIT = 2.0
+SMILE_MIN_T = 1.0 / 365.0  # on expiry day the smile keeps its one-day-out shape
+IV_MIN, IV_MAX = 0.05, 0.60
+
+NEXT_EXPIRY_WINDOW = 5
+NEXT_EXPIRY_OI_SCALE = 0.35
+NEXT_EXPIRY_VOLUME_SCALE = 0.15
+GRID_MARGIN = 25  # strikes kept beyond the window either side, so entering strikes have a past
+
+OI_PEAK_OFFSET = 3.0  # strikes out of the money where the OI profile peaks
+OI_PROFILE_WIDTH = 8.0  # strikes
+OI_NOISE_SD = 0.3  # log-normal spread of typical OI between neighbouring contracts
+VOLUME_DECAY_STRIKES = 4.0
+REGIME_MEAN_SECONDS = 1_800.0
+REGIME_QUIET_PROB = 0.25
+BUILD_INTENSITY = (0.03, 0.30)  # fraction of the contract's typical OI per hour in an episode
+FUTURE_OI_PACE = 0.1  # futures OI moves at a tenth of that pace
+QUIET_INTENSITY = 0.01
+OPTION_SPREAD_BASE = 0.3  # extra ticks of spread on top of one tick, Poisson mean
+OPTION_SPREAD_PER_STRIKE = 0.12
+OPTION_SPREAD_PER_RUPEE = 0.01
+FUTURE_SPREAD_EXTRA = 3.0
+
+BUILD_UP, QUIET, UNWINDING = 1, 0, -1
+
+
+@dataclass(frozen=True)
+class UnderlyingModel:
+    """Typical levels of one underlying; volumes and OI are in units (shares), per session."""
+
+    base: str
+    spot: float
+    atm_iv: float  # long-run 30-day ATM IV
+    atm_iv_bounds: tuple[float, float]
+    skew: float
+    curvature: float
+    jump_beta: float
+    option_oi_peak: float  # top of the nearest expiry's OI profile, per contract
+    option_volume_atm: float  # day volume of the nearest expiry's ATM contract
+    future_oi: float
+    future_volume: float
+
+
+UNDERLYING_MODELS: dict[str, UnderlyingModel] = {
+    "NIFTY": UnderlyingModel("NIFTY", 26_000.0, 0.13, (0.10, 0.16), -0.12, 0.30, 1.0,
+                             1.2e7, 5.0e7, 1.4e7, 1.0e7),
+    "BANKNIFTY": UnderlyingModel("BANKNIFTY", 59_000.0, 0.15, (0.12, 0.18), -0.14, 0.30, 1.25,
+                                 2.0e6, 6.0e6, 2.0e6, 2.5e6),
+}
+
+
+# ---------------------------------------------------------------- pure model helpers
+
+def option_time(expiry: date, moment: datetime) -> float:
+    """Years to expiry used for pricing: ``time_to_expiry`` floored at one second."""
+    return max(time_to_expiry(expiry, moment), MIN_PRICING_T)
+
+
+def ou_decay(dt: np.ndarray, half_life: np.ndarray) -> np.ndarray:
+    """Fraction of an Ornstein-Uhlenbeck deviation left after ``dt`` seconds."""
+    return np.exp(-math.log(2.0) * dt / half_life)
+
+
+def spot_step(log_spot: np.ndarray, log_anchor: np.ndarray, vol: np.ndarray, dt: float,
+              shock: np.ndarray, jump: np.ndarray) -> np.ndarray:
+    """One step of ``dt`` seconds of the log indices: a log-normal move (``vol`` annualised
+    over trading time), a weak pull towards ``log_anchor`` and ``jump`` (already scaled)."""
+    years = dt / TRADING_SECONDS_PER_YEAR
+    pull = (log_anchor - log_spot) * -math.expm1(-math.log(2.0) * dt / SPOT_ANCHOR_HALF_LIFE)
+    return log_spot + pull - 0.5 * vol * vol * years + vol * math.sqrt(years) * shock + jump
+
+
+def atm_vol(level, t, bounds: tuple[float, float]):
+    """ATM implied vol of an expiry ``t`` years away, from the 30-day level (term structure)."""
+    return np.clip(level * (1.0 + TERM_SLOPE * (np.sqrt(t / TERM_REFERENCE_T) - 1.0)), *bounds)
+
+
+def smile(strike, forward, t, atm, skew, curvature):
+    """Implied vol across strikes: quadratic in ``k = ln(K/F)/sqrt(T)``, clipped to sane bounds."""
+    k = np.log(strike / forward) / np.sqrt(np.maximum(t, SMILE_MIN_T))
+    k = np.clip(k, -SMILE_K_LIMIT, SMILE_K_LIMIT)
+    return np.clip(atm + skew * k + curvature * k * k, IV_MIN, IV_MAX)
+
+
+def oi_profile(strikes: np.ndarray, spot: float, step: float, right: np.ndarray) -> np.ndarray:
+    """Relative typical OI (peak about 1): highest a few strikes out of the money, more at
+    round strikes, little in the money. ``right`` is +1 for calls, -1 for puts."""
+    otm = right * (strikes - spot) / step  # strikes out of the money (negative: in the money)
+    shape = np.exp(-((otm - OI_PEAK_OFFSET) ** 2) / (2 * OI_PROFILE_WIDTH ** 2))
+    shape *= np.exp(np.minimum(otm, 0.0) / 4.0)
+    round_bonus = 1.0 + 0.5 * (strikes % (10 * step) == 0) + 0.2 * (strikes % (2 * step) == 0)
+    return shape * round_bonus
+
+
+def volume_shape(otm: np.ndarray) -> np.ndarray:
+    """Relative trading activity by strikes out of the money (in-the-money trades less)."""
+    return np.exp((np.minimum(otm, 0.0) - np.abs(otm)) / VOLUME_DECAY_STRIKES)
+
+
+def quote_ticks(rng: np.random.Generator, ltp_ticks: np.ndarray, extra: np.ndarray
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """Bid and ask in ticks around ``ltp_ticks``: spread ``1 + Poisson(extra)`` ticks with the
+    last trade anywhere inside it. A bid under one tick means no bid."""
+    spread = 1 + rng.poisson(extra)
+    bid = ltp_ticks - rng.integers(0, spread + 1)
+    return bid, bid + spread
+
+
+def regime_path(rng: np.random.Generator, regime: np.ndarray, intensity: np.ndarray,
+                build_prob: np.ndarray, dt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-step OI regime and intensity of each contract over ``len(dt)`` steps: at each step
+    a contract starts a new episode with probability ``1 - exp(-dt/REGIME_MEAN_SECONDS)``."""
+    steps, n = len(dt), len(regime)
+    switch = rng.random((steps, n)) < -np.expm1(-dt / REGIME_MEAN_SECONDS)[:, None]
+    draw = rng.random((steps, n))
+    fresh = np.where(draw < build_prob, BUILD_UP,
+                     np.where(draw < build_prob + REGIME_QUIET_PROB, QUIET, UNWINDING))
+    fresh_intensity = rng.uniform(*BUILD_INTENSITY, size=(steps, n))
+    last = np.maximum.accumulate(np.where(switch, np.arange(steps)[:, None], -1), axis=0)
+    at = np.maximum(last, 0)
+    started = last >= 0
+    return (np.where(started, np.take_along_axis(fresh, at, 0), regime),
+            np.where(started, np.take_along_axis(fresh_intensity, at, 0), intensity))
+
+
+def oi_changes(rng: np.random.Generator, regime: np.ndarray, intensity: np.ndarray,
+               typical_lots: np.ndarray, dt: np.ndarray, traded_lots: np.ndarray) -> np.ndarray:
+    """OI change in lots per step: build-up adds, unwinding removes, quiet jitters; never
+    more than the lots traded in that step."""
+    rate = np.where(regime == QUIET, QUIET_INTENSITY, intensity) * typical_lots
+    lots = rng.poisson(rate * (dt / 3600.0)[:, None])
+    sign = np.where(regime == QUIET, rng.choice((-1, 1), size=regime.shape), regime)
+    return np.clip(sign * lots, -traded_lots, traded_lots)
+
+
+def reflected_cumsum(start: np.ndarray, steps: np.ndarray) -> np.ndarray:
+    """``x[t] = max(x[t-1] + steps[t], 0)`` from ``x[-1] = start >= 0``, vectorised over time."""
+    total = start + np.cumsum(steps, axis=0)
+    return total - np.minimum(np.minimum.accumulate(total, axis=0), 0)
+
+
+def arbitrage_guard(call: np.ndarray, put: np.ndarray, sig_call: np.ndarray, sig_put: np.ndarray,
+                    S, K, T, r: float):
+    """Make call prices non-increasing and put prices non-decreasing along the strike axis
+    (the last one, strikes ascending). Where a price has to change, its vol is re-implied
+    from the corrected price (rounded like stored ivs) so price and vol stay consistent."""
+    out = []
+    for flag, price, sig, fixed in (("c", call, sig_call, np.minimum.accumulate(call, axis=-1)),
+                                    ("p", put, sig_put, np.maximum.accumulate(put, axis=-1))):
+        bad = np.abs(fixed - price) > 1e-9
+        if bad.any():
+            S_, K_, T_ = (np.broadcast_to(a, price.shape)[bad] for a in (S, K, T))
+            implied = np.asarray(pricing.implied_vol(fixed[bad], flag, S_, K_, T_, r), dtype=float)
+            sig = sig.copy()
+            sig[bad] = np.where(np.isfinite(implied), np.round(implied * 100, 4) / 100, sig[bad])
+            price = price.copy()
+            price[bad] = np.asarray(pricing.bs_price(flag, S_, K_, T_, r, sig[bad]), dtype=float)
+        out.append((price, sig))
+    return out[0][0], out[1][0], out[0][1], out[1][1]
+
+
+def ticks_of(price: np.ndarray) -> np.ndarray:
+    """Price to whole ticks, at least one."""
+    return np.maximum(np.rint(price / TICK), 1).astype(np.int64)
+
+
+def price_of(ticks: np.ndarray) -> np.ndarray:
+    return np.round(ticks * TICK, 2)
+
+
+# ---------------------------------------------------------------- state
+
+@dataclass
+class _Book:
+    """Open interest and day volume of a set of contracts, in units; changes come in lots."""
+
+    lot: int
+    symbols: np.ndarray  # object
+    tokens: np.ndarray  # object
+    typical_oi: np.ndarray  # float units: what the regimes revert around
+    weight: np.ndarray  # per-contract popularity factor (log-normal around 1)
+    oi: np.ndarray  # int64 units
+    volume: np.ndarray  # int64 units, this IST day
+    regime: np.ndarray  # int64: BUILD_UP, QUIET, UNWINDING
+    intensity: np.ndarray  # fraction of typical OI per hour in the current episode
+    oi_pace: float = 1.0  # scales the intensity (futures OI moves slowly)
+
+    def extend(self, other: _Book, *, front: bool = False) -> None:
+        for name in ("symbols", "tokens", "typical_oi", "weight", "oi", "volume", "regime",
+                     "intensity"):
+            a, b = getattr(self, name), getattr(other, name)
+            setattr(self, name, np.concatenate((b, a) if front else (a, b)))
+
+    def advance(self, rng: np.random.Generator, dt: np.ndarray, rate: np.ndarray
+                ) -> tuple[np.ndarray, np.ndarray]:
+        """Trade and move OI over the steps ``dt`` (seconds) at ``rate`` lots/s (steps x
+        contracts); return the volume and OI paths (steps x contracts, units)."""
+        traded = rng.poisson(rate * dt[:, None])
+        ratio = self.oi / np.maximum(self.typical_oi, self.lot)
+        build_prob = np.clip(0.75 - 0.3 * ratio, 0.1, 0.7)  # balanced at 1.25x typical
+        regime, intensity = regime_path(rng, self.regime, self.intensity, build_prob, dt)
+        change = oi_changes(rng, regime, intensity * self.oi_pace, self.typical_oi / self.lot, dt,
+                            traded)
+        volume = self.volume + np.cumsum(traded, axis=0) * self.lot
+        oi = reflected_cumsum(self.oi, change * self.lot)
+        self.volume, self.oi = volume[-1].copy(), oi[-1].copy()
+        self.regime, self.intensity = regime[-1].copy(), intensity[-1].copy()
+        return volume, oi
+
+
+@dataclass
+class _Chain:
+    """One option expiry on a strike grid wider than the published window.
+
+    Contracts are strike-major: index ``2*i`` is the call and ``2*i + 1`` the put at
+    ``first_strike + i*step``."""
+
+    base: str
+    expiry: date
+    step: float
+    first_strike: float
+    book: _Book
+
+    @property
+    def strikes(self) -> np.ndarray:
+        return self.first_strike + self.step * np.arange(len(self.book.oi) // 2)
+
+
+@dataclass(frozen=True)
+class _ChainSpec:
+    base: str
+    expiry: date
+    window: int
+    oi_scale: float
+    volume_scale: float
+
+
+RIGHTS = np.array([1.0, -1.0])  # call, put (per contract pair)
+
+
+class MarketSimulator:
+    """The default data source: a simulated, internally consistent index options market.
+
+    ``resume_from`` takes the latest stored ticks (one row per symbol is enough) so a
+    restarted collector continues where it stopped: spot from the index rows, OI of every
+    known future and option, the ATM IV level from the nearest-expiry ATM option, and day
+    volume when the first snapshot falls on the same IST date. Rows it cannot use are
+    ignored. ``next_expiry_window=None`` leaves NIFTY's next weekly out.
+    """
+
+    name = SOURCE
+
+    def __init__(self, *, seed: int | None = None, atm_window: int = DEFAULT_ATM_WINDOW,
+                 risk_free_rate: float = DEFAULT_RISK_FREE_RATE,
+                 underlyings: Sequence[str] = ("NIFTY", "BANKNIFTY"),
+                 resume_from: Iterable[dict] | None = None,
+                 next_expiry_window: int | None = NEXT_EXPIRY_WINDOW) -> None:
+        if int(atm_window) < 1:
+            raise ConfigError(f"ATM window must be at least 1 strike, got {atm_window}")
+        if next_expiry_window is not None and int(next_expiry_window) < 1:
+            raise ConfigError(f"next expiry window must be at least 1 strike or None, "
+                              f"got {next_expiry_window}")
+        self.atm_window = int(atm_window)
+        self.next_expiry_window = None if next_expiry_window is None else int(next_expiry_window)
+        self.risk_free_rate = float(risk_free_rate)
+        self.seed = seed
+        bases = list(dict.fromkeys(underlying(u).base for u in underlyings))
+        if not bases:
+            raise ConfigError("the simulator needs at least one underlying")
+        self.underlyings = tuple(bases)
+        self._models = [UNDERLYING_MODELS[b] for b in bases]
+        self._rng = np.random.default_rng(seed)
+
+        n = len(bases)
+        corr = np.full((n, n), SPOT_CORRELATION)
+        np.fill_diagonal(corr, 1.0)
+        self._chol = np.linalg.cholesky(corr)
+        self._beta = np.array([m.jump_beta for m in self._models])
+        self._iv_bounds = np.array([m.atm_iv_bounds for m in self._models])
+        # state columns: ATM IV level, skew, curvature, futures basis
+        self._mean = np.array([[m.atm_iv, m.skew, m.curvature, 0.0] for m in self._models])
+        self._sd = np.array([IV_LEVEL_SD, SKEW_SD, CURVATURE_SD, BASIS_SD])
+        self._half_life = np.array([IV_LEVEL_HALF_LIFE, SKEW_HALF_LIFE, CURVATURE_HALF_LIFE,
+                                    BASIS_HALF_LIFE])
+        self._log_anchor = np.log([m.spot for m in self._models])
+        self._log_spot = self._log_anchor + self._rng.normal(0, 0.01, n)
+        self._state = self._clip_state(self._mean + self._sd * self._rng.standard_normal((n, 4)))
+
+        self._chains: dict[tuple[str, date], _Chain] = {}
+        self._futures: dict[tuple[str, date], _Book] = {}
+        self._last: datetime | None = None
+        self._day: date | None = None
+        self._resume_oi: dict[str, int] = {}
+        self._resume_volume: dict[str, int] = {}
+        self._resume_day: date | None = None
+        if resume_from:
+            self._resume(resume_from)
+
+    def __repr__(self) -> str:
+        return (f"MarketSimulator(seed={self.seed!r}, underlyings={self.underlyings}, "
+                f"atm_window={self.atm_window})")
+
+    # ------------------------------------------------------------ public
+
+    def snapshot(self, moment: datetime) -> list[dict]:
+        """Advance the market to ``moment`` and return its ticks (the first call initialises)."""
+        return self._advance([parse_ts(moment)])[0]
+
+    def session(self, day: date, interval: float) -> Iterator[tuple[datetime, list[dict]]]:
+        """Every snapshot of the session of ``day`` as ``(moment, ticks)``: 09:15 IST, then
+        every ``interval`` seconds up to and including 15:30 IST when the interval divides the
+        session (4,501 snapshots at 5 s). Day volume starts at 0.
+
+        On an expiry day the 15:30 snapshot already shows the next expiry (the expiring
+        contract has stopped trading), as :func:`instruments.nearest_option_expiry` says."""
+        interval = check_interval(interval)
+        start, end = session_bounds(day)
+        count = math.floor((end - start).total_seconds() / interval + 1e-9) + 1
+        return self._run_session(day, [start + timedelta(seconds=i * interval)
+                                       for i in range(count)])
+
+    def _run_session(self, day: date, moments: list[datetime]
+                     ) -> Iterator[tuple[datetime, list[dict]]]:
+        self._start_day(day, keep_resumed_volume=False)
+        chunk = 600  # snapshots generated at once: bounds memory, keeps the first yield quick
+        for first in range(0, len(moments), chunk):
+            for part in self._same_layout(moments[first:first + chunk]):
+                yield from zip(part, self._advance(part))
+
+    def _same_layout(self, moments: list[datetime]) -> list[list[datetime]]:
+        """Split consecutive moments where the contract set changes (an expiry rolls)."""
+        if len(moments) == 1 or self._layout(moments[0]) == self._layout(moments[-1]):
+            return [moments]
+        half = len(moments) // 2
+        return self._same_layout(moments[:half]) + self._same_layout(moments[half:])
+
+    # ------------------------------------------------------------ resume
+
+    def _resume(self, rows: Iterable[dict]) -> None:
+        newest: dict[str, tuple[datetime, dict]] = {}
+        for row in rows:
+            try:
+                symbol, moment = row["symbol"], parse_ts(row["ts"])
+                parse_symbol(symbol)
+            except (DataCentreError, KeyError, TypeError, ValueError):
+                continue
+            if symbol not in newest or moment > newest[symbol][0]:
+                newest[symbol] = (moment, row)
+        if not newest:
+            return
+        self._resume_day = max(m for m, _ in newest.values()).astimezone(IST).date()
+        candidates: dict[str, list[tuple]] = {}
+        for symbol, (moment, row) in newest.items():
+            inst = parse_symbol(symbol)
+            if inst.underlying not in self.underlyings:
+                continue
+            u = self.underlyings.index(inst.underlying)
+            if inst.kind == INDEX:
+                ltp = _number(row.get("ltp"))
+                if ltp is not None and ltp > 0:
+                    self._log_spot[u] = math.log(ltp)
+                continue
+            oi, volume = _number(row.get("oi")), _number(row.get("volume"))
+            if oi is not None and oi >= 0:
+                self._resume_oi[symbol] = int(oi)
+            if volume is not None and volume >= 0:
+                self._resume_volume[symbol] = int(volume)
+            iv = _number(row.get("iv"))
+            if inst.kind != FUT and iv is not None and iv > 0:
+                candidates.setdefault(inst.underlying, []).append((inst, moment, iv / 100.0))
+        for base, found in candidates.items():
+            u = self.underlyings.index(base)
+            spot = math.exp(self._log_spot[u])
+            newest_ts = max(c[1] for c in found)  # rows of strikes that left the window are stale
+            inst, moment, iv = min((c for c in found if c[1] == newest_ts),
+                                   key=lambda c: (c[0].expiry, abs(c[0].strike - spot)))
+            t = time_to_expiry(inst.expiry, moment)
+            if t > 0:
+                level = iv / float(atm_vol(1.0, t, (0.0, np.inf)))
+                self._state[u, 0] = np.clip(level, *self._iv_bounds[u])
+
+    # ------------------------------------------------------------ the market step
+
+    def _layout(self, moment: datetime) -> tuple:
+        return (moment.astimezone(IST).date(), current_future_expiry(moment),
+                tuple(self._chain_specs(moment)))
+
+    def _chain_specs(self, moment: datetime) -> list[_ChainSpec]:
+        specs = []
+        for base in self.underlyings:
+            expiries = option_expiries(base, moment, 2)
+            specs.append(_ChainSpec(base, expiries[0], self.atm_window, 1.0, 1.0))
+            if underlying(base).weekly and self.next_expiry_window:
+                specs.append(_ChainSpec(base, expiries[1], self.next_expiry_window,
+                                        NEXT_EXPIRY_OI_SCALE, NEXT_EXPIRY_VOLUME_SCALE))
+        return specs
+
+    def _start_day(self, day: date, *, keep_resumed_volume: bool) -> None:
+        self._day = day
+        for book in [*self._futures.values(), *(c.book for c in self._chains.values())]:
+            book.volume[:] = 0
+        if not (keep_resumed_volume and day == self._resume_day):
+            self._resume_volume.clear()
+
+    def _clip_state(self, state: np.ndarray) -> np.ndarray:
+        state[:, 0] = np.clip(state[:, 0], self._iv_bounds[:, 0], self._iv_bounds[:, 1])
+        state[:, 1] = np.minimum(state[:, 1], 0.0)
+        state[:, 2] = np.maximum(state[:, 2], 0.0)
+        return state
+
+    def _evolve(self, dt: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Spot and surface paths over the steps ``dt``: (spot (steps x n, rounded to 0.01),
+        state (steps x n x 4: level, skew, curvature, basis), standardised spot shocks)."""
+        rng, steps, n = self._rng, len(dt), len(self.underlyings)
+        shocks = rng.standard_normal((steps, n)) @ self._chol.T
+        jump_count = rng.poisson(JUMPS_PER_SESSION * dt / SESSION_SECONDS)
+        jumps = rng.standard_normal(steps) * np.sqrt(jump_count) * JUMP_SD
+        decay = ou_decay(dt[:, None, None], self._half_life)
+        noise = self._sd * np.sqrt(1.0 - decay ** 2) * rng.standard_normal((steps, n, 4))
+        log_spot, state = self._log_spot, self._state
+        log_path, state_path = np.empty((steps, n)), np.empty((steps, n, 4))
+        for t in range(steps):
+            new_log = spot_step(log_spot, self._log_anchor, state[:, 0], dt[t], shocks[t],
+                                self._beta * jumps[t])
+            state = self._mean + (state - self._mean) * decay[t] + noise[t]
+            state[:, 0] -= LEVERAGE * (new_log - log_spot)
+            state = self._clip_state(state)
+            log_spot = new_log
+            log_path[t], state_path[t] = log_spot, state
+        self._log_spot, self._state = log_spot, state
+        return np.round(np.exp(log_path), 2), state_path, shocks
+
+    def _advance(self, moments: list[datetime]) -> list[list[dict]]:
+        """Move the market through ``moments`` (same IST day and expiries) and return the
+        ticks of each."""
+        seconds = np.array([m.timestamp() for m in moments])
+        previous = seconds[0] if self._last is None else self._last.timestamp()
+        dt = np.clip(np.diff(seconds, prepend=previous), 0.0, MAX_STEP_SECONDS)
+        day = moments[0].astimezone(IST).date()
+        if day != self._day:
+            self._start_day(day, keep_resumed_volume=True)
+        self._last = moments[-1]
+
+        spot, state, shocks = self._evolve(dt)
+        activity = 0.4 + 0.75 * np.abs(shocks)  # trading picks up when spot moves
+
+        index_rows = [(underlying(b).index_symbol, token_for(underlying(b).index_symbol))
+                      for b in self.underlyings]
+        fut_cols = self._future_columns(moments, dt, spot, state, activity)
+        option_parts = [self._option_columns(spec, moments, dt, spot, state, activity)
+                        for spec in self._chain_specs(moments[0])]
+        columns = [np.concatenate(parts, axis=1).tolist() for parts in zip(*option_parts)]
+
+        out = []
+        for t, (moment, spots) in enumerate(zip(moments, spot.tolist())):
+            ts = format_ts(moment)
+            rows = [_row(sym, tok, ts, ltp, None, None, 0, None)
+                    for (sym, tok), ltp in zip(index_rows, spots)]
+            rows += [_row(sym, tok, ts, ltp[t], bid[t], ask[t], vol[t], oi[t])
+                     for sym, tok, ltp, bid, ask, vol, oi in fut_cols]
+            rows += [{"symbol": s, "token": k, "ts": ts, "ltp": p, "bid": b or None, "ask": a,
+                      "volume": v, "oi": o, "delta": de, "gamma": g, "theta": th, "vega": ve,
+                      "iv": iv, "source": SOURCE}
+                     for s, k, p, b, a, v, o, de, g, th, ve, iv in zip(*(c[t] for c in columns))]
+            out.append(rows)
+        return out
+
+    def _future_columns(self, moments: list[datetime], dt: np.ndarray, spot: np.ndarray,
+                        state: np.ndarray, activity: np.ndarray) -> list[tuple]:
+        """Per underlying: symbol, token and per-step ltp, bid, ask, volume, oi lists."""
+        expiry = current_future_expiry(moments[0])
+        carry = self.risk_free_rate * np.array([time_to_expiry(expiry, m) for m in moments])
+        out = []
+        for u, base in enumerate(self.underlyings):
+            book = self._future_book(base, expiry)
+            rate = self._models[u].future_volume / book.lot / SESSION_SECONDS * activity[:, u:u + 1]
+            volume, oi = book.advance(self._rng, dt, rate)
+            ltp = ticks_of(spot[:, u] * np.exp(carry + state[:, u, 3]))
+            bid, ask = quote_ticks(self._rng, ltp, np.full(len(moments), FUTURE_SPREAD_EXTRA))
+            out.append((book.symbols[0], book.tokens[0], price_of(ltp).tolist(),
+                        [b or None for b in np.where(bid >= 1, price_of(bid), 0.0).tolist()],
+                        price_of(ask).tolist(), volume[:, 0].tolist(), oi[:, 0].tolist()))
+        return out
+
+    def _option_columns(self, spec: _ChainSpec, moments: list[datetime], dt: np.ndarray,
+                        spot: np.ndarray, state: np.ndarray, activity: np.ndarray) -> list:
+        """Per-step arrays (steps x window rows, CE then PE per strike) of one expiry."""
+        u = self.underlyings.index(spec.base)
+        model, lot = self._models[u], underlying(spec.base).lot_size
+        S = spot[:, u:u + 1]
+        chain = self._chain(spec, S[:, 0])
+        step = chain.step
+        strikes = chain.strikes
+        contract_strikes = np.repeat(strikes, 2)
+        contract_rights = np.tile(RIGHTS, len(strikes))
+        T = np.array([[option_time(spec.expiry, m)] for m in moments])
+
+        otm_all = contract_rights * (contract_strikes - S) / step
+        near_expiry = 1.0 + 2.0 * math.exp(-T[0, 0] * 365.0)
+        rate = (model.option_volume_atm / lot / SESSION_SECONDS * spec.volume_scale * near_expiry
+                * volume_shape(otm_all) * activity[:, u:u + 1])
+        volume, oi = chain.book.advance(self._rng, dt, rate)
+
+        # the published window: ATM +- window strikes at each step
+        atm = np.rint(S[:, 0] / step) * step  # as instruments.atm_strike (ties to even)
+        atm_index = np.rint((atm - chain.first_strike) / step).astype(np.int64)
+        strike_index = atm_index[:, None] + np.arange(-spec.window, spec.window + 1)
+        K = chain.first_strike + step * strike_index
+        level, skew, curvature = state[:, u, 0:1], state[:, u, 1:2], state[:, u, 2:3]
+        r = self.risk_free_rate
+        forward = S * np.exp(r * T)
+        sigma = smile(K, forward, T, atm_vol(level, T, tuple(model.atm_iv_bounds)), skew, curvature)
+        sigma = np.round(sigma * 100, 4) / 100
+        Sb, Tb = np.broadcast_to(S, K.shape), np.broadcast_to(T, K.shape)
+        call = np.asarray(pricing.bs_price("c", Sb, K, Tb, r, sigma), dtype=float)
+        put = np.asarray(pricing.bs_price("p", Sb, K, Tb, r, sigma), dtype=float)
+        call, put, sig_c, sig_p = arbitrage_guard(call, put, sigma, sigma, Sb, K, Tb, r)
+        ticks = np.stack([ticks_of(call), ticks_of(put)], axis=-1)
+        # rounding to the tick is monotone; this only settles float ties the guard left behind
+        ticks[..., 0] = np.minimum.accumulate(ticks[..., 0], axis=1)
+        ticks[..., 1] = np.maximum.accumulate(ticks[..., 1], axis=1)
+        sig = np.stack([sig_c, sig_p], axis=-1)
+        g_c = pricing.greeks("c", Sb, K, Tb, r, sig_c)
+        g_p = pricing.greeks("p", Sb, K, Tb, r, sig_p)
+
+        distance = np.abs(K - S) / step
+        extra = (OPTION_SPREAD_BASE + OPTION_SPREAD_PER_STRIKE * distance)[..., None] \
+            + OPTION_SPREAD_PER_RUPEE * ticks * TICK
+        bid, ask = quote_ticks(self._rng, ticks, extra)
+
+        contracts = (2 * strike_index)[..., None] + np.arange(2)
+        steps = len(moments)
+        rows = contracts.shape[1] * 2
+
+        def flat(a):
+            return a.reshape(steps, rows)
+
+        def pair(name, digits):  # "+ 0.0" turns -0.0 into 0.0
+            return flat(np.round(np.stack([np.asarray(g_c[name], dtype=float),
+                                           np.asarray(g_p[name], dtype=float)], axis=-1), digits)
+                        + 0.0)
+
+        at = flat(contracts)
+        return [
+            chain.book.symbols[at], chain.book.tokens[at],
+            flat(price_of(ticks)), flat(np.where(bid >= 1, price_of(bid), 0.0)), flat(price_of(ask)),
+            np.take_along_axis(volume, at, axis=1), np.take_along_axis(oi, at, axis=1),
+            pair("delta", 4), pair("gamma", 6), pair("theta", 4), pair("vega", 4),
+            flat(np.round(sig * 100, 4)),
+        ]
+
+    # ------------------------------------------------------------ contracts
+
+    def _new_book(self, base: str, symbols: list[str], typical: np.ndarray,
+                  weight: np.ndarray) -> _Book:
+        lot = underlying(base).lot_size
+        n = len(symbols)
+        typical_lots = np.maximum(np.rint(typical / lot), 1)
+        oi = np.array([self._resume_oi.get(s, -1) for s in symbols], dtype=np.int64)
+        oi = np.where(oi >= 0, oi, (typical_lots * lot).astype(np.int64))
+        volume = np.array([self._resume_volume.get(s, 0) for s in symbols], dtype=np.int64)
+        draw = self._rng.random(n)
+        regime = np.where(draw < 0.5, BUILD_UP,
+                          np.where(draw < 0.5 + REGIME_QUIET_PROB, QUIET, UNWINDING))
+        return _Book(lot=lot, symbols=np.array(symbols, dtype=object),
+                     tokens=np.array([token_for(s) for s in symbols], dtype=object),
+                     typical_oi=typical, weight=weight, oi=oi, volume=volume, regime=regime,
+                     intensity=self._rng.uniform(*BUILD_INTENSITY, size=n))
+
+    def _future_book(self, base: str, expiry: date) -> _Book:
+        key = (base, expiry)
+        if key not in self._futures:
+            self._futures = {k: v for k, v in self._futures.items() if k[0] != base}
+            model = UNDERLYING_MODELS[base]
+            book = self._new_book(base, [format_future(base, expiry)], np.array([model.future_oi]),
+                                  np.ones(1))
+            book.oi_pace = FUTURE_OI_PACE
+            self._futures[key] = book
+        return self._futures[key]
+
+    @staticmethod
+    def _typical_oi(spec: _ChainSpec, strikes: np.ndarray, spot: float, weight: np.ndarray
+                    ) -> np.ndarray:
+        """Typical OI of each contract of a chain with spot at ``spot`` (it follows spot, so
+        OI builds up at new at-the-money strikes after a big move)."""
+        step = underlying(spec.base).strike_step
+        profile = oi_profile(np.repeat(strikes, 2), spot, step, np.tile(RIGHTS, len(strikes)))
+        return UNDERLYING_MODELS[spec.base].option_oi_peak * spec.oi_scale * profile * weight
+
+    def _chain_contracts(self, spec: _ChainSpec, strikes: np.ndarray, spot: float) -> _Book:
+        weight = np.exp(self._rng.normal(-OI_NOISE_SD ** 2 / 2, OI_NOISE_SD, 2 * len(strikes)))
+        symbols = [format_option(spec.base, spec.expiry, k, right)
+                   for k in strikes for right in ("CE", "PE")]
+        return self._new_book(spec.base, symbols, self._typical_oi(spec, strikes, spot, weight),
+                              weight)
+
+    def _chain(self, spec: _ChainSpec, spot_path: np.ndarray) -> _Chain:
+        """The chain of ``spec``, created or widened to cover the window along ``spot_path``."""
+        step = float(underlying(spec.base).strike_step)
+        low = round(spot_path.min() / step) * step - (spec.window + 1) * step
+        high = round(spot_path.max() / step) * step + (spec.window + 1) * step
+        spot = float(spot_path[0])
+        key = (spec.base, spec.expiry)
+        chain = self._chains.get(key)
+        if chain is None:
+            live = {(s.base, s.expiry) for s in self._chain_specs(self._last)}
+            self._chains = {k: c for k, c in self._chains.items() if k in live}
+            first = low - GRID_MARGIN * step
+            strikes = first + step * np.arange(round((high - low) / step) + 2 * GRID_MARGIN + 1)
+            chain = _Chain(spec.base, spec.expiry, step, first,
+                           self._chain_contracts(spec, strikes, spot))
+            self._chains[key] = chain
+        if low < chain.first_strike:
+            first = low - GRID_MARGIN * step
+            strikes = first + step * np.arange(round((chain.first_strike - first) / step))
+            chain.book.extend(self._chain_contracts(spec, strikes, spot), front=True)
+            chain.first_strike = first
+        last = chain.strikes[-1]
+        if high > last:
+            strikes = last + step * np.arange(1, round((high - last) / step) + GRID_MARGIN + 1)
+            chain.book.extend(self._chain_contracts(spec, strikes, spot))
+        chain.book.typical_oi = self._typical_oi(spec, chain.strikes, spot, chain.book.weight)
+        return chain
+
+
+def _number(value) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _row(symbol, token, ts, ltp, bid, ask, volume, oi) -> dict:
+    """An index or futures tick: no Greeks, no iv."""
+    return {"symbol": symbol, "token": token, "ts": ts, "ltp": ltp, "bid": bid, "ask": ask,
+            "volume": volume, "oi": oi, "delta": None, "gamma": None, "theta": None,
+            "vega": None, "iv": None, "source": SOURCE}
