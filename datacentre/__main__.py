@@ -252,9 +252,12 @@ def cmd_backfill(args, settings: Settings) -> int:
     finally:
         if bar is not None:
             bar.close()
-    days = ", ".join(str(d) for d in result.sessions)
-    print(f"backfilled {days}: {result.snapshots} snapshots, {result.rows} new rows in "
-          f"{result.seconds:.1f} s ({result.rows_per_second:,.0f} rows/s)")
+    for day in result.skipped:
+        print(f"skipped {day}: the store already holds ticks of that session")
+    if result.sessions:
+        days = ", ".join(str(d) for d in result.sessions)
+        print(f"backfilled {days}: {result.snapshots} snapshots, {result.rows} new rows in "
+              f"{result.seconds:.1f} s ({result.rows_per_second:,.0f} rows/s)")
     return 0
 
 

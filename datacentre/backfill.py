@@ -2,13 +2,14 @@
 
 Generation is vectorised in the simulator; rows go to the store in large batches,
 one transaction per session, so a session is either fully stored or not at all.
-Re-running is harmless: rows already stored for ``(symbol, ts)`` are skipped.
+Sessions that already hold ticks are skipped (never two simulated markets mixed in
+one session), so re-running is harmless.
 """
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
 from .config import DEFAULT_ATM_WINDOW, DEFAULT_INTERVAL, DEFAULT_RISK_FREE_RATE, check_interval
@@ -27,6 +28,7 @@ class BackfillResult:
     snapshots: int
     rows: int
     seconds: float
+    skipped: list[date] = field(default_factory=list)  # sessions that already had ticks
 
     @property
     def rows_per_second(self) -> float:
@@ -65,10 +67,12 @@ def backfill(store: TickStore, sessions: list[date], *, interval: float = DEFAUL
              batch_snapshots: int = 250) -> BackfillResult:
     """Simulate and store each session in ``sessions``; ``progress(done, total)`` per batch."""
     check_interval(interval)
-    total = snapshots_per_session(interval) * len(sessions)
+    skipped = [day for day in sessions if store.count(None, *session_bounds(day))]
+    todo = [day for day in sessions if day not in skipped]
+    total = snapshots_per_session(interval) * len(todo)
     done = rows = 0
     started = time.perf_counter()
-    for number, day in enumerate(sessions):
+    for number, day in enumerate(todo):
         sim = MarketSimulator(seed=None if seed is None else seed + number, atm_window=atm_window,
                               risk_free_rate=risk_free_rate)
         with store.bulk_writer() as write:
@@ -86,4 +90,4 @@ def backfill(store: TickStore, sessions: list[date], *, interval: float = DEFAUL
                 done += len(batch)
         if progress:
             progress(done, total)
-    return BackfillResult(list(sessions), done, rows, time.perf_counter() - started)
+    return BackfillResult(todo, done, rows, time.perf_counter() - started, skipped)

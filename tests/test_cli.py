@@ -1,0 +1,106 @@
+"""The command line, run as a real subprocess: help, errors, backfill, export, import."""
+from __future__ import annotations
+
+import csv
+import io
+import os
+import subprocess
+import sys
+
+import pytest
+
+from datacentre.store import TickStore
+from datacentre.ticks import TICK_FIELDS
+
+COMMANDS = ["run", "collect", "broadcast", "start", "stop", "status", "verify", "backfill",
+            "export", "import", "replay"]
+
+
+def cli(*args, env=None, input=None, timeout=120):
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run([sys.executable, "-m", "datacentre", *args], capture_output=True, text=True,
+                          env=full_env, input=input, timeout=timeout)
+
+
+def test_help_lists_every_command():
+    out = cli("--help")
+    assert out.returncode == 0
+    for name in COMMANDS:
+        assert name in out.stdout
+
+
+@pytest.mark.parametrize("name", COMMANDS)
+def test_each_command_has_help(name):
+    out = cli(name, "--help")
+    assert out.returncode == 0
+    assert "--db" in out.stdout and "usage:" in out.stdout
+
+
+@pytest.mark.parametrize("args, message", [
+    (["nonsense"], "invalid choice"),
+    (["collect", "--interval", "0"], "must be greater than 0"),
+    (["collect", "--interval", "abc"], "not a number"),
+    (["collect", "--interval", "0.05"], "at least 0.1"),
+    (["broadcast", "--port", "70000"], "port must be"),
+    (["backfill", "--date", "2026-13-01"], "not a date"),
+    (["backfill", "--date", "2026-11-28"], "Saturday"),
+    (["backfill", "--date", "2099-01-02"], "has not closed"),
+    (["backfill", "--days", "0"], "at least 1"),
+    (["export", "--start", "yesterday"], "invalid time"),
+    (["export", "--symbol", "NIFTYXX"], "NIFTYXX"),
+    (["export", "--expiry", "2026-01-06"], "--expiry needs --underlying"),
+    (["export", "--underlying", "FINNIFTY"], "unknown underlying"),
+    (["import", "/no/such/file.csv"], "cannot read"),
+    (["replay", "--start", "2026-01-02T09:00:00Z", "--end", "2026-01-02T08:00:00Z"], "after --end"),
+    (["replay", "--start", "2026-01-02", "--end", "2026-01-03", "--speed", "500"], "--speed"),
+])
+def test_bad_arguments_one_line_exit_2(args, message, db_url):
+    out = cli(*args, "--db", db_url) if args[0] != "nonsense" else cli(*args)
+    assert out.returncode == 2, out.stderr
+    assert message in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1, out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_backfill_export_import_round_trip(tmp_path, db_url):
+    out = cli("backfill", "--date", "2026-11-27", "--interval", "300", "--seed", "3", "--db", db_url,
+              "--no-progress")
+    assert out.returncode == 0, out.stderr
+    assert "backfilled 2026-11-27" in out.stdout and "rows/s" in out.stdout
+    store = TickStore(db_url)
+    stamps = store.timestamps()
+    assert stamps[0] == "2026-11-27T03:45:00+00:00" and stamps[-1] == "2026-11-27T10:00:00+00:00"
+    assert len(stamps) == 76
+    again = cli("backfill", "--date", "2026-11-27", "--interval", "300", "--db", db_url, "--no-progress")
+    assert "skipped 2026-11-27: the store already holds ticks" in again.stdout  # idempotent
+    assert TickStore(db_url).timestamps() == stamps
+
+    exported = cli("export", "--db", db_url, "--symbol", "NIFTY 50", "--start", "2026-11-27T09:15:00+05:30",
+                   "--end", "2026-11-27T04:00:00Z")
+    assert exported.returncode == 0, exported.stderr
+    rows = list(csv.DictReader(io.StringIO(exported.stdout)))
+    assert [r["ts"] for r in rows] == stamps[:4]
+    assert exported.stdout.splitlines()[0] == ",".join(TICK_FIELDS)
+
+    target = tmp_path / "all.csv"
+    out = cli("export", "--db", db_url, "--underlying", "NIFTY", "--out", str(target))
+    assert out.returncode == 0 and target.exists()
+    symbols = {r["symbol"] for r in csv.DictReader(target.open())}
+    assert "NIFTY 50" in symbols and "NIFTY BANK" not in symbols
+    assert not any(s.startswith("BANKNIFTY") for s in symbols)
+
+    other = f"sqlite:///{tmp_path / 'other.db'}"
+    imported = cli("import", str(target), "--db", other)
+    assert imported.returncode == 0, imported.stderr
+    assert f"imported {sum(1 for _ in target.open()) - 1} new rows" in imported.stdout
+    piped = cli("import", "-", "--db", other, input=target.read_text())
+    assert "imported 0 new rows" in piped.stdout
+
+
+def test_import_bad_file_reports_lines(tmp_path, db_url):
+    bad = tmp_path / "bad.csv"
+    bad.write_text(",".join(TICK_FIELDS) + "\nNIFTY 50,1,2026-01-02T08:00:00Z,abc,,,0,,,,,,,sim\n")
+    out = cli("import", str(bad), "--db", db_url)
+    assert out.returncode == 1
+    assert "line 2" in out.stderr and "nothing imported" in out.stderr
+    assert TickStore(db_url).count() == 0
