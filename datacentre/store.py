@@ -528,7 +528,7 @@ class TickStore:
     # Read-only queries behind datacentre.analytics and the app's day charts; kept in
     # this block so the rest of the store stays independent of them.
 
-    SERIES_MAX_POINTS = 1000
+    SERIES_MAX_POINTS = 500
 
     def _analytics_rows(self, stmt) -> list:
         try:
@@ -542,8 +542,8 @@ class TickStore:
         """Times of the snapshots carrying ``underlying``'s index tick, oldest first.
 
         Reads one symbol's slice of the ``(symbol, ts)`` index, so it stays fast on a big
-        store where :meth:`timestamps` visits every row (~5 ms vs ~40 ms for a full day):
-        use it for replay sliders.
+        store where :meth:`timestamps` visits every row (a few ms against ~100 ms for a
+        full day): use it for replay sliders.
         """
         from .instruments import underlying as find_underlying
         index_symbol = find_underlying(underlying).index_symbol
@@ -582,14 +582,17 @@ class TickStore:
         Each row: ``ts``, ``spot`` (index), ``future`` (the nearest future expiring on or
         after the first snapshot's day), ``ce_oi`` / ``pe_oi`` (total OI of the calls /
         puts of ``expiry`` in that snapshot), ``atm_strike`` (strike step nearest the
-        spot), ``atm_iv`` (mean call/put IV at that strike, percent) and ``expiry``
-        (ISO date; default the nearest option expiry on or after the first snapshot's day).
+        spot), ``atm_iv`` (mean call/put IV at that strike, percent; one side when the
+        other has none, None when neither is stored) and ``expiry`` (ISO date; default
+        the nearest option expiry on or after the first snapshot's day).
 
         Snapshots are those carrying the index tick (none without it: an empty list).
         ``every_n`` keeps every n-th snapshot; ``max_points`` raises that stride so at
-        most about that many rows come back (None: no cap). The last snapshot is always
-        included. A full day (4,500 snapshots x 90 ticks) takes ~50 ms on SQLite at the
-        default 1,000 points and ~250 ms uncapped: the totals read every row.
+        most about that many rows come back (None: every snapshot). The last snapshot is
+        always included. Cost grows with the rows read: on SQLite a full day (4,500
+        snapshots x 110 ticks) takes tens of ms at the default 500 points (one every
+        45 s, plenty for a chart) and several hundred uncapped, since the OI totals
+        read every row of every snapshot kept.
 
         The OI totals cover the strikes stored in each snapshot: when the collector's
         ATM window moves with the spot, strikes entering or leaving it move the totals.
@@ -669,6 +672,7 @@ class TickStore:
                         "atm_strike": None if strike is None else float(strike),
                         "atm_iv": sum(ivs) / len(ivs) if ivs else None, "expiry": expiry})
         return out
+
 
 def open_store(url: str | None = None) -> TickStore:
     """Open (and create if missing) the store at ``url`` or the configured default."""

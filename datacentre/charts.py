@@ -1,0 +1,453 @@
+"""Plotly figure builders for every page: data in, figure out.
+
+One look across the app: calls are always :data:`CALL_COLOR`, puts :data:`PUT_COLOR`,
+the index :data:`SPOT_COLOR`; axes carry units, hover labels show formatted values
+(lakh/crore for OI), time axes read IST wall-clock. Figures have a fixed height and no
+width, so ``st.plotly_chart(fig, use_container_width=True)`` fills a wide layout.
+Empty or missing input gives :func:`empty_figure` with a message, never an exception.
+
+Inputs are what :mod:`datacentre.analytics` returns: a chain (``chain_table``), a smile
+(``smile``), a day series (``series_frame``, or the store's ``underlying_series`` rows
+as they are), a term structure, a build-up table.
+
+Figures are built from plain dicts in one go with a small template (a clean white
+look like plotly's ``plotly_white``): plotly validates everything it is given, and
+the stock template and ``make_subplots`` alone cost tens of milliseconds a figure,
+which a replay step cannot afford.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+from . import analytics
+from .formatting import MISSING, fmt_change, fmt_expiry, fmt_oi, fmt_pct, fmt_price, fmt_strike
+from .ticks import IST, parse_ts
+
+CALL_COLOR = "#D1495B"  # red: call writers' OI marks resistance
+PUT_COLOR = "#2A9D5C"  # green: put writers' OI marks support
+SPOT_COLOR = "#1F5FAD"
+FUTURE_COLOR = "#7A7A7A"
+SMILE_COLOR = "#3D3D3D"
+IV_COLOR = "#E07A1F"
+PCR_COLOR = "#7B4FA0"
+MARKER_COLOR = "#8A8A8A"  # ATM, max pain, the replay cursor
+OVERLAY_COLORS = ("#6C8EBF", "#B0A16C", "#8FB996", "#C58FB0", "#A0A0A0")
+OVERLAY_DASHES = ("dash", "dot", "dashdot", "longdash", "longdashdot")
+BUILDUP_COLORS = {
+    analytics.LONG_BUILDUP: "#2A9D5C",
+    analytics.SHORT_BUILDUP: "#D1495B",
+    analytics.SHORT_COVERING: "#8CCB9B",
+    analytics.LONG_UNWINDING: "#F0A05A",
+    analytics.NEUTRAL: "#B5B5B5",
+}
+
+HEIGHT = 420
+TALL_HEIGHT = 560
+FONT = "Inter, -apple-system, 'Segoe UI', Roboto, sans-serif"
+TIME_FORMAT = "%H:%M"
+HOVER_TIME = "%{x|%H:%M:%S} IST"
+GRID = "#EBF0F8"
+TEXT = "#2A3F5F"
+
+_AXIS = {"gridcolor": GRID, "linecolor": GRID, "zerolinecolor": GRID, "zerolinewidth": 2, "ticks": "",
+         "automargin": True, "title": {"standoff": 12}}
+TEMPLATE = go.layout.Template({
+    "layout": {
+        "font": {"family": FONT, "size": 13, "color": TEXT},
+        "paper_bgcolor": "white", "plot_bgcolor": "white",
+        "colorway": [CALL_COLOR, PUT_COLOR, SPOT_COLOR, IV_COLOR, PCR_COLOR, FUTURE_COLOR],
+        "hoverlabel": {"align": "left", "font": {"family": FONT}},
+        "legend": {"orientation": "h", "yanchor": "bottom", "y": 1.02, "xanchor": "left", "x": 0},
+        "xaxis": _AXIS, "yaxis": _AXIS, "bargap": 0.25,
+        "annotationdefaults": {"arrowcolor": TEXT, "arrowhead": 0, "arrowwidth": 1},
+    },
+    "data": {"bar": [{"marker": {"line": {"color": "white", "width": 0.5}}}]},
+})
+
+
+# ---------------------------------------------------------------- shared pieces
+
+def _layout(*, title: str | None, height: int, hovermode: str = "closest", **extra) -> dict:
+    layout = {
+        "template": TEMPLATE, "height": height, "hovermode": hovermode,
+        "margin": {"l": 70, "r": 30, "t": 100 if title else 60, "b": 50},
+        "shapes": [], "annotations": [],
+    }
+    if title:  # at the very top, clear of the legend above the plot
+        layout["title"] = {"text": title, "x": 0, "xanchor": "left", "y": 1, "yref": "container",
+                           "yanchor": "top", "pad": {"t": 12, "l": 8}, "font": {"size": 16}}
+    layout.update(extra)
+    return layout
+
+
+def empty_figure(message: str = "No data yet", *, title: str | None = None,
+                 height: int = HEIGHT) -> go.Figure:
+    """A blank figure that says why it is blank."""
+    layout = _layout(title=title, height=height, xaxis={"visible": False}, yaxis={"visible": False})
+    layout["annotations"].append({"text": message, "x": 0.5, "y": 0.5, "xref": "paper", "yref": "paper",
+                                  "showarrow": False, "font": {"size": 15, "color": "#777777"}})
+    return go.Figure(layout=layout)
+
+
+def _has(frame, *columns: str) -> bool:
+    """A non-empty DataFrame with ``columns``, at least one of them holding a number."""
+    if not isinstance(frame, pd.DataFrame) or frame.empty:
+        return False
+    if any(c not in frame.columns for c in columns):
+        return False
+    return bool(np.isfinite(frame[list(columns)].to_numpy(dtype=float)).any())
+
+
+def _finite(x) -> float | None:
+    try:
+        value = float(x)
+    except (TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) else None
+
+
+def _texts(formatter, values) -> np.ndarray:
+    """Formatted hover texts (an object array: plotly takes it without a per-item check)."""
+    return np.array([formatter(v) for v in values], dtype=object)
+
+
+def _oi_change(value) -> str:
+    return fmt_change(value, kind="oi")
+
+
+def _axis_oi(value: float) -> str:
+    """Compact axis label: ``1.5 Cr``, ``50 L``, ``12.5K`` (no trailing zeros)."""
+    text = fmt_oi(value)
+    number, _, unit = text.partition(" ")
+    if unit:
+        return f"{float(number):g} {unit}"
+    if text.endswith("K"):
+        return f"{float(text[:-1]):g}K"
+    return text
+
+
+def _oi_ticks(values, *, from_zero: bool = True) -> dict:
+    """Tick positions with lakh/crore labels for an OI axis spanning ``values``
+    (and zero, for bars; a line through the day uses ``from_zero=False``)."""
+    data = np.asarray(values, dtype=float)
+    data = data[np.isfinite(data)]
+    if not len(data):
+        return {}
+    low, high = float(data.min()), float(data.max())
+    if from_zero:
+        low, high = min(0.0, low), max(0.0, high)
+    if high - low <= 0:
+        return {}
+    raw = (high - low) / 5
+    magnitude = 10 ** math.floor(math.log10(raw))
+    step = next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw)
+    ticks = np.arange(math.floor(low / step) * step, high + step, step)
+    return {"tickmode": "array", "tickvals": ticks.tolist(), "ticktext": [_axis_oi(v) for v in ticks]}
+
+
+def _to_series(series) -> pd.DataFrame | None:
+    if isinstance(series, pd.DataFrame):
+        if series.empty or "time" in series.columns:
+            return series
+        return analytics.series_frame(series.to_dict("records"))
+    if series is None:
+        return None
+    rows = list(series)
+    return analytics.series_frame(rows) if rows else None
+
+
+def _wall_clock(times: pd.Series) -> np.ndarray:
+    """IST wall-clock times without a zone, which plotly draws as they read."""
+    times = pd.to_datetime(times)
+    if times.dt.tz is not None:
+        times = times.dt.tz_convert(IST).dt.tz_localize(None)
+    return times.to_numpy()
+
+
+def _vline(layout: dict, x, label: str, color: str, dash: str, *, left: bool = False) -> None:
+    """A vertical marker across the plot, labelled at the top.
+
+    Each further marker's label sits a line lower, so labels of close markers (spot
+    and max pain, spot and ATM) never print over each other.
+    """
+    if x is None:
+        return
+    below = len(layout["shapes"])
+    layout["shapes"].append({"type": "line", "x0": x, "x1": x, "xref": "x", "yref": "paper", "y0": 0, "y1": 1,
+                             "line": {"color": color, "width": 1.5, "dash": dash}})
+    layout["annotations"].append({"text": label, "x": x, "xref": "x", "y": 1, "yref": "paper",
+                                  "xanchor": "right" if left else "left", "yanchor": "top",
+                                  "yshift": -14 * below, "showarrow": False,
+                                  "bgcolor": "rgba(255,255,255,0.8)", "font": {"size": 11, "color": color}})
+
+
+def _cursor(layout: dict, cursor_ts) -> None:
+    if cursor_ts is None:
+        return
+    try:
+        moment = parse_ts(cursor_ts).astimezone(IST).replace(tzinfo=None)
+    except (ValueError, TypeError):
+        return
+    _vline(layout, moment, moment.strftime("%H:%M:%S"), MARKER_COLOR, "dot")
+
+
+def _time_axis(**extra) -> dict:
+    return {"title": {"text": "Time (IST)"}, "tickformat": TIME_FORMAT, "hoverformat": "%H:%M:%S", **extra}
+
+
+# ---------------------------------------------------------------- intraday
+
+def spot_chart(series, cursor_ts=None, *, show_future: bool = True, title: str | None = None,
+               height: int = HEIGHT) -> go.Figure:
+    """The index through the day (and the nearest future, dotted), with an optional
+    replay cursor.
+
+    ``series`` is :func:`analytics.series_frame` output or the store's rows;
+    ``cursor_ts`` a store timestamp or datetime, drawn as a vertical line.
+    """
+    frame = _to_series(series)
+    if not _has(frame, "spot"):
+        return empty_figure("No index ticks in this range", title=title, height=height)
+    x = _wall_clock(frame["time"])
+    traces = [go.Scatter(x=x, y=frame["spot"], name="Spot", mode="lines",
+                         line={"color": SPOT_COLOR, "width": 2},
+                         hovertemplate="Spot %{y:,.2f}<extra></extra>")]
+    if show_future and _has(frame, "future"):
+        traces.append(go.Scatter(
+            x=x, y=frame["future"], name="Future", mode="lines",
+            line={"color": FUTURE_COLOR, "width": 1.5, "dash": "dot"},
+            customdata=frame["basis"].to_numpy(dtype=float),
+            hovertemplate="Future %{y:,.2f} (basis %{customdata:+,.2f})<extra></extra>"))
+    layout = _layout(title=title, height=height, hovermode="x unified", xaxis=_time_axis(),
+                     yaxis={"title": {"text": "Index level (points)"}, "tickformat": ",.0f"})
+    _cursor(layout, cursor_ts)
+    return go.Figure(data=traces, layout=layout)
+
+
+def oi_series_chart(series, cursor_ts=None, *, title: str | None = None,
+                    height: int = HEIGHT) -> go.Figure:
+    """Total call and put OI through the day, the PCR on the right-hand axis."""
+    frame = _to_series(series)
+    if not _has(frame, "ce_oi", "pe_oi"):
+        return empty_figure("No option open interest in this range", title=title, height=height)
+    x = _wall_clock(frame["time"])
+    traces = []
+    for column, name, color in (("ce_oi", "Call OI", CALL_COLOR), ("pe_oi", "Put OI", PUT_COLOR)):
+        traces.append(go.Scatter(
+            x=x, y=frame[column], name=name, mode="lines", line={"color": color, "width": 2},
+            customdata=np.column_stack([_texts(fmt_oi, frame[column]),
+                                        _texts(_oi_change, frame[f"{column}_change"])]),
+            hovertemplate=f"{name} %{{customdata[0]}} (%{{customdata[1]}} today)<extra></extra>"))
+    layout = _layout(title=title, height=height, hovermode="x unified", xaxis=_time_axis(),
+                     yaxis={"title": {"text": "Open interest"},
+                            **_oi_ticks(frame[["ce_oi", "pe_oi"]].to_numpy().ravel(), from_zero=False)})
+    if _has(frame, "pcr"):
+        traces.append(go.Scatter(x=x, y=frame["pcr"], name="PCR", mode="lines", yaxis="y2",
+                                 line={"color": PCR_COLOR, "width": 1.5, "dash": "dash"},
+                                 hovertemplate="PCR %{y:.2f}<extra></extra>"))
+        layout["yaxis2"] = {"title": {"text": "Put/call ratio"}, "overlaying": "y", "side": "right",
+                            "showgrid": False, "tickformat": ".2f", "nticks": 6,
+                            "automargin": True, "ticks": "", "linecolor": GRID}
+    _cursor(layout, cursor_ts)
+    return go.Figure(data=traces, layout=layout)
+
+
+def atm_iv_chart(series, cursor_ts=None, *, title: str | None = None,
+                 height: int = HEIGHT) -> go.Figure:
+    """ATM implied volatility through the day."""
+    frame = _to_series(series)
+    if not _has(frame, "atm_iv"):
+        return empty_figure("No ATM implied volatility in this range", title=title, height=height)
+    trace = go.Scatter(
+        x=_wall_clock(frame["time"]), y=frame["atm_iv"], name="ATM IV", mode="lines",
+        line={"color": IV_COLOR, "width": 2}, customdata=_texts(fmt_strike, frame["atm_strike"]),
+        hovertemplate=f"{HOVER_TIME}<br>ATM IV %{{y:.2f}}% at %{{customdata}}<extra></extra>")
+    layout = _layout(title=title, height=height, xaxis=_time_axis(),
+                     yaxis={"title": {"text": "ATM implied volatility (%)"}, "ticksuffix": "%"})
+    _cursor(layout, cursor_ts)
+    return go.Figure(data=[trace], layout=layout)
+
+
+# ---------------------------------------------------------------- chain
+
+_UPPER, _LOWER = [0.42, 1.0], [0.0, 0.33]  # panel heights of two-panel charts
+
+
+def oi_bars(chain, show_change: bool = True, *, max_pain: float | None = None,
+            title: str | None = None, height: int | None = None) -> go.Figure:
+    """Call and put OI by strike as grouped bars, the OI change in a panel below.
+
+    The change panel needs a chain built with ``previous``; without one it is left
+    out. The spot (from ``chain.attrs``) and ``max_pain`` (when given) are marked.
+    """
+    if not _has(chain, "ce_oi", "pe_oi"):
+        return empty_figure("No open interest for this expiry", title=title, height=height or HEIGHT)
+    changes = show_change and _has(chain, "ce_oi_change", "pe_oi_change")
+    strikes = chain["strike"].to_numpy(dtype=float)
+    labels = _texts(fmt_strike, strikes)
+    traces = []
+    for prefix, name, color in (("ce", "Call", CALL_COLOR), ("pe", "Put", PUT_COLOR)):
+        oi = chain[f"{prefix}_oi"]
+        change = chain.get(f"{prefix}_oi_change")
+        change_text = _texts(_oi_change, oi * np.nan if change is None else change)
+        data = np.column_stack([labels, _texts(fmt_oi, oi), change_text])
+        traces.append(go.Bar(
+            x=strikes, y=oi, name=f"{name} OI", marker_color=color, offsetgroup=prefix,
+            legendgroup=prefix, customdata=data,
+            hovertemplate=(f"Strike %{{customdata[0]}}<br>{name} OI %{{customdata[1]}}"
+                           "<br>Change %{customdata[2]}<extra></extra>")))
+        if changes:
+            traces.append(go.Bar(
+                x=strikes, y=change, name=f"{name} OI change", yaxis="y2", marker_color=color,
+                opacity=0.6, marker_pattern_shape="/", offsetgroup=prefix, legendgroup=prefix,
+                customdata=data,
+                hovertemplate=(f"Strike %{{customdata[0]}}<br>{name} OI change %{{customdata[2]}}"
+                               "<extra></extra>")))
+    layout = _layout(title=title, height=height or (TALL_HEIGHT if changes else HEIGHT), barmode="group",
+                     xaxis={"title": {"text": "Strike"}, "tickformat": ",d"},
+                     yaxis={"title": {"text": "Open interest"},
+                            **_oi_ticks(chain[["ce_oi", "pe_oi"]].to_numpy().ravel())})
+    if changes:
+        # One x axis for both panels (drawn under the lower one), so zoom stays shared.
+        layout["xaxis"]["anchor"] = "y2"
+        layout["yaxis"]["domain"] = _UPPER
+        layout["yaxis2"] = {"domain": _LOWER, "anchor": "x", "title": {"text": "OI change"},
+                            "zeroline": True, "zerolinecolor": "#999999",
+                            **_oi_ticks(chain[["ce_oi_change", "pe_oi_change"]].to_numpy().ravel())}
+    spot = _finite(chain.attrs.get("spot"))
+    _vline(layout, spot, f"Spot {fmt_price(spot)}", SPOT_COLOR, "dash")
+    pain = _finite(max_pain)
+    _vline(layout, pain, f"Max pain {fmt_strike(pain)}", MARKER_COLOR, "dot", left=True)
+    return go.Figure(data=traces, layout=layout)
+
+
+def max_pain_chart(chain, *, title: str | None = None, height: int = HEIGHT) -> go.Figure:
+    """What option buyers would be paid at each settlement strike, calls and puts stacked."""
+    if not _has(chain, "ce_oi", "pe_oi"):
+        return empty_figure("No open interest for this expiry", title=title, height=height)
+    curve = analytics.pain_curve(chain)
+    labels = _texts(fmt_strike, curve["strike"])
+    traces = [go.Bar(x=curve["strike"], y=curve[column], name=f"{name} payout", marker_color=color,
+                     customdata=np.column_stack([labels, _texts(fmt_oi, curve[column])]),
+                     hovertemplate=(f"Settle at %{{customdata[0]}}<br>{name} paid %{{customdata[1]}}"
+                                    " OI×points<extra></extra>"))
+              for column, name, color in (("call_payout", "Calls", CALL_COLOR),
+                                          ("put_payout", "Puts", PUT_COLOR))]
+    layout = _layout(title=title, height=height, barmode="stack", legend={"traceorder": "normal"},
+                     xaxis={"title": {"text": "Settlement strike"}, "tickformat": ",d"},
+                     yaxis={"title": {"text": "Payout to buyers (OI × points)"},
+                            **_oi_ticks(curve["total_payout"])})
+    pain = analytics.max_pain(chain)
+    _vline(layout, pain, f"Max pain {fmt_strike(pain)}", MARKER_COLOR, "dot", left=True)
+    spot = _finite(chain.attrs.get("spot"))
+    _vline(layout, spot, f"Spot {fmt_price(spot)}", SPOT_COLOR, "dash")
+    return go.Figure(data=traces, layout=layout)
+
+
+def buildup_bars(table, *, title: str | None = None, height: int = TALL_HEIGHT) -> go.Figure:
+    """OI change by strike, calls in the upper panel and puts in the lower, each bar
+    coloured by its build-up (:data:`BUILDUP_COLORS`).
+
+    ``table`` is :func:`analytics.buildup_table` output (futures rows are skipped).
+    """
+    if not _has(table, "oi_change") or "buildup" not in table.columns:
+        return empty_figure("No OI change to classify yet", title=title, height=height)
+    traces, shown = [], set()
+    for axis, kind in (("y", "CE"), ("y2", "PE")):
+        side = table[table["kind"] == kind]
+        for label in analytics.BUILDUPS:
+            part = side[side["buildup"] == label]
+            if part.empty:
+                continue
+            data = np.column_stack([_texts(fmt_strike, part["strike"]),
+                                    _texts(_oi_change, part["oi_change"]),
+                                    _texts(fmt_change, part["ltp_change"]), _texts(fmt_oi, part["oi"])])
+            traces.append(go.Bar(
+                x=part["strike"], y=part["oi_change"], name=label, yaxis=axis,
+                marker_color=BUILDUP_COLORS[label], legendgroup=label, showlegend=label not in shown,
+                customdata=data,
+                hovertemplate=(f"{kind} %{{customdata[0]}}: {label}<br>OI change %{{customdata[1]}}"
+                               " (OI %{customdata[3]})<br>Price change %{customdata[2]}<extra></extra>")))
+            shown.add(label)
+
+    def panel(domain, kind):
+        values = table.loc[table["kind"] == kind, "oi_change"]
+        return {"domain": domain, "anchor": "x", "title": {"text": f"{kind} OI change"},
+                "zeroline": True, "zerolinecolor": "#999999", **_oi_ticks(values)}
+
+    layout = _layout(title=title, height=height, barmode="relative",
+                     xaxis={"title": {"text": "Strike"}, "tickformat": ",d", "anchor": "y2"},
+                     yaxis=panel([0.55, 1.0], "CE"), yaxis2=panel([0.0, 0.45], "PE"))
+    return go.Figure(data=traces, layout=layout)
+
+
+# ---------------------------------------------------------------- volatility
+
+def smile_chart(smile, spot: float | None = None, atm: float | None = None,
+                overlays: Mapping[str, pd.DataFrame] | None = None, *, title: str | None = None,
+                height: int = HEIGHT) -> go.Figure:
+    """IV by strike: calls and puts as markers, the OTM smile as a line.
+
+    ``overlays`` maps a legend label (``"09:30"``, ``"13 Jan expiry"``) to another
+    smile, drawn as a dashed OTM line for comparison. ``spot`` and ``atm`` default to
+    the smile's ``attrs``.
+    """
+    if not (_has(smile, "otm_iv") or _has(smile, "ce_iv") or _has(smile, "pe_iv")):
+        return empty_figure("No implied volatility for this expiry", title=title, height=height)
+    spot = _finite(spot if spot is not None else smile.attrs.get("spot"))
+    atm = _finite(atm if atm is not None else smile.attrs.get("atm"))
+    labels = _texts(fmt_strike, smile["strike"])
+    traces = []
+    for i, (label, other) in enumerate((overlays or {}).items()):
+        if not _has(other, "strike", "otm_iv"):
+            continue
+        traces.append(go.Scatter(
+            x=other["strike"], y=other["otm_iv"], name=str(label), mode="lines", connectgaps=True,
+            line={"color": OVERLAY_COLORS[i % len(OVERLAY_COLORS)], "width": 1.5,
+                  "dash": OVERLAY_DASHES[i % len(OVERLAY_DASHES)]},
+            customdata=_texts(fmt_strike, other["strike"]),
+            hovertemplate=f"{label}<br>Strike %{{customdata}}<br>IV %{{y:.2f}}%<extra></extra>"))
+    for column, name, color, symbol in (("ce_iv", "Call IV", CALL_COLOR, "circle-open"),
+                                        ("pe_iv", "Put IV", PUT_COLOR, "diamond-open")):
+        if column in smile.columns:
+            traces.append(go.Scatter(
+                x=smile["strike"], y=smile[column], name=name, mode="markers",
+                marker={"color": color, "size": 8, "symbol": symbol, "line": {"width": 1.5}},
+                customdata=labels,
+                hovertemplate=f"Strike %{{customdata}}<br>{name} %{{y:.2f}}%<extra></extra>"))
+    if "otm_iv" in smile.columns:
+        traces.append(go.Scatter(
+            x=smile["strike"], y=smile["otm_iv"], name="OTM IV", mode="lines", connectgaps=True,
+            line={"color": SMILE_COLOR, "width": 2.5}, customdata=labels,
+            hovertemplate="Strike %{customdata}<br>OTM IV %{y:.2f}%<extra></extra>"))
+    layout = _layout(title=title, height=height,
+                     xaxis={"title": {"text": "Strike"}, "tickformat": ",d"},
+                     yaxis={"title": {"text": "Implied volatility (%)"}, "ticksuffix": "%"})
+    _vline(layout, spot, f"Spot {fmt_price(spot)}", SPOT_COLOR, "dash")
+    if atm is not None and atm != spot:
+        _vline(layout, atm, f"ATM {fmt_strike(atm)}", MARKER_COLOR, "dot", left=True)
+    return go.Figure(data=traces, layout=layout)
+
+
+def term_structure_chart(term, *, title: str | None = None, height: int = HEIGHT) -> go.Figure:
+    """ATM IV by expiry (:func:`analytics.term_structure` output)."""
+    if not _has(term, "atm_iv"):
+        return empty_figure("No ATM implied volatility by expiry", title=title, height=height)
+    frame = term[np.isfinite(term["atm_iv"].to_numpy(dtype=float))]
+    days = _texts(lambda d: MISSING if _finite(d) is None else f"{d:.1f}", frame["days_to_expiry"])
+    trace = go.Scatter(
+        x=_texts(fmt_expiry, frame["expiry"]), y=frame["atm_iv"], name="ATM IV", mode="lines+markers",
+        line={"color": IV_COLOR, "width": 2}, marker={"size": 9},
+        customdata=np.column_stack([days, _texts(fmt_pct, frame["atm_iv"]),
+                                    _texts(fmt_strike, frame["atm_strike"])]),
+        hovertemplate=("Expiry %{x} (%{customdata[0]} days)<br>ATM IV %{customdata[1]}"
+                       " at %{customdata[2]}<extra></extra>"))
+    layout = _layout(title=title, height=height,
+                     xaxis={"title": {"text": "Expiry"}, "type": "category"},
+                     yaxis={"title": {"text": "ATM implied volatility (%)"}, "ticksuffix": "%"})
+    return go.Figure(data=[trace], layout=layout)

@@ -1,0 +1,206 @@
+"""Numbers the way Indian traders read them: lakhs, crores and Indian digit grouping.
+
+Every formatter takes one value and returns text; missing values (``None``, NaN,
+``pd.NA``, infinities) become :data:`MISSING` (an en dash), so a column can be
+formatted with ``df[col].map(fmt_oi)`` without checking first.
+
+>>> fmt_price(26150.3)         # '26,150.30'
+>>> fmt_price(123456.5)        # '1,23,456.50'  (Indian grouping above 99,999)
+>>> fmt_oi(12_900_000)         # '1.29 Cr'
+>>> fmt_oi(4_520_000)          # '45.20 L'
+>>> fmt_oi(12_500)             # '12.5K'
+>>> fmt_change(-3.1)           # '-3.10'
+>>> fmt_change(250_000, kind="oi")  # '+2.50 L'
+>>> fmt_pct(11.25)             # '11.25%'   (the value is already in percent)
+
+Percentages take values in percent points (``iv`` in the ticks is in percent), never
+fractions: ``fmt_pct(0.12)`` is ``'0.12%'``.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+from datetime import date, datetime
+from numbers import Real
+from typing import Literal
+
+from .ticks import IST, parse_ts
+
+MISSING = "–"
+CRORE = 10_000_000
+LAKH = 100_000
+THOUSAND = 1_000
+
+# (size, suffix, decimals): each is used while its rounded value stays below 100; see fmt_oi
+_OI_UNITS = ((THOUSAND, "K", 1), (LAKH, " L", 2))
+
+
+def _number(x) -> float | None:
+    """``x`` as a finite float, or None when it is missing or not a number."""
+    if x is None or isinstance(x, bool):
+        return None
+    try:
+        value = float(x)
+    except (TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) else None
+
+
+def group_indian(digits: str) -> str:
+    """``'12345678'`` -> ``'1,23,45,678'`` (last three digits, then pairs)."""
+    if len(digits) <= 3:
+        return digits
+    head, tail = digits[:-3], digits[-3:]
+    pairs = []
+    while len(head) > 2:
+        pairs.insert(0, head[-2:])
+        head = head[:-2]
+    return ",".join([head, *pairs, tail])
+
+
+def _grouped(value: float, decimals: int) -> str:
+    text = f"{abs(value):.{decimals}f}"
+    whole, _, frac = text.partition(".")
+    sign = "-" if value < 0 and float(text) != 0 else ""
+    return sign + group_indian(whole) + (f".{frac}" if frac else "")
+
+
+def fmt_number(x, decimals: int = 0) -> str:
+    """Any number with Indian digit grouping: ``fmt_number(1234567)`` -> ``'12,34,567'``."""
+    value = _number(x)
+    return MISSING if value is None else _grouped(value, decimals)
+
+
+def fmt_price(x, decimals: int = 2) -> str:
+    """A price: two decimals, Indian grouping (``'26,150.30'``, ``'1,23,456.50'``)."""
+    return fmt_number(x, decimals)
+
+
+def fmt_strike(x) -> str:
+    """A strike: no decimals unless it has some (``'26,000'``, ``'26,012.5'``)."""
+    value = _number(x)
+    if value is None:
+        return MISSING
+    return _grouped(value, 0 if value.is_integer() else 1)
+
+
+def fmt_oi(x) -> str:
+    """Open interest or volume in crores, lakhs or thousands.
+
+    ``1.29 Cr`` (>= 1 crore), ``45.20 L`` (>= 1 lakh), ``12.5K`` (>= 1,000), else the
+    whole number (``850``). A value that rounds up to the next unit moves to it:
+    99,99,999 is ``1.00 Cr``, not ``100.00 L``.
+    """
+    value = _number(x)
+    if value is None:
+        return MISSING
+    sign = "-" if value < 0 else ""
+    size = abs(value)
+    whole = round(size)
+    if whole < THOUSAND:
+        return f"{sign}{whole:d}" if whole else "0"
+    for unit, suffix, decimals in _OI_UNITS:
+        scaled = round(size / unit, decimals)
+        if scaled < 100:
+            return f"{sign}{scaled:.{decimals}f}{suffix}"
+    return f"{sign}{size / CRORE:.2f} Cr"
+
+
+def fmt_pct(x, decimals: int = 2, *, signed: bool = False) -> str:
+    """A value already in percent points: ``fmt_pct(11.254)`` -> ``'11.25%'``."""
+    value = _number(x)
+    if value is None:
+        return MISSING
+    sign = "+" if signed and round(value, decimals) > 0 else ""
+    return f"{sign}{value:.{decimals}f}%"
+
+
+def fmt_change(x, decimals: int = 2, *, kind: Literal["price", "oi", "pct"] = "price") -> str:
+    """A change with its sign: ``'+12.35'``, ``'-3.10'``, ``'0.00'``.
+
+    ``kind="oi"`` scales like :func:`fmt_oi` (``'+2.50 L'``); ``kind="pct"`` appends ``%``.
+    """
+    value = _number(x)
+    if value is None:
+        return MISSING
+    if kind == "oi":
+        text = fmt_oi(value)
+        return f"+{text}" if value > 0 and text != "0" else text
+    if kind == "pct":
+        return fmt_pct(value, decimals, signed=True)
+    if kind != "price":
+        raise ValueError(f"kind must be 'price', 'oi' or 'pct', not {kind!r}")
+    text = _grouped(value, decimals)
+    return f"+{text}" if round(value, decimals) > 0 else text
+
+
+def fmt_ratio(x, decimals: int = 2) -> str:
+    """A plain ratio such as the PCR: ``'0.87'``."""
+    value = _number(x)
+    return MISSING if value is None else f"{value:.{decimals}f}"
+
+
+def fmt_time(ts, *, seconds: bool = True) -> str:
+    """A store timestamp (or datetime) as IST wall-clock time: ``'13:43:05'``."""
+    if ts is None or (isinstance(ts, Real) and not isinstance(ts, bool) and math.isnan(ts)):
+        return MISSING
+    try:
+        moment = parse_ts(ts).astimezone(IST)
+    except (ValueError, TypeError):
+        return MISSING
+    return moment.strftime("%H:%M:%S" if seconds else "%H:%M")
+
+
+def fmt_expiry(expiry) -> str:
+    """An expiry date as traders write it: ``'06 Jan 2026'`` (accepts a date or ISO text)."""
+    if isinstance(expiry, datetime):
+        expiry = expiry.date()
+    if isinstance(expiry, str):
+        try:
+            expiry = date.fromisoformat(expiry)
+        except ValueError:
+            return MISSING
+    if not isinstance(expiry, date):
+        return MISSING
+    return expiry.strftime("%d %b %Y")
+
+
+def _column_formatter(name: str) -> Callable[[object], str] | None:
+    if name.endswith("oi_change") or name.endswith("volume_change"):
+        return lambda x: fmt_change(x, kind="oi")
+    if name.endswith("_change_pct"):
+        return lambda x: fmt_change(x, kind="pct")
+    if name.endswith("_change"):
+        return fmt_change
+    if name.endswith(("_oi", "_volume")) or name in ("oi", "volume"):
+        return fmt_oi
+    if name.endswith("iv") or name == "moneyness_pct":
+        return fmt_pct
+    if name.endswith("strike") or name == "strike":
+        return fmt_strike
+    if name.endswith(("ltp", "bid", "ask", "spot", "future", "theta", "vega")) or name in (
+            "ltp", "bid", "ask"):
+        return fmt_price
+    if name.endswith("delta"):
+        return lambda x: fmt_number(x, 2)
+    if name.endswith("gamma"):
+        return lambda x: fmt_number(x, 4)
+    if name == "pcr":
+        return fmt_ratio
+    return None
+
+
+def column_formatters(columns: Iterable[str]) -> dict[str, Callable[[object], str]]:
+    """Formatters by column name for ``df.style.format(...)`` on a chain or build-up table.
+
+    Chosen by name: ``*_oi``/``*_volume`` -> :func:`fmt_oi`, ``*_oi_change`` -> signed
+    lakhs, ``*_change`` -> signed price, ``*iv`` -> percent, ``*strike`` -> strike,
+    prices and theta/vega -> 2 decimals, delta 2 and gamma 4 decimals. Columns it does
+    not recognise are left out.
+    """
+    found = {}
+    for name in columns:
+        formatter = _column_formatter(str(name))
+        if formatter is not None:
+            found[name] = formatter
+    return found

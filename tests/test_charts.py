@@ -1,0 +1,211 @@
+"""Figure builders: expected traces, the shared colours, formatted hovers, empty input."""
+from __future__ import annotations
+
+from datetime import date, datetime
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+import pytest
+
+from datacentre import analytics as A
+from datacentre import charts as C
+from datacentre.instruments import token_for
+
+TS = "2026-01-02T08:13:05+00:00"
+OPEN_TS = "2026-01-02T03:45:00+00:00"
+STRIKES = [25800, 25900, 26000, 26100, 26200]
+
+
+def tick(symbol, ltp, ts=TS, **fields) -> dict:
+    row = dict.fromkeys(("bid", "ask", "oi", "delta", "gamma", "theta", "vega", "iv"))
+    row.update(symbol=symbol, token=token_for(symbol), ts=ts, ltp=ltp, volume=0, source="sim")
+    row.update(fields)
+    return row
+
+
+def snapshot(ts=TS, shift=0) -> list[dict]:
+    """A put-skewed NIFTY chain around spot 26,010 (OI grows by ``shift`` per contract)."""
+    ticks = [tick("NIFTY 50", 26010.0, ts), tick("NIFTY27JAN26FUT", 26120.0, ts, oi=13_000_000)]
+    for i, k in enumerate(STRIKES):
+        moneyness = (k - 26010) / 26010
+        iv = 12 - 60 * moneyness
+        call_delta = float(np.clip(0.5 - moneyness * 40, 0.02, 0.98))
+        ticks.append(tick(f"NIFTY06JAN26{k}CE", 100.0 - (k - 26000) / 4, ts, oi=1_000_000 * (i + 1) + shift,
+                          iv=iv - 0.5, delta=call_delta, volume=5000))
+        ticks.append(tick(f"NIFTY06JAN26{k}PE", 90.0 + (k - 26000) / 4, ts, oi=2_000_000 * (5 - i) + shift,
+                          iv=iv + 0.5, delta=call_delta - 1, volume=5000))
+        ticks.append(tick(f"NIFTY13JAN26{k}CE", 150.0, ts, oi=300_000, iv=13.0, delta=call_delta))
+        ticks.append(tick(f"NIFTY13JAN26{k}PE", 140.0, ts, oi=300_000, iv=13.5, delta=call_delta - 1))
+    return ticks
+
+
+@pytest.fixture
+def chain() -> pd.DataFrame:
+    return A.chain_table(snapshot(), "NIFTY", previous=snapshot(OPEN_TS, shift=-250_000))
+
+
+@pytest.fixture
+def series() -> pd.DataFrame:
+    stamps = pd.date_range("2026-01-02 03:45", periods=30, freq="1min", tz="UTC")
+    rows = [{"ts": t.strftime("%Y-%m-%dT%H:%M:%S+00:00"), "spot": 26000.0 + i, "future": 26100.0 + i,
+             "ce_oi": 70_000_000 + 100_000 * i, "pe_oi": 80_000_000 - 50_000 * i, "atm_strike": 26000.0,
+             "atm_iv": 12.0 + 0.01 * i, "expiry": "2026-01-06"} for i, t in enumerate(stamps)]
+    return A.series_frame(rows)
+
+
+def names(fig: go.Figure) -> list[str]:
+    return [t.name for t in fig.data]
+
+
+def trace(fig: go.Figure, name: str):
+    return next(t for t in fig.data if t.name == name)
+
+
+def color_of(t) -> str:
+    if isinstance(t, go.Bar):
+        return t.marker.color
+    return t.line.color if t.mode and "lines" in t.mode else t.marker.color
+
+
+def assert_empty(fig: go.Figure) -> None:
+    assert isinstance(fig, go.Figure) and not fig.data
+    assert len(fig.layout.annotations) == 1 and fig.layout.annotations[0].text
+
+
+def test_colours_are_distinct_and_shared():
+    colours = {C.CALL_COLOR, C.PUT_COLOR, C.SPOT_COLOR, C.IV_COLOR, C.PCR_COLOR}
+    assert len(colours) == 5
+    assert set(C.BUILDUP_COLORS) == set(A.BUILDUPS)
+
+
+def test_oi_bars(chain):
+    fig = C.oi_bars(chain, max_pain=A.max_pain(chain))
+    assert names(fig) == ["Call OI", "Call OI change", "Put OI", "Put OI change"]
+    for name in names(fig):
+        assert color_of(trace(fig, name)) == (C.CALL_COLOR if name.startswith("Call") else C.PUT_COLOR)
+    assert trace(fig, "Call OI change").yaxis == "y2" and trace(fig, "Put OI").yaxis in (None, "y")
+    assert fig.layout.barmode == "group" and fig.layout.xaxis.title.text == "Strike"
+    call = trace(fig, "Call OI")
+    assert list(call.x) == STRIKES and list(call.y) == [1e6, 2e6, 3e6, 4e6, 5e6]
+    assert tuple(call.customdata[0]) == ("25,800", "10.00 L", "+2.50 L")  # formatted for the hover
+    assert "%{customdata[1]}" in call.hovertemplate
+    assert "L" in "".join(fig.layout.yaxis.ticktext)  # lakh/crore tick labels
+    shapes = {s.line.color: s.x0 for s in fig.layout.shapes}
+    assert shapes[C.SPOT_COLOR] == 26010.0 and shapes[C.MARKER_COLOR] == A.max_pain(chain)
+    assert any("Spot 26,010.00" in a.text for a in fig.layout.annotations)
+
+
+def test_oi_bars_without_changes(chain):
+    assert names(C.oi_bars(chain, show_change=False)) == ["Call OI", "Put OI"]
+    plain = A.chain_table(snapshot(), "NIFTY")  # no previous: no change panel
+    fig = C.oi_bars(plain)
+    assert names(fig) == ["Call OI", "Put OI"] and "yaxis2" not in fig.layout.to_plotly_json()
+
+
+def test_max_pain_chart(chain):
+    fig = C.max_pain_chart(chain)
+    assert names(fig) == ["Calls payout", "Puts payout"]
+    assert [color_of(t) for t in fig.data] == [C.CALL_COLOR, C.PUT_COLOR]
+    total = np.add(fig.data[0].y, fig.data[1].y)
+    assert STRIKES[int(np.argmin(total))] == A.max_pain(chain)
+
+
+def test_buildup_bars(chain):
+    table = A.buildup_table(snapshot(), snapshot(OPEN_TS, shift=-250_000), "NIFTY")
+    fig = C.buildup_bars(table)
+    assert fig.data and all(color_of(t) == C.BUILDUP_COLORS[t.name] for t in fig.data)
+    assert {t.yaxis for t in fig.data} == {"y", "y2"}
+    assert sum(len(t.x) for t in fig.data) == 10
+    assert len([t for t in fig.data if t.showlegend is not False]) == len({t.name for t in fig.data})
+
+
+def test_smile_chart_with_overlays(chain):
+    smile = A.smile(chain)
+    other = A.smile(A.chain_table(snapshot(), "NIFTY", "2026-01-13"))
+    fig = C.smile_chart(smile, overlays={"13 Jan": other})
+    assert names(fig) == ["13 Jan", "Call IV", "Put IV", "OTM IV"]
+    assert color_of(trace(fig, "Call IV")) == C.CALL_COLOR and color_of(trace(fig, "Put IV")) == C.PUT_COLOR
+    assert trace(fig, "13 Jan").line.dash == "dash"
+    assert list(trace(fig, "OTM IV").y) == smile["otm_iv"].tolist()
+    assert fig.layout.yaxis.title.text == "Implied volatility (%)" and fig.layout.yaxis.ticksuffix == "%"
+    assert [s.x0 for s in fig.layout.shapes] == [26010.0, 26000.0]  # spot, then ATM from attrs
+    assert len(C.smile_chart(smile, spot=26100.0, atm=26100.0).layout.shapes) == 1  # ATM at spot
+
+
+def test_spot_chart(series):
+    fig = C.spot_chart(series, cursor_ts="2026-01-02T04:00:00+00:00", title="NIFTY 50")
+    assert names(fig) == ["Spot", "Future"]
+    assert color_of(trace(fig, "Spot")) == C.SPOT_COLOR
+    first = pd.Timestamp(trace(fig, "Spot").x[0])
+    assert (first.hour, first.minute, first.tzinfo) == (9, 15, None)  # IST wall clock
+    cursor = fig.layout.shapes[0]
+    assert pd.Timestamp(cursor.x0) == pd.Timestamp("2026-01-02 09:30")
+    assert fig.layout.xaxis.title.text == "Time (IST)" and fig.layout.title.text == "NIFTY 50"
+    assert names(C.spot_chart(series, show_future=False)) == ["Spot"]
+    assert not C.spot_chart(series).layout.shapes
+
+
+def test_spot_chart_takes_store_rows(series):
+    rows = series.drop(columns=["time"]).to_dict("records")
+    assert names(C.spot_chart(rows)) == ["Spot", "Future"]
+    assert names(C.spot_chart(pd.DataFrame(rows))) == ["Spot", "Future"]
+
+
+def test_oi_series_chart(series):
+    fig = C.oi_series_chart(series, cursor_ts=datetime(2026, 1, 2, 4, 0))
+    assert names(fig) == ["Call OI", "Put OI", "PCR"]
+    assert [color_of(t) for t in fig.data] == [C.CALL_COLOR, C.PUT_COLOR, C.PCR_COLOR]
+    assert trace(fig, "PCR").yaxis == "y2" and fig.layout.yaxis2.overlaying == "y"
+    assert tuple(trace(fig, "Call OI").customdata[1]) == ("7.01 Cr", "+1.00 L")
+    assert all(label.endswith(("Cr", "L")) for label in fig.layout.yaxis.ticktext)
+    assert len(fig.layout.shapes) == 1
+
+
+def test_atm_iv_and_term_structure(series):
+    fig = C.atm_iv_chart(series)
+    assert names(fig) == ["ATM IV"] and color_of(fig.data[0]) == C.IV_COLOR
+    term = A.term_structure(snapshot(), "NIFTY")
+    fig = C.term_structure_chart(term)
+    assert list(fig.data[0].x) == ["06 Jan 2026", "13 Jan 2026"]
+    assert list(fig.data[0].y) == pytest.approx(term["atm_iv"].tolist())
+    assert fig.layout.xaxis.type == "category"
+
+
+EMPTY_CHAIN = A.chain_table([], "NIFTY")
+NAN_CHAIN = pd.DataFrame({c: [np.nan, np.nan] for c in A.CHAIN_COLUMNS})
+
+
+@pytest.mark.parametrize("build", [
+    C.spot_chart, C.oi_series_chart, C.atm_iv_chart, C.oi_bars, C.max_pain_chart, C.buildup_bars,
+    C.smile_chart, C.term_structure_chart,
+])
+@pytest.mark.parametrize("data", [None, [], pd.DataFrame(), EMPTY_CHAIN, NAN_CHAIN], ids=[
+    "none", "list", "frame", "empty-chain", "nan-chain"])
+def test_empty_input_gives_a_message_not_an_error(build, data):
+    assert_empty(build(data))
+
+
+def test_empty_helpers_of_each_kind():
+    assert_empty(C.spot_chart(A.series_frame([])))
+    assert_empty(C.smile_chart(A.smile(EMPTY_CHAIN)))
+    assert_empty(C.term_structure_chart(A.term_structure([], "NIFTY")))
+    assert_empty(C.buildup_bars(A.buildup_table([], [], "NIFTY")))
+    fig = C.empty_figure("Waiting for the feed", title="Spot")
+    assert fig.layout.annotations[0].text == "Waiting for the feed" and fig.layout.title.text == "Spot"
+
+
+def test_figures_serialise(chain, series):
+    figures = [C.oi_bars(chain), C.smile_chart(A.smile(chain)), C.spot_chart(series, cursor_ts=TS),
+               C.oi_series_chart(series), C.atm_iv_chart(series), C.max_pain_chart(chain),
+               C.term_structure_chart(A.term_structure(snapshot(), "NIFTY")), C.empty_figure()]
+    for fig in figures:
+        assert fig.to_json().startswith("{")
+        assert fig.layout.height and fig.layout.width is None  # fills a wide container
+        assert fig.layout.template.layout.plot_bgcolor == "white"
+
+
+def test_term_structure_chart_skips_expiries_without_iv():
+    term = pd.DataFrame({"expiry": [date(2026, 1, 6), date(2026, 1, 13)], "days_to_expiry": [4.0, 11.0],
+                         "atm_strike": [26000.0, 26000.0], "atm_iv": [11.0, np.nan]})
+    assert list(C.term_structure_chart(term).data[0].x) == ["06 Jan 2026"]
