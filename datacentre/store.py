@@ -226,11 +226,17 @@ class TickStore:
         self.close()
 
     def create_schema(self) -> None:
-        try:
-            metadata.create_all(self.engine)
-        except sa.exc.SQLAlchemyError as exc:
-            raise StoreError(f"cannot open the store at {self!r}: {exc.__class__.__name__}: "
-                             f"{exc.orig if getattr(exc, 'orig', None) else exc}") from exc
+        """Create missing tables and indexes (safe when several processes start at once)."""
+        for attempt in range(3):
+            try:
+                metadata.create_all(self.engine)
+                return
+            except sa.exc.SQLAlchemyError as exc:
+                # "already exists": another process created it between our check and CREATE.
+                if "already exists" not in str(exc) or attempt == 2:
+                    raise StoreError(f"cannot open the store at {self!r}: {exc.__class__.__name__}: "
+                                     f"{getattr(exc, 'orig', None) or exc}") from exc
+            time.sleep(0.05 * (attempt + 1))
 
     # ------------------------------------------------------------------ writes
 
