@@ -205,9 +205,10 @@ def cmd_replay(args, settings: Settings) -> int:
 
 def cmd_start(args, settings: Settings) -> int:
     from .services import start_services
-    for svc in start_services(settings):
-        print(f"{svc['name']:<12} pid {svc['pid']:<8} log {svc.get('log', '')}")
-    return 0
+    results = start_services(settings)
+    for svc in results:
+        print(f"{svc['name']:<12} {svc.get('result', '')}")
+    return 1 if any(svc.get("state") == "failed" for svc in results) else 0
 
 
 def cmd_stop(args, settings: Settings) -> int:
@@ -226,14 +227,15 @@ def cmd_status(args, settings: Settings) -> int:
 
 def cmd_verify(args, settings: Settings) -> int:
     from .verify import format_table, run_verify
-    checks = run_verify(settings.ws_url, timeout=args.timeout, db_url=args.db)
+    checks = run_verify(settings.ws_url, timeout=args.timeout, db_url=args.db, interval=settings.interval)
     print(format_table(checks))
     return 0 if all(c.ok for c in checks) else 1
 
 
 def cmd_backfill(args, settings: Settings) -> int:
     from .backfill import backfill, check_session, recent_sessions
-    sessions = [check_session(args.date)] if args.date else recent_sessions(1 if args.days is None else args.days)
+    days = 1 if args.days is None else args.days
+    sessions = [check_session(args.date)] if args.date else recent_sessions(days)
     store = _store(settings)
     bar = None
     if not args.no_progress:

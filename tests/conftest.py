@@ -70,3 +70,150 @@ def sample_ticks() -> list[dict]:
         make_tick("BANKNIFTY27JAN2659000CE", 450.0, bid=449.9, ask=450.1, volume=3000, oi=90000,
                   delta=0.5, gamma=0.0003, theta=-20.0, vega=40.0, iv=13.0),
     ]
+
+
+# ---------------------------------------------------------------- a small synthetic market
+# (the app, live-feed and browser tests; deterministic and independent of the simulator)
+
+def synthetic_snapshot(moment, *, nifty: float = 26000.0, bank: float = 59000.0,
+                       strikes: int = 6, step: int = 0) -> list[dict]:
+    """One snapshot of both underlyings: index, nearest future, ATM +/- ``strikes`` CE and PE
+    of the nearest expiry, with plausible prices, OI, volume, IV and delta."""
+    import math
+
+    from datacentre.instruments import (
+        atm_strike,
+        current_future_expiry,
+        format_future,
+        format_option,
+        nearest_option_expiry,
+        time_to_expiry,
+        underlying,
+    )
+    from datacentre.ticks import format_ts
+
+    ticks = []
+    for base, spot in (("NIFTY", nifty), ("BANKNIFTY", bank)):
+        u = underlying(base)
+        ticks.append(make_tick(u.index_symbol, round(spot, 2)))
+        fut_expiry = current_future_expiry(moment)
+        fut = round(spot * 1.004, 1)
+        ticks.append(make_tick(format_future(base, fut_expiry), fut, bid=fut - 0.5, ask=fut + 0.5,
+                               volume=1000 + 10 * step, oi=12_000_000 + 1000 * step))
+        expiry = nearest_option_expiry(base, moment)
+        t = max(time_to_expiry(expiry, moment), 1 / 365)
+        atm = atm_strike(spot, u.strike_step)
+        for i in range(-strikes, strikes + 1):
+            k = atm + i * u.strike_step
+            iv = 12.0 + 0.02 * abs(i) ** 2 + (0.3 if i < 0 else 0.0)
+            sd = spot * iv / 100 * math.sqrt(t)
+            z = (spot - k) / sd
+            call_delta = 0.5 * (1 + math.erf(z / math.sqrt(2)))
+            time_value = sd * 0.4 * math.exp(-z * z / 2)
+            for right, intrinsic, delta in (("CE", max(spot - k, 0), call_delta),
+                                            ("PE", max(k - spot, 0), call_delta - 1)):
+                ltp = round(max(intrinsic + time_value, 0.05), 2)
+                oi = int((4_000_000 if right == "PE" and i < 0 or right == "CE" and i > 0 else 2_000_000)
+                         / (1 + 0.15 * abs(i)) + 5000 * step)
+                ticks.append(make_tick(format_option(base, expiry, k, right), ltp,
+                                       bid=round(ltp - 0.05, 2), ask=round(ltp + 0.05, 2),
+                                       volume=50_000 + 300 * step + 1000 * abs(i), oi=oi,
+                                       delta=round(delta, 4), gamma=0.001, theta=-10.0, vega=12.0,
+                                       iv=round(iv, 2)))
+    stamp = format_ts(moment)
+    return [{**t, "ts": stamp} for t in ticks]
+
+
+def fill_market(store, start, count: int, *, every_s: float = 60.0) -> list[str]:
+    """Write ``count`` synthetic snapshots from ``start`` (a datetime) on; return their ts."""
+    import math
+    from datetime import timedelta
+
+    from datacentre.ticks import format_ts
+
+    stamps = []
+    for n in range(count):
+        moment = start + timedelta(seconds=n * every_s)
+        drift = 40 * math.sin(n / 7)
+        store.write_snapshot(moment, synthetic_snapshot(moment, nifty=26000 + drift + n,
+                                                        bank=59000 + 2.2 * drift, step=n))
+        stamps.append(format_ts(moment))
+    return stamps
+
+
+@pytest.fixture
+def market_db(tmp_path) -> str:
+    """A SQLite store with 60 one-minute snapshots of the last complete session."""
+    from datacentre.instruments import last_complete_session, session_bounds
+    from datacentre.ticks import now_utc
+
+    url = f"sqlite:///{tmp_path / 'market.db'}"
+    with TickStore(url) as s:
+        open_, _ = session_bounds(last_complete_session(now_utc()))
+        fill_market(s, open_, 60)
+    return url
+
+
+# ---------------------------------------------------------------- a live data centre
+# (client, reader and seed-sample tests: real broadcaster, real collector, real sockets)
+
+@pytest.fixture
+def live_broadcaster(store):
+    """A real BroadcasterThread over ``store`` on a free loopback port (stopped afterwards)."""
+    from datacentre.broadcaster import BroadcasterThread
+
+    server = BroadcasterThread(store, port=0, poll_interval=0.02).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def live_market(store, live_broadcaster):
+    """The simulator (seed 1) collected every 0.2 s into ``store`` and pushed out at once."""
+    from datacentre.collector import Collector, CollectorThread
+    from datacentre.sources import MarketSimulator
+
+    collector = Collector(store, MarketSimulator(seed=1), interval=0.2,
+                          on_commit=lambda ts, rows: live_broadcaster.notify())
+    thread = CollectorThread(collector).start()
+    yield collector
+    thread.stop()
+
+
+# ---------------------------------------------------------------- WebSocket servers (broadcaster, replay)
+
+@pytest.fixture
+def stalled_client():
+    """Connect a WebSocket client that completes the handshake, then never reads.
+
+    ``stalled_client(server_thread)`` returns the socket. Its receive buffer and the
+    server's send buffer for it are shrunk (the kernel's default can absorb megabytes), so
+    the backlog lands in the server transport's buffer after a few kilobytes.
+    """
+    import socket
+    import time
+
+    opened = []
+
+    def connect(server) -> socket.socket:
+        sock = socket.socket()
+        opened.append(sock)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.connect(("127.0.0.1", server.port))
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                     b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+        assert sock.recv(1024).startswith(b"HTTP/1.1 101")
+        peer = sock.getsockname()[:2]
+        deadline = time.monotonic() + 5
+        while True:
+            mine = [c for c in list(server.server._clients) if c.ws.remote_address[:2] == peer]
+            if mine:
+                break
+            assert time.monotonic() < deadline, "the server never registered the stalled client"
+            time.sleep(0.005)
+        mine[0].ws.transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+        return sock
+
+    yield connect
+    for sock in opened:
+        sock.close()

@@ -5,13 +5,12 @@ import csv
 import io
 
 import pytest
+from test_store import T1, T3, fill
 
 from datacentre.csvio import check_csv, csv_lines, export_csv, import_csv, select_symbols
 from datacentre.errors import ImportFormatError
 from datacentre.store import TickStore
 from datacentre.ticks import TICK_FIELDS
-
-from test_store import T1, T3, fill
 
 
 def exported(store, **kw) -> str:
@@ -63,7 +62,7 @@ def test_bad_lines_are_reported_and_nothing_is_committed(store):
         ",".join(TICK_FIELDS),
         good,
         f"FINNIFTY 50,1,{T1},1,,,0,,,,,,,sim",
-        f"NIFTY 50,99926000,yesterday,1,,,0,,,,,,,sim",
+        "NIFTY 50,99926000,yesterday,1,,,0,,,,,,,sim",
         f"NIFTY 50,99926000,{T3},abc,,,0,,,,,,,sim",
         f"NIFTY 50,99926000,{T3},1,,,-5,,,,,,,sim",
         f"NIFTY 50,99926000,{T3},1,,,0,,,,,,,hacker",

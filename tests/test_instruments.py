@@ -7,9 +7,26 @@ import pytest
 
 from datacentre.errors import SymbolError
 from datacentre.instruments import (
-    CE, FUT, INDEX, PE, atm_strike, current_future_expiry, format_future, format_option, is_valid_symbol,
-    last_complete_session, last_tuesday, monthly_expiries, nearest_option_expiry, parse_expiry, parse_symbol,
-    strike_window, time_to_expiry, token_for, underlying, weekly_expiries,
+    CE,
+    FUT,
+    INDEX,
+    PE,
+    atm_strike,
+    current_future_expiry,
+    format_future,
+    format_option,
+    is_valid_symbol,
+    last_complete_session,
+    last_tuesday,
+    monthly_expiries,
+    nearest_option_expiry,
+    parse_expiry,
+    parse_symbol,
+    strike_window,
+    time_to_expiry,
+    token_for,
+    underlying,
+    weekly_expiries,
 )
 from datacentre.ticks import UTC
 

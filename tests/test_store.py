@@ -101,7 +101,8 @@ def test_iter_ticks_and_count(any_store, sample_ticks):
 
 def test_query_reads_with_placeholders(any_store, sample_ticks):
     fill(any_store, sample_ticks)
-    rows = any_store.query("SELECT * FROM ltp_ticks WHERE symbol = ? ORDER BY ts DESC LIMIT 10", ("NIFTY 50",))
+    sql = "SELECT * FROM ltp_ticks WHERE symbol = ? ORDER BY ts DESC LIMIT 10"
+    rows = any_store.query(sql, ("NIFTY 50",))
     assert [r["ts"] for r in rows] == [T3, T2, T1]
     assert any_store.query("SELECT '?' AS q, 1 AS n WHERE 1 = ?", (1,)) == [{"q": "?", "n": 1}]
 

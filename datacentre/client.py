@@ -1,0 +1,690 @@
+"""Python clients of the broadcaster (DESIGN section 6).
+
+:class:`RealtimeDataClient` is the seed's ``realtime_client``: a callback for every
+live tick, plus queries that read the tick store directly when it is reachable and
+ask the broadcaster otherwise.
+
+:class:`FeedConnection` is the machinery it shares with
+:class:`~datacentre.reader.WebSocketDataReader`: one ``websocket-client``
+connection kept open by a daemon thread, reconnecting with capped exponential
+backoff and jitter, sorting what arrives into ticks (handed on) and replies
+(matched to their request by ``id``). Welcome, pong, replies and error messages
+never reach tick handlers.
+"""
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import os
+import queue
+import random
+import socket
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Self
+from urllib.parse import urlsplit, urlunsplit
+
+import sqlalchemy as sa
+import websocket
+
+from .config import DEFAULT_DB_URL, DEFAULT_WS_HOST, DEFAULT_WS_PORT, Settings
+from .errors import ConfigError, FeedError, ProtocolError, StoreError
+from .protocol import DEFAULT_BURST, DEFAULT_RATE, RateLimiter
+from .store import TickStore, sqlite_path
+from .ticks import TICK_FIELDS, normalize_ts
+
+log = logging.getLogger(__name__)
+
+#: Seconds a request waits for its reply (and for the connection, if it is down).
+DEFAULT_REQUEST_TIMEOUT = 10.0
+#: Seconds :meth:`RealtimeDataClient.connect` waits for the welcome before returning.
+CONNECT_WAIT = 2.0
+#: Reconnect delays: first retry after about this long, doubling up to the cap; each
+#: delay is scaled by a random factor in [0.5, 1) so many clients do not retry in step.
+RECONNECT_MIN_DELAY = 0.5
+RECONNECT_MAX_DELAY = 30.0
+#: WebSocket pings from the client notice a dead connection that sends no close frame.
+PING_INTERVAL = 20.0
+PING_TIMEOUT = 10.0
+#: Seconds :meth:`FeedConnection.stop` waits for the broadcaster's close reply.
+CLOSE_WAIT = 1.0
+#: Ticks waiting for a slow user callback before the oldest are dropped.
+CALLBACK_QUEUE_SIZE = 100_000
+#: Requests per second (and burst) a client allows itself: a little under the
+#: broadcaster's per-connection budget (``protocol.DEFAULT_RATE`` / ``DEFAULT_BURST``).
+REQUEST_RATE = 0.9 * DEFAULT_RATE
+REQUEST_BURST = 0.9 * DEFAULT_BURST
+#: Pause before repeating a request the broadcaster refused as ``rate_limited``.
+RATE_LIMIT_PAUSE = 0.25
+#: How long a missing store is remembered before looking for it again.
+STORE_RETRY_S = 5.0
+
+TickHandler = Callable[[dict], None]
+ReplyHandler = Callable[[dict | None, Exception | None], None]
+
+_WILDCARD_HOSTS = {"0.0.0.0", "::", "[::]", ""}
+
+
+# ---------------------------------------------------------------- configuration
+
+def load_settings() -> Settings | None:
+    try:
+        return Settings.from_env()
+    except ConfigError as exc:
+        log.warning("ignoring invalid data centre settings: %s", exc)
+        return None
+
+
+def connectable_url(url: str) -> str:
+    """``url`` with a wildcard bind address (``0.0.0.0``, ``::``) replaced by loopback.
+
+    A broadcaster bound to every interface is reached through 127.0.0.1.
+    """
+    parts = urlsplit(url)
+    if parts.hostname is not None and parts.hostname in _WILDCARD_HOSTS:
+        netloc = "127.0.0.1" + (f":{parts.port}" if parts.port else "")
+        url = urlunsplit(parts._replace(netloc=netloc))
+    return url
+
+
+def default_ws_url() -> str:
+    """The configured broadcaster URL (``DATACENTRE_WS_URL``, else from host and port)."""
+    settings = load_settings()
+    return connectable_url(settings.ws_url if settings else f"ws://{DEFAULT_WS_HOST}:{DEFAULT_WS_PORT}")
+
+
+def default_db_url() -> str:
+    """The configured store URL (``DATACENTRE_DB_URL``, else ``data/nifty_local.db``)."""
+    settings = load_settings()
+    return settings.db_url if settings else DEFAULT_DB_URL
+
+
+def default_token() -> str | None:
+    return os.environ.get("DATACENTRE_WS_TOKEN") or None
+
+
+def open_existing_store(db_url: str | None = None) -> TickStore | None:
+    """Open the tick store at ``db_url`` (default: the configured one) if it already exists.
+
+    Returns None when there is no such store: for SQLite when the file is missing or
+    holds no ``ltp_ticks`` table, for other databases when they cannot be reached.
+    Never creates a database or a table.
+    """
+    url = db_url or default_db_url()
+    try:
+        backend = sa.engine.make_url(url).get_backend_name()
+    except sa.exc.ArgumentError as exc:
+        raise StoreError(f"invalid database URL {url!r}: use sqlite:///path/to/file.db or "
+                         f"postgresql://user@host/db") from exc
+    if backend == "sqlite":
+        path = sqlite_path(url)
+        if path is None or not path.is_file():
+            return None
+        try:
+            conn = sqlite3.connect(f"file:{path.resolve()}?mode=ro", uri=True, timeout=5)
+            try:
+                found = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' "
+                                     "AND name = 'ltp_ticks'").fetchone()
+            finally:
+                conn.close()
+        except sqlite3.Error as exc:
+            log.warning("cannot read the tick store %s: %s", path, exc)
+            return None
+        return TickStore(url, create=False) if found else None
+    store = TickStore(url, create=False)
+    try:
+        if sa.inspect(store.engine).has_table("ltp_ticks"):
+            return store
+    except sa.exc.SQLAlchemyError as exc:
+        log.warning("cannot reach the tick store %r: %s", store, getattr(exc, "orig", None) or exc)
+    store.close()
+    return None
+
+
+def backoff_delay(attempt: int, *, base: float = RECONNECT_MIN_DELAY,
+                  cap: float = RECONNECT_MAX_DELAY) -> float:
+    """Seconds to wait before reconnect ``attempt`` (0, 1, ...): capped doubling with jitter."""
+    return min(cap, base * 2 ** min(attempt, 30)) * random.uniform(0.5, 1.0)
+
+
+def is_tick(message: Any) -> bool:
+    """True for a tick message: an object with a ``symbol`` and no ``type``."""
+    return isinstance(message, dict) and "type" not in message and "symbol" in message
+
+
+def tick_from(message: Mapping[str, Any]) -> dict[str, Any]:
+    """The 14 tick fields of a tick or ``latest`` message, in contract order."""
+    return {f: message.get(f) for f in TICK_FIELDS}
+
+
+# ---------------------------------------------------------------- the connection
+
+@dataclass
+class _Pending:
+    event: threading.Event = field(default_factory=threading.Event)
+    reply: dict | None = None
+    error: Exception | None = None
+    handler: ReplyHandler | None = None
+
+
+class FeedConnection:
+    """One broadcaster connection, kept open by a daemon thread until :meth:`stop`.
+
+    ``on_tick(tick)`` runs in the connection's thread for every live tick (snapshot
+    messages are unpacked into ticks); ``on_welcome()`` runs there after each
+    (re)connection. Neither may block for long: replies to requests are read by
+    the same thread. An exception in either is logged and the feed goes on.
+
+    Reconnects wait ``backoff_delay(attempt)``; the attempt count starts again after
+    every connection that got as far as the welcome.
+    """
+
+    def __init__(self, url: str, *, on_tick: TickHandler, on_welcome: Callable[[], None] | None = None,
+                 token: str | None = None, name: str = "datacentre-feed") -> None:
+        self.url = url
+        self.name = name
+        self._on_tick = on_tick
+        self._on_welcome = on_welcome
+        self._token = token
+        self._ids = itertools.count(1)
+        self._lock = threading.Lock()
+        self._pending: dict[int, _Pending] = {}
+        self._limiter = RateLimiter(REQUEST_RATE, REQUEST_BURST)
+        self._pace_lock = threading.Lock()
+        self._app: websocket.WebSocketApp | None = None
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._connected = threading.Event()
+        self._welcomed = False
+        self._outage_logged = False
+        self.welcome: dict | None = None
+        self.connections = 0
+
+    def __repr__(self) -> str:
+        state = "connected" if self.connected else "disconnected"
+        return f"FeedConnection({self.url!r}, {state})"
+
+    # -- lifecycle
+
+    def start(self) -> Self:
+        """Start the connection thread (once); returns at once."""
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
+                self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Close the connection, stop reconnecting and fail any waiting request."""
+        self._stop.set()
+        with self._lock:
+            app, thread = self._app, self._thread
+        own_thread = thread is threading.current_thread()
+        if app is not None:
+            # Not app.close(): that waits for the close reply while the feed thread sits in
+            # select() for up to the ping timeout. Say goodbye, then let the reply (or, from
+            # a silent server, a socket shutdown) wake the feed thread, which tears down.
+            app.keep_running = False
+            ws = app.sock
+            if ws is not None and ws.connected:
+                try:
+                    ws.send_close(reason=b"client closing")
+                except (websocket.WebSocketException, OSError):
+                    log.debug("could not send a close frame to %s", self.url, exc_info=True)
+            if thread is not None and not own_thread:
+                thread.join(min(timeout, CLOSE_WAIT))
+            raw = ws.sock if ws is not None else None
+            if raw is not None:
+                try:
+                    raw.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+        if thread is not None and not own_thread:
+            thread.join(timeout)
+            if thread.is_alive():
+                log.warning("feed thread for %s did not stop within %g s", self.url, timeout)
+        self._connection_lost()
+
+    @property
+    def connected(self) -> bool:
+        """True between the broadcaster's welcome and the end of that connection."""
+        return self._connected.is_set()
+
+    def wait_connected(self, timeout: float | None) -> bool:
+        return self._connected.wait(timeout)
+
+    def _headers(self) -> list[str]:
+        return [f"Authorization: Bearer {self._token}"] if self._token else []
+
+    def _run(self) -> None:
+        attempt = 0
+        while not self._stop.is_set():
+            app = websocket.WebSocketApp(self.url, header=self._headers(), on_open=self._opened,
+                                         on_message=self._message, on_error=self._error,
+                                         on_close=self._closed)
+            with self._lock:
+                self._app = app
+            self._welcomed = False
+            try:
+                app.run_forever(ping_interval=PING_INTERVAL, ping_timeout=PING_TIMEOUT)
+            except Exception:
+                log.warning("feed connection to %s failed", self.url, exc_info=True)
+            finally:
+                self._connection_lost()
+            if self._stop.is_set():
+                break
+            attempt = 0 if self._welcomed else attempt + 1
+            delay = backoff_delay(attempt)
+            if not self._outage_logged:
+                log.warning("no connection to the broadcaster at %s; retrying every few seconds "
+                            "(start it with `python -m datacentre start`)", self.url)
+                self._outage_logged = True
+            log.debug("reconnecting to %s in %.2f s", self.url, delay)
+            self._stop.wait(delay)
+        log.debug("feed thread for %s stopped", self.url)
+
+    # -- websocket-client callbacks (all in the connection thread)
+
+    def _opened(self, app: websocket.WebSocketApp) -> None:
+        if self._stop.is_set():  # stop() ran while this connection was being made
+            app.close()
+
+    def _error(self, _app: websocket.WebSocketApp, error: Exception) -> None:
+        if self._outage_logged or isinstance(error, ConnectionRefusedError):
+            log.debug("feed %s: %s", self.url, error)
+        else:
+            log.info("feed %s: %s", self.url, error)
+
+    def _closed(self, _app: websocket.WebSocketApp, code: Any, reason: Any) -> None:
+        if self._welcomed and not self._stop.is_set():
+            log.info("connection to %s closed (%s %s); reconnecting", self.url, code or "", reason or "")
+        self._connection_lost()
+
+    def _message(self, _app: websocket.WebSocketApp, text: str | bytes) -> None:
+        try:
+            data = json.loads(text)
+        except (TypeError, ValueError):
+            log.warning("ignored a message from %s that is not JSON: %.80r", self.url, text)
+            return
+        if not isinstance(data, dict):
+            log.debug("ignored a non-object message from %s", self.url)
+            return
+        request_id = data.get("id")
+        if request_id is not None and self._resolve(request_id, data):
+            return
+        if request_id is None and data.get("type") == "error" and self._resolve_oldest(data):
+            return
+        kind = data.get("type")
+        if kind is None:
+            if "symbol" in data:
+                self._tick(data)
+        elif kind == "snapshot":
+            for tick in data.get("ticks") or ():
+                if is_tick(tick):
+                    self._tick(tick)
+        elif kind == "welcome":
+            self._welcome(data)
+        elif kind == "error":
+            log.warning("broadcaster at %s reported %s: %s", self.url, data.get("code"), data.get("message"))
+        else:
+            log.debug("ignored %r message from %s", kind, self.url)
+
+    def _welcome(self, data: dict) -> None:
+        self.welcome = data
+        self.connections += 1
+        self._welcomed = True
+        if self._outage_logged:
+            log.warning("connected to the broadcaster at %s again", self.url)
+            self._outage_logged = False
+        else:
+            log.info("connected to the broadcaster at %s", self.url)
+        self._connected.set()
+        if self._on_welcome is not None:
+            try:
+                self._on_welcome()
+            except Exception:
+                log.exception("welcome handler failed")
+
+    def _tick(self, tick: dict) -> None:
+        try:
+            self._on_tick(tick)
+        except Exception:
+            log.exception("tick handler failed on %s", tick.get("symbol"))
+
+    def _connection_lost(self) -> None:
+        self._connected.clear()
+        with self._lock:
+            pending, self._pending = self._pending, {}
+        for entry in pending.values():
+            self._finish(entry, None, FeedError(f"lost the connection to {self.url} before the reply "
+                                                f"arrived; retry once it is back"))
+
+    # -- requests
+
+    def send(self, message: Mapping[str, Any]) -> None:
+        """Send one JSON message; raise :class:`FeedError` when not connected."""
+        with self._lock:
+            app = self._app
+        if app is None or not self.connected:
+            raise FeedError(f"not connected to the broadcaster at {self.url}")
+        try:
+            app.send(json.dumps(message))
+        except (websocket.WebSocketException, OSError) as exc:
+            raise FeedError(f"sending to {self.url} failed: {exc}") from exc
+
+    def request_async(self, message: Mapping[str, Any], handler: ReplyHandler) -> None:
+        """Send a request now; ``handler(reply, error)`` runs in the connection thread."""
+        entry = _Pending(handler=handler)
+        request_id = self._register(entry)
+        try:
+            self.send({**message, "id": request_id})
+        except FeedError as exc:
+            self._forget(request_id)
+            self._finish(entry, None, exc)
+
+    def request(self, message: Mapping[str, Any], timeout: float = DEFAULT_REQUEST_TIMEOUT) -> dict:
+        """Send a request and wait for its reply (waiting for the connection first, if down).
+
+        Raises :class:`FeedError` on timeout or a lost connection and
+        :class:`~datacentre.errors.ProtocolError` when the broadcaster answers with an error.
+        """
+        if threading.current_thread() is self._thread:
+            raise RuntimeError("request() would wait for itself in the feed thread: use request_async()")
+        self.start()
+        deadline = time.monotonic() + timeout
+        if not self.wait_connected(timeout):
+            raise FeedError(f"no connection to the broadcaster at {self.url} within {timeout:g} s: "
+                            f"start it with `python -m datacentre start` or check the URL")
+        self._pace(deadline)
+        entry = _Pending()
+        request_id = self._register(entry)
+        try:
+            self.send({**message, "id": request_id})
+            if not entry.event.wait(max(deadline - time.monotonic(), 0.0)):
+                raise FeedError(f"no reply to {message.get('type')!r} from {self.url} within "
+                                f"{timeout:g} s; the broadcaster may be overloaded, try again")
+        finally:
+            self._forget(request_id)
+        if entry.error is not None:
+            raise entry.error
+        reply = entry.reply or {}
+        if reply.get("type") == "error":
+            raise ProtocolError(str(reply.get("code")), str(reply.get("message")))
+        return reply
+
+    def _pace(self, deadline: float) -> None:
+        """Stay inside the broadcaster's request budget instead of being refused."""
+        with self._pace_lock:
+            while not self._limiter.allow():
+                if time.monotonic() >= deadline:
+                    raise FeedError(f"too many requests to {self.url}: more than {REQUEST_RATE:g} "
+                                    f"per second are queued; slow down")
+                time.sleep(0.5 / REQUEST_RATE)
+
+    def _register(self, entry: _Pending) -> int:
+        with self._lock:
+            request_id = next(self._ids)
+            self._pending[request_id] = entry
+        return request_id
+
+    def _forget(self, request_id: int) -> None:
+        with self._lock:
+            self._pending.pop(request_id, None)
+
+    def _resolve(self, request_id: Any, reply: dict) -> bool:
+        with self._lock:
+            entry = self._pending.pop(request_id, None) if isinstance(request_id, int) else None
+        if entry is None:
+            return False
+        self._finish(entry, reply, None)
+        return True
+
+    def _resolve_oldest(self, reply: dict) -> bool:
+        # The broadcaster answers one connection's requests in order, but a request it
+        # refuses before reading (rate_limited, too_large) gets an error without the id:
+        # it belongs to the oldest request still waiting.
+        with self._lock:
+            if not self._pending:
+                return False
+            entry = self._pending.pop(next(iter(self._pending)))
+        self._finish(entry, reply, None)
+        return True
+
+    @staticmethod
+    def _finish(entry: _Pending, reply: dict | None, error: Exception | None) -> None:
+        entry.reply, entry.error = reply, error
+        entry.event.set()
+        if entry.handler is not None:
+            try:
+                entry.handler(reply, error)
+            except Exception:
+                log.exception("reply handler failed")
+
+
+# ---------------------------------------------------------------- the client
+
+class RealtimeDataClient:
+    """Live ticks by callback, plus store queries (DESIGN section 6).
+
+    >>> client = RealtimeDataClient(on_data_callback=print)
+    >>> client.connect()
+    >>> client.get_latest("NIFTY 50")
+
+    ``ws_url`` defaults to the configured broadcaster (``DATACENTRE_WS_URL``, else
+    ``ws://127.0.0.1:8765``). ``on_data_callback(tick)`` receives every live tick
+    as a dict of the 14 tick fields, and nothing else (no welcome, pong or replies).
+    It runs in its own thread, one tick at a time in arrival order, so a slow
+    callback never stalls the connection; an exception in it is logged and the
+    feed goes on.
+
+    The query methods read the tick store when one is reachable: ``db_url``, else
+    the configured ``DATACENTRE_DB_URL`` (``data/nifty_local.db``), used only if it
+    already exists; nothing is ever created. Without a store they ask the
+    broadcaster over the WebSocket (connecting if needed), except :meth:`query`,
+    which needs the store. Every method is safe to call from any thread.
+    """
+
+    def __init__(self, ws_url: str | None = None, on_data_callback: TickHandler | None = None,
+                 db_url: str | None = None, *, token: str | None = None,
+                 request_timeout: float = DEFAULT_REQUEST_TIMEOUT) -> None:
+        self.ws_url = ws_url or default_ws_url()
+        self.on_data_callback = on_data_callback
+        self.db_url = db_url
+        self.request_timeout = request_timeout
+        self._token = token or default_token()
+        self._lock = threading.Lock()
+        self._feed: FeedConnection | None = None
+        self._queue: queue.Queue | None = None
+        self._dispatcher: threading.Thread | None = None
+        self._store: TickStore | None = None
+        self._store_checked_at: float | None = None
+        self._store_lock = threading.Lock()
+        self.dropped_ticks = 0
+
+    def __repr__(self) -> str:
+        return f"RealtimeDataClient({self.ws_url!r}, connected={self.is_connected()})"
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- the live feed
+
+    def connect(self, timeout: float = CONNECT_WAIT) -> bool:
+        """Start the live feed in the background and wait up to ``timeout`` s for the welcome.
+
+        Returns whether the connection is up; if not, it keeps retrying by itself.
+        """
+        with self._lock:
+            if self._feed is None:
+                if self.on_data_callback is not None:
+                    self._queue = queue.Queue(CALLBACK_QUEUE_SIZE)
+                    self._dispatcher = threading.Thread(target=self._dispatch, args=(self._queue,),
+                                                        name="datacentre-callbacks", daemon=True)
+                    self._dispatcher.start()
+                self._feed = FeedConnection(self.ws_url, on_tick=self._on_tick, token=self._token,
+                                            name="datacentre-client")
+                self._feed.start()
+            feed = self._feed
+        return feed.wait_connected(timeout) if timeout else feed.connected
+
+    def is_connected(self) -> bool:
+        """True while the live feed is connected to the broadcaster."""
+        feed = self._feed
+        return feed is not None and feed.connected
+
+    def close(self) -> None:
+        """Stop the live feed (and the callback thread) and release the store."""
+        with self._lock:
+            feed, self._feed = self._feed, None
+            q, self._queue = self._queue, None
+            dispatcher, self._dispatcher = self._dispatcher, None
+        if feed is not None:
+            feed.stop()
+        if q is not None:
+            q.put(None)
+            if dispatcher is not None and dispatcher is not threading.current_thread():
+                dispatcher.join(5)
+        with self._store_lock:
+            store, self._store, self._store_checked_at = self._store, None, None
+        if store is not None:
+            store.close()
+
+    def _on_tick(self, tick: dict) -> None:
+        q = self._queue
+        if q is None:
+            return
+        item = tick_from(tick)
+        while True:
+            try:
+                q.put_nowait(item)
+                return
+            except queue.Full:
+                try:
+                    q.get_nowait()
+                except queue.Empty:
+                    continue
+                self.dropped_ticks += 1
+                if self.dropped_ticks % 10_000 == 1:
+                    log.warning("the data callback is slower than the feed: dropped %d old ticks "
+                                "so far (do heavy work in another thread)", self.dropped_ticks)
+
+    def _dispatch(self, q: queue.Queue) -> None:
+        while True:
+            tick = q.get()
+            if tick is None:
+                return
+            callback = self.on_data_callback
+            if callback is None:
+                continue
+            try:
+                callback(tick)
+            except Exception:
+                log.error("on_data_callback failed on %s; the feed goes on", tick.get("symbol"),
+                          exc_info=True)
+
+    # -- queries
+
+    def _get_store(self) -> TickStore | None:
+        with self._store_lock:
+            if self._store is not None:
+                return self._store
+            now = time.monotonic()
+            if self._store_checked_at is not None and now - self._store_checked_at < STORE_RETRY_S:
+                return None
+            self._store_checked_at = now
+            self._store = open_existing_store(self.db_url)
+            if self._store is not None:
+                log.debug("queries read %r", self._store)
+            return self._store
+
+    def _request(self, message: dict) -> dict:
+        with self._lock:
+            feed = self._feed
+        if feed is None:
+            self.connect(timeout=0)
+            feed = self._feed
+        if feed is None:  # closed concurrently
+            raise FeedError(f"the client for {self.ws_url} was closed")
+        deadline = time.monotonic() + self.request_timeout
+        while True:
+            try:
+                return feed.request(message, max(deadline - time.monotonic(), 0.1))
+            except ProtocolError as exc:
+                if exc.code != "rate_limited" or time.monotonic() + RATE_LIMIT_PAUSE > deadline:
+                    raise
+            time.sleep(RATE_LIMIT_PAUSE)
+
+    def get_latest(self, symbol: str) -> dict | None:
+        """The newest tick of ``symbol`` (14 fields), or None if it has none."""
+        store = self._get_store()
+        if store is not None:
+            return store.latest(symbol)
+        try:
+            return tick_from(self._request({"type": "get_latest", "symbol": symbol}))
+        except ProtocolError as exc:
+            if exc.code == "unknown_symbol":
+                return None
+            raise
+
+    def get_latest_all(self, limit: int = 100) -> list[dict]:
+        """The newest tick of every symbol, by symbol, at most ``limit`` of them."""
+        store = self._get_store()
+        if store is not None:
+            return store.latest_all(limit)
+        reply = self._request({"type": "get_latest_all", "limit": limit})
+        return [tick_from(t) for t in reply.get("ticks") or ()]
+
+    def get_historical(self, symbol: str, start_ts: str | datetime | None = None,
+                       end_ts: str | datetime | None = None) -> list[dict]:
+        """Ticks of ``symbol`` with ``start_ts <= ts <= end_ts`` (ISO 8601), oldest first.
+
+        Over the WebSocket the broadcaster caps the answer (10,000 ticks); narrow the
+        range for more.
+        """
+        store = self._get_store()
+        if store is not None:
+            return store.history(symbol, start_ts, end_ts)
+        message: dict[str, Any] = {"type": "get_history", "symbol": symbol}
+        if start_ts is not None:
+            message["start_ts"] = normalize_ts(start_ts)
+        if end_ts is not None:
+            message["end_ts"] = normalize_ts(end_ts)
+        try:
+            reply = self._request(message)
+        except ProtocolError as exc:
+            if exc.code == "unknown_symbol":
+                return []
+            raise
+        if reply.get("truncated"):
+            log.warning("history of %s was truncated to %s ticks: narrow the time range",
+                        symbol, reply.get("count"))
+        return [tick_from(t) for t in reply.get("ticks") or ()]
+
+    def get_symbols(self) -> list[str]:
+        """Every symbol that has ticks, sorted."""
+        store = self._get_store()
+        if store is not None:
+            return store.symbols()
+        return list(self._request({"type": "get_symbols"}).get("symbols") or ())
+
+    def query(self, sql: str, params: Sequence[Any] | dict = ()) -> list[dict]:
+        """Run one read-only SQL statement (``?`` placeholders) on the store; rows as dicts.
+
+        Writes raise :class:`~datacentre.errors.ReadOnlyError`. Needs the store itself:
+        the broadcaster does not run SQL.
+        """
+        store = self._get_store()
+        if store is None:
+            where = self.db_url or default_db_url()
+            raise StoreError(f"no tick store found at {where}: pass db_url= (or set "
+                             f"DATACENTRE_DB_URL) to the database the collector writes")
+        return store.query(sql, params)
+
