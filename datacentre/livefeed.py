@@ -1,0 +1,665 @@
+"""The app's live feed and the embedded data centre it may start; no Streamlit in here.
+
+:class:`LiveFeed` is one daemon thread on ``websocket-client`` that asks the
+broadcaster for one message per snapshot and keeps, under one lock:
+
+* the latest tick of every symbol and the latest complete snapshot;
+* the day's spot and future per underlying, one point per snapshot, in a deque
+  with a ``maxlen`` (a 1 s interval fills 22,500 points per session), cleared when
+  the IST date of the ticks changes.
+
+Readers get copies, so a page can never see a half-applied snapshot. The thread
+never calls Streamlit; the app creates it through ``st.cache_resource`` (see
+:mod:`datacentre.ui`) and reads it from the script thread. It reconnects by
+itself with exponential backoff.
+
+Duplicate threads are the classic failure of a background thread under
+Streamlit: editing the cached function's source (or clearing the cache) creates
+a second cache entry, and a reload of this module forgets its registry. So
+:func:`start_feed` stops every running feed for the same URL first, finding them
+both in the module registry and, by a marker attribute, among the live threads.
+
+:func:`ensure_data_centre` starts the embedded data centre (collector +
+broadcaster, :mod:`datacentre.embedded`) when nothing answers at a local
+broadcaster URL, at most once per process, in a thread that only records the
+backfill's progress numbers for the caller to show.
+"""
+from __future__ import annotations
+
+import atexit
+import json
+import logging
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit, urlunsplit
+
+import websocket
+
+from .config import Settings, is_loopback
+from .errors import FeedError, SymbolError
+from .instruments import FUT, INDEX, UNDERLYINGS, parse_symbol
+from .ticks import IST, TICK_FIELDS, format_ts, now_utc, parse_ts
+
+if TYPE_CHECKING:
+    from .embedded import DataCentre
+    from .store import TickStore
+
+log = logging.getLogger(__name__)
+
+DEFAULT_HISTORY_LEN = 30_000
+CONNECT_TIMEOUT_S = 5.0
+RECV_TIMEOUT_S = 1.0
+BACKOFF_INITIAL_S = 0.5
+BACKOFF_MAX_S = 10.0
+# The broadcaster pings every 20 s; a connection silent for longer than this is probed.
+QUIET_PING_S = 30.0
+RATE_WINDOW_S = 30.0
+HEALTH_TIMEOUT_S = 1.0
+LATEST_ALL_LIMIT = 10_000
+
+CONNECTING = "connecting"
+CONNECTED = "connected"
+RECONNECTING = "reconnecting"
+EMBEDDED = "embedded"
+STOPPED = "stopped"
+
+THREAD_NAME = "datacentre-livefeed"
+_FEED_MARKER = "datacentre_livefeed"
+
+
+@dataclass(frozen=True)
+class Point:
+    """One snapshot of an underlying: the index (spot) and its nearest future."""
+
+    ts: str
+    spot: float
+    future: float | None = None
+
+
+def ist_date(ts: str) -> date:
+    return parse_ts(ts).astimezone(IST).date()
+
+
+class LiveFeed:
+    """Latest ticks and the day's spot history, fed by one background thread.
+
+    >>> feed = LiveFeed("ws://127.0.0.1:8765").start()
+    >>> feed.latest()["NIFTY 50"]["ltp"]
+    >>> feed.stop()
+
+    ``embedded`` is only a label: :attr:`state` says ``embedded`` instead of
+    ``connected`` when the broadcaster is the one this process started.
+    """
+
+    def __init__(self, ws_url: str, *, token: str | None = None, embedded: bool = False,
+                 history_len: int = DEFAULT_HISTORY_LEN, backoff_initial: float = BACKOFF_INITIAL_S,
+                 backoff_max: float = BACKOFF_MAX_S, recv_timeout: float = RECV_TIMEOUT_S) -> None:
+        if history_len < 1:
+            raise ValueError(f"history_len must be at least 1, got {history_len}")
+        self.ws_url = ws_url
+        self.embedded = embedded
+        self._token = token
+        self._history_len = history_len
+        self._backoff_initial = backoff_initial
+        self._backoff_max = backoff_max
+        self._recv_timeout = recv_timeout
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._ws: websocket.WebSocket | None = None
+        self._connected = False
+        self._ever_connected = False
+        self._latest: dict[str, dict] = {}
+        self._snapshot_ts: str | None = None
+        self._snapshot: dict[str, dict] = {}
+        self._history: dict[str, deque[Point]] = {}
+        self._history_day: dict[str, date] = {}
+        self._rate: deque[tuple[float, int]] = deque(maxlen=4096)
+        self._last_message_at: float | None = None
+        self.connects = 0
+        self.ticks_received = 0
+        self.messages = 0
+        self.last_error: str | None = None
+
+    def __repr__(self) -> str:
+        return f"LiveFeed({self.ws_url!r}, state={self.state!r})"
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> LiveFeed:
+        with self._lock:
+            if self._thread is not None:
+                return self
+            self._thread = threading.Thread(target=self._run, name=f"{THREAD_NAME} {self.ws_url}",
+                                            daemon=True)
+            setattr(self._thread, _FEED_MARKER, self)
+            self._thread.start()
+        return self
+
+    def stop(self, timeout: float | None = 5.0) -> None:
+        """Stop the thread and close the connection; safe to call twice or from any thread."""
+        self._stop.set()
+        ws = self._ws
+        if ws is not None:
+            try:
+                ws.abort()  # wakes a blocked recv() at once
+            except Exception:
+                pass
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread() and timeout:
+            thread.join(timeout)
+
+    @property
+    def alive(self) -> bool:
+        """True while the thread runs and has not been asked to stop."""
+        return self._thread is not None and self._thread.is_alive() and not self._stop.is_set()
+
+    @property
+    def state(self) -> str:
+        """``connecting``, ``connected`` (or ``embedded``), ``reconnecting`` or ``stopped``."""
+        if self._stop.is_set() or (self._thread is not None and not self._thread.is_alive()):
+            return STOPPED
+        if self._connected:
+            return EMBEDDED if self.embedded else CONNECTED
+        return RECONNECTING if self._ever_connected else CONNECTING
+
+    @property
+    def connected(self) -> bool:
+        return self._connected and not self._stop.is_set()
+
+    def wait_connected(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.connected:
+                return True
+            time.sleep(0.02)
+        return self.connected
+
+    def wait_for_ticks(self, timeout: float, *, after: int = 0) -> bool:
+        """Wait until more than ``after`` ticks have been received in total."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.ticks_received > after:
+                return True
+            time.sleep(0.02)
+        return self.ticks_received > after
+
+    # ------------------------------------------------------------------ the thread
+
+    def _connect(self) -> websocket.WebSocket:
+        header = [f"Authorization: Bearer {self._token}"] if self._token else None
+        try:
+            ws = websocket.create_connection(self.ws_url, timeout=CONNECT_TIMEOUT_S, header=header,
+                                             enable_multithread=True)
+        except (websocket.WebSocketException, OSError) as exc:
+            raise FeedError(f"cannot reach the broadcaster at {self.ws_url}: {exc}") from exc
+        ws.settimeout(self._recv_timeout)
+        ws.send(json.dumps({"type": "set_format", "format": "snapshot"}))
+        # The latest tick of every symbol now, rather than only from the next snapshot on.
+        ws.send(json.dumps({"type": "get_latest_all", "limit": LATEST_ALL_LIMIT}))
+        return ws
+
+    def _run(self) -> None:
+        delay = self._backoff_initial
+        while not self._stop.is_set():
+            try:
+                ws = self._connect()
+            except FeedError as exc:
+                self.last_error = str(exc)
+                log.debug("%s", exc)
+            else:
+                self._ws = ws
+                if self._stop.is_set():  # stop() ran before _ws was set
+                    ws.abort()
+                self._connected = self._ever_connected = True
+                self.connects += 1
+                self._last_message_at = time.monotonic()
+                delay = self._backoff_initial
+                log.info("live feed connected to %s", self.ws_url)
+                try:
+                    self._receive(ws)
+                except (websocket.WebSocketException, OSError) as exc:
+                    if not self._stop.is_set():
+                        self.last_error = f"connection lost: {exc.__class__.__name__}: {exc}"
+                        log.info("live feed lost %s: %s", self.ws_url, exc)
+                except Exception:
+                    self.last_error = "the feed thread failed; see the log"
+                    log.exception("live feed failed on %s", self.ws_url)
+                finally:
+                    self._connected = False
+                    self._ws = None
+                    try:
+                        ws.close(timeout=0.2)
+                    except Exception:
+                        pass
+            if self._stop.wait(delay):
+                break
+            delay = min(delay * 2, self._backoff_max)
+        self._connected = False
+
+    def _receive(self, ws: websocket.WebSocket) -> None:
+        while not self._stop.is_set():
+            try:
+                text = ws.recv()
+            except websocket.WebSocketTimeoutException:
+                quiet = time.monotonic() - (self._last_message_at or 0.0)
+                if quiet > QUIET_PING_S:
+                    ws.send(json.dumps({"type": "ping"}))
+                    self._last_message_at = time.monotonic()
+                continue
+            if not text:  # a close frame
+                raise websocket.WebSocketConnectionClosedException("closed by the broadcaster")
+            self._last_message_at = time.monotonic()
+            self.messages += 1
+            self.handle_message(text)
+
+    # ------------------------------------------------------------------ messages
+
+    def handle_message(self, text: str | bytes) -> None:
+        """Apply one message from the broadcaster (public so tests can feed text directly)."""
+        try:
+            msg = json.loads(text)
+        except ValueError:
+            log.warning("live feed: ignoring a message that is not JSON: %.80r", text)
+            return
+        if not isinstance(msg, dict):
+            return
+        kind = msg.get("type")
+        if kind is None and "symbol" in msg:
+            self.apply([msg])
+        elif kind == "snapshot" and isinstance(msg.get("ticks"), list):
+            self.apply(msg["ticks"])
+        elif kind == "latest_all" and isinstance(msg.get("ticks"), list):
+            self.apply(msg["ticks"], live=False)
+        elif kind == "error":
+            log.warning("broadcaster error: %s: %s", msg.get("code"), msg.get("message"))
+
+    def apply(self, ticks: Sequence[dict], *, live: bool = True) -> None:
+        """Take ticks into the latest table, the current snapshot and the day's history.
+
+        ``live=False`` (the catch-up reply on connect) leaves the tick counters alone.
+        """
+        ticks = [{f: t.get(f) for f in TICK_FIELDS} for t in ticks if isinstance(t, dict) and t.get("symbol")]
+        if not ticks:
+            return
+        with self._lock:
+            for tick in ticks:
+                ts = tick["ts"]
+                if ts is None:
+                    continue
+                current = self._latest.get(tick["symbol"])
+                if current is None or (current["ts"] or "") <= ts:
+                    self._latest[tick["symbol"]] = tick
+                if self._snapshot_ts is None or ts > self._snapshot_ts:
+                    self._snapshot_ts, self._snapshot = ts, {}
+                if ts == self._snapshot_ts:
+                    self._snapshot[tick["symbol"]] = tick
+            for tick in ticks:
+                self._record_point(tick)
+            if live:
+                self.ticks_received += len(ticks)
+                self._rate.append((time.monotonic(), len(ticks)))
+
+    def _record_point(self, tick: dict) -> None:
+        try:
+            ins = parse_symbol(tick["symbol"])
+        except SymbolError:
+            return
+        if ins.kind != INDEX or tick["ltp"] is None or tick["ts"] is None:
+            return
+        future = self._nearest_future(ins.underlying, tick["ts"])
+        self._append_point(ins.underlying, Point(tick["ts"], float(tick["ltp"]), future))
+
+    def _nearest_future(self, base: str, ts: str) -> float | None:
+        day = ist_date(ts)
+        best: tuple[date, float] | None = None
+        for symbol, tick in self._latest.items():
+            try:
+                ins = parse_symbol(symbol)
+            except SymbolError:
+                continue
+            usable = ins.kind == FUT and ins.underlying == base and ins.expiry >= day
+            if usable and tick["ltp"] is not None and (best is None or ins.expiry < best[0]):
+                best = (ins.expiry, float(tick["ltp"]))
+        return best[1] if best else None
+
+    def _append_point(self, base: str, point: Point) -> None:
+        day = ist_date(point.ts)
+        series = self._history.get(base)
+        if series is None or self._history_day.get(base) != day:
+            if series is not None and self._history_day.get(base, day) > day:
+                return  # a late point of an earlier day
+            series = self._history[base] = deque(maxlen=self._history_len)
+            self._history_day[base] = day
+        if series and series[-1].ts >= point.ts:
+            if series[-1].ts == point.ts:
+                series[-1] = point
+            return
+        series.append(point)
+
+    # ------------------------------------------------------------------ priming
+
+    def prime(self, ticks: Sequence[dict], history: dict[str, Iterable[Point]] | None = None) -> None:
+        """Fill in from the store before the first live message: a snapshot and the day's points.
+
+        Newer live data always wins: old ticks never replace newer ones, and stored
+        points are merged with the live ones by timestamp.
+        """
+        with self._lock:
+            for tick in ticks:
+                current = self._latest.get(tick["symbol"])
+                if current is None or (current["ts"] or "") < tick["ts"]:
+                    self._latest[tick["symbol"]] = {f: tick.get(f) for f in TICK_FIELDS}
+            if ticks and not self._snapshot:
+                self._snapshot_ts = max(t["ts"] for t in ticks)
+                self._snapshot = {t["symbol"]: dict(self._latest[t["symbol"]]) for t in ticks
+                                  if t["ts"] == self._snapshot_ts}
+            for base, points in (history or {}).items():
+                merged = {p.ts: p for p in points}
+                merged.update({p.ts: p for p in self._history.get(base, ())})
+                if not merged:
+                    continue
+                day = max(ist_date(ts) for ts in merged)
+                ordered = [merged[ts] for ts in sorted(merged) if ist_date(ts) == day]
+                self._history[base] = deque(ordered, maxlen=self._history_len)
+                self._history_day[base] = day
+
+    def prime_from_store(self, store: TickStore) -> None:
+        """:meth:`prime` from the store's latest snapshot and that day's spot and futures."""
+        last = store.last_ts()
+        if last is None:
+            return
+        ticks = store.snapshot_at(last)
+        day = ist_date(last)
+        start = day_start(last)
+        history: dict[str, list[Point]] = {}
+        for u in UNDERLYINGS.values():
+            futures = [t for t in ticks if _kind(t["symbol"]) == (u.base, FUT)]
+            future_symbol = min(futures, key=lambda t: parse_symbol(t["symbol"]).expiry)["symbol"] \
+                if futures else None
+            future_by_ts = ({t["ts"]: t["ltp"] for t in store.history(future_symbol, start)}
+                            if future_symbol else {})
+            history[u.base] = [Point(t["ts"], float(t["ltp"]), future_by_ts.get(t["ts"]))
+                               for t in store.history(u.index_symbol, start)
+                               if t["ltp"] is not None and ist_date(t["ts"]) == day]
+        self.prime(ticks, history)
+
+    # ------------------------------------------------------------------ reading (copies)
+
+    def latest(self, symbols: Iterable[str] | None = None) -> dict[str, dict]:
+        """Symbol -> a copy of its newest tick (only ``symbols``, if given)."""
+        with self._lock:
+            if symbols is None:
+                return {s: dict(t) for s, t in self._latest.items()}
+            return {s: dict(self._latest[s]) for s in symbols if s in self._latest}
+
+    def snapshot(self) -> dict[str, Any] | None:
+        """The newest snapshot as ``{"ts": ts, "ticks": [tick, ...]}`` (copies), or None."""
+        with self._lock:
+            if self._snapshot_ts is None:
+                return None
+            return {"ts": self._snapshot_ts,
+                    "ticks": [dict(t) for _, t in sorted(self._snapshot.items())]}
+
+    def history(self, underlying: str) -> list[Point]:
+        """Today's points of ``underlying`` (``NIFTY`` or ``BANKNIFTY``), oldest first."""
+        with self._lock:
+            return list(self._history.get(underlying, ()))
+
+    def last_ts(self) -> str | None:
+        with self._lock:
+            return self._snapshot_ts
+
+    def last_tick_age(self) -> float | None:
+        """Seconds from the newest tick's timestamp to now (None before any tick)."""
+        ts = self.last_ts()
+        if ts is None:
+            return None
+        return max((now_utc() - parse_ts(ts)).total_seconds(), 0.0)
+
+    def ticks_per_second(self, window: float = RATE_WINDOW_S) -> float:
+        """Ticks received per second over the last ``window`` seconds (0 until two messages)."""
+        now = time.monotonic()
+        with self._lock:
+            recent = [(at, n) for at, n in self._rate if now - at <= window]
+        if len(recent) < 2 or recent[-1][0] <= recent[0][0]:
+            return 0.0
+        return sum(n for _, n in recent[1:]) / (recent[-1][0] - recent[0][0])
+
+    def stats(self) -> dict[str, Any]:
+        last_message = self._last_message_at
+        return {
+            "state": self.state,
+            "ws_url": self.ws_url,
+            "connects": self.connects,
+            "messages": self.messages,
+            "ticks_received": self.ticks_received,
+            "ticks_per_s": round(self.ticks_per_second(), 2),
+            "symbols": len(self._latest),
+            "last_ts": self.last_ts(),
+            "last_tick_age_s": self.last_tick_age(),
+            "last_message_age_s": None if last_message is None else time.monotonic() - last_message,
+            "last_error": self.last_error,
+        }
+
+
+def _kind(symbol: str) -> tuple[str, str] | None:
+    try:
+        ins = parse_symbol(symbol)
+    except SymbolError:
+        return None
+    return ins.underlying, ins.kind
+
+
+# ---------------------------------------------------------------------- one feed per URL
+
+_FEEDS: dict[str, LiveFeed] = {}
+_FEEDS_LOCK = threading.Lock()
+
+
+def running_feeds(ws_url: str | None = None) -> list[LiveFeed]:
+    """Feeds whose thread is alive, for ``ws_url`` or all; also those of an earlier import."""
+    found: dict[int, LiveFeed] = {id(f): f for f in _FEEDS.values()}
+    for thread in threading.enumerate():
+        feed = getattr(thread, _FEED_MARKER, None)
+        if feed is not None:
+            found[id(feed)] = feed
+    return [f for f in found.values() if f.alive and (ws_url is None or f.ws_url == ws_url)]
+
+
+def start_feed(ws_url: str, *, token: str | None = None, **options) -> LiveFeed:
+    """Start the feed for ``ws_url``, stopping any other feed of this process on that URL."""
+    with _FEEDS_LOCK:
+        for old in running_feeds(ws_url):
+            log.info("stopping a previous live feed on %s", ws_url)
+            old.stop()
+        feed = LiveFeed(ws_url, token=token, **options).start()
+        _FEEDS[ws_url] = feed
+        return feed
+
+
+def stop_feed(feed: LiveFeed) -> None:
+    """Stop ``feed`` and forget it (the ``on_release`` of the app's cache)."""
+    feed.stop()
+    with _FEEDS_LOCK:
+        if _FEEDS.get(feed.ws_url) is feed:
+            del _FEEDS[feed.ws_url]
+
+
+# ---------------------------------------------------------------------- the embedded data centre
+
+def health_url(ws_url: str) -> str:
+    parts = urlsplit(ws_url)
+    scheme = "https" if parts.scheme == "wss" else "http"
+    return urlunsplit((scheme, parts.netloc, "/health", "", ""))
+
+
+def broadcaster_health(ws_url: str, *, token: str | None = None,
+                       timeout: float = HEALTH_TIMEOUT_S) -> dict | None:
+    """The broadcaster's ``/health`` JSON, or None when nothing answers there."""
+    request = urllib.request.Request(health_url(ws_url))
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            body = json.loads(response.read().decode("utf-8"))
+    except (urllib.error.URLError, OSError, ValueError):
+        return None
+    return body if isinstance(body, dict) else None
+
+
+def _at_exit(stop: Callable[[], None]) -> None:
+    """Run ``stop`` when the interpreter exits, before thread pools are shut down.
+
+    The broadcaster reads the store through ``asyncio.to_thread``; plain ``atexit``
+    handlers run after the interpreter has closed the thread pools to new work, so
+    the broadcaster would fail its last reads. ``threading._register_atexit`` (what
+    ``concurrent.futures`` itself uses) runs earlier; fall back to ``atexit``.
+    """
+    register = getattr(threading, "_register_atexit", None)
+    try:
+        if register is None:
+            raise RuntimeError
+        register(stop)
+    except RuntimeError:
+        atexit.register(stop)
+
+
+CHECKING = "checking"
+STARTING = "starting"
+EXTERNAL = "external"
+OFF = "off"
+FAILED = "failed"
+RETRY_FAILED_AFTER_S = 30.0
+
+
+class DataCentreLauncher:
+    """Decides whether this process must run the data centre, and starts it in a thread.
+
+    ``status`` goes ``checking`` -> one of:
+
+    * ``external``: a broadcaster answers at the URL; nothing to start;
+    * ``off``: nothing answers, but the URL is not local or autostart is off (``reason`` says which);
+    * ``starting`` -> ``embedded``: this process runs the data centre (``data_centre``);
+    * ``failed``: starting it raised (``error``).
+
+    ``progress`` is the backfill's ``(done, total)``, recorded by the thread for the
+    app to draw; the thread itself never touches the UI.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.status = CHECKING
+        self.reason = ""
+        self.progress: tuple[int, int] | None = None
+        self.data_centre: DataCentre | None = None
+        self.error: BaseException | None = None
+        self.health: dict | None = None
+        self.finished_at: float | None = None
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="datacentre-autostart", daemon=True)
+
+    def __repr__(self) -> str:
+        return f"DataCentreLauncher({self.settings.ws_url!r}, status={self.status!r})"
+
+    @property
+    def done(self) -> bool:
+        return self._done.is_set()
+
+    @property
+    def embedded(self) -> bool:
+        return self.status == EMBEDDED
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait for a decision (and the start, with its backfill); True when done."""
+        return self._done.wait(timeout)
+
+    def start(self) -> DataCentreLauncher:
+        self._thread.start()
+        return self
+
+    def _record_progress(self, done: int, total: int) -> None:
+        self.progress = (int(done), int(total))
+
+    def _run(self) -> None:
+        s = self.settings
+        try:
+            self.health = broadcaster_health(s.ws_url, token=s.ws_token)
+            if self.health is not None:
+                self.status, self.reason = EXTERNAL, f"a broadcaster answers at {s.ws_url}"
+                return
+            parts = urlsplit(s.ws_url)
+            host = parts.hostname or ""
+            if not s.autostart:
+                self.status, self.reason = OFF, "DATACENTRE_AUTOSTART is off"
+                return
+            if not is_loopback(host):
+                self.status, self.reason = OFF, f"{host} is not this machine; start the data centre there"
+                return
+            from .embedded import DataCentre  # imported late: the simulator is not light
+
+            self.status = STARTING
+            local = s.with_(ws_host=host.strip("[]"), ws_port=parts.port or s.ws_port)
+            dc = DataCentre(local)
+            self.data_centre = dc.start(backfill_if_empty=True, progress=self._record_progress)
+            # only now: a stop during the backfill would wait for it (a daemon thread, it just ends)
+            _at_exit(dc.stop)
+            self.status, self.reason = EMBEDDED, f"this process runs the data centre on {dc.ws_url}"
+        except BaseException as exc:
+            self.status, self.error = FAILED, exc
+            self.reason = f"could not start the embedded data centre: {exc}"
+            log.error("%s", self.reason, exc_info=True)
+        finally:
+            self.finished_at = time.monotonic()
+            self._done.set()
+
+    def stop(self) -> None:
+        if self.data_centre is not None:
+            self.data_centre.stop()
+
+
+_LAUNCHERS: dict[tuple[str, str], DataCentreLauncher] = {}
+_LAUNCHERS_LOCK = threading.Lock()
+
+
+def ensure_data_centre(settings: Settings, *, wait: float | None = 0.0) -> DataCentreLauncher:
+    """Make sure a broadcaster serves ``settings.ws_url``, starting one here if needed.
+
+    Once per process for a given URL and database: later calls return the same
+    launcher (a failed start is retried after 30 s). The start happens in a thread;
+    ``wait`` seconds are spent waiting for it (None waits until it is done), and the
+    caller can watch ``launcher.progress`` meanwhile.
+    """
+    key = (settings.ws_url, settings.db_url)
+    with _LAUNCHERS_LOCK:
+        launcher = _LAUNCHERS.get(key)
+        stale = (launcher is not None and launcher.status == FAILED
+                 and time.monotonic() - (launcher.finished_at or 0.0) > RETRY_FAILED_AFTER_S)
+        if launcher is None or stale:
+            launcher = _LAUNCHERS[key] = DataCentreLauncher(settings).start()
+    if wait is None or wait > 0:
+        launcher.wait(wait)
+    return launcher
+
+
+def stop_data_centres() -> None:
+    """Stop every data centre this process started (tests; atexit does it at exit)."""
+    with _LAUNCHERS_LOCK:
+        launchers = list(_LAUNCHERS.values())
+        _LAUNCHERS.clear()
+    for launcher in launchers:
+        launcher.wait(60)
+        launcher.stop()
+
+
+def day_start(ts: str) -> str:
+    """Midnight IST of ``ts``'s IST date, as canonical UTC text (where "today" begins)."""
+    local = parse_ts(ts).astimezone(IST)
+    return format_ts(local.replace(hour=0, minute=0, second=0, microsecond=0))

@@ -1,0 +1,367 @@
+"""Shared Streamlit pieces: the app's resources, the sidebar and small widgets.
+
+Every page starts with::
+
+    from datacentre import ui
+
+    ctx = ui.context()          # settings, store, feed, launcher, underlying, expiry
+
+``app.py`` calls :func:`app_shell` before running the page: it starts the embedded
+data centre when needed (showing the backfill's progress), creates the store and
+the live feed (both ``st.cache_resource`` singletons) and draws the sidebar whose
+underlying and expiry every page follows. Live parts of a page go in a fragment
+that reruns every :func:`refresh_seconds` and read :func:`live_ticks`; history
+comes from ``ctx.store``.
+
+Only this module and the pages import Streamlit; the feed thread never calls it.
+"""
+from __future__ import annotations
+
+import runpy
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+import streamlit as st
+from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+from . import livefeed
+from .config import Settings
+from .errors import DataCentreError, StoreError, SymbolError
+from .formatting import MISSING, fmt_expiry, fmt_time
+from .instruments import UNDERLYINGS, parse_symbol, underlying
+from .livefeed import DataCentreLauncher, LiveFeed
+from .store import TickStore
+from .ticks import IST, now_utc, parse_ts
+
+UNDERLYING_KEY = "underlying"
+DEFAULT_UNDERLYING = "NIFTY"
+EXPIRY_KEY = "expiry"
+REFRESH_MIN_S = 1.0
+REFRESH_MAX_S = 5.0
+STORE_SNAPSHOT_TTL_S = 2.0
+# A feed older than this many collector intervals is stale (at least STALE_MIN_S).
+STALE_INTERVALS = 3
+STALE_MIN_S = 15.0
+
+STATE_BADGES = {
+    livefeed.CONNECTED: ("Connected", "green", ":material/wifi:"),
+    livefeed.EMBEDDED: ("Embedded", "green", ":material/hub:"),
+    livefeed.CONNECTING: ("Connecting", "orange", ":material/sync:"),
+    livefeed.RECONNECTING: ("Reconnecting", "orange", ":material/sync_problem:"),
+    livefeed.STOPPED: ("Stopped", "red", ":material/wifi_off:"),
+}
+
+
+@dataclass(frozen=True)
+class Context:
+    """What a page needs; from :func:`context`."""
+
+    settings: Settings
+    launcher: DataCentreLauncher
+    store: TickStore | None
+    store_error: str | None
+    feed: LiveFeed
+    underlying: str  # NIFTY or BANKNIFTY
+    expiry: date | None
+
+    @property
+    def index_symbol(self) -> str:
+        return underlying(self.underlying).index_symbol
+
+
+# ---------------------------------------------------------------------- resources
+
+
+def settings() -> Settings:
+    """Settings from the environment; a bad value stops the page with a clear message."""
+    try:
+        return Settings.from_env()
+    except DataCentreError as exc:
+        st.error(f"Configuration error: {exc}", icon=":material/settings_alert:")
+        st.stop()
+
+
+def _close_store(store: TickStore) -> None:
+    store.close()
+
+
+@st.cache_resource(show_spinner=False, on_release=_close_store)
+def get_store(db_url: str) -> TickStore:
+    """The app's :class:`TickStore` for ``db_url`` (one per server process)."""
+    return TickStore(db_url)
+
+
+@st.cache_resource(show_spinner=False, on_release=livefeed.stop_feed, validate=lambda feed: feed.alive)
+def get_feed(ws_url: str, token: str | None, db_url: str) -> LiveFeed:
+    """The process's one :class:`LiveFeed` on ``ws_url``, primed from the store.
+
+    Starting a feed stops any earlier one on the same URL (a source edit or a
+    cache clear makes a new entry here), and ``on_release`` stops it when the cache
+    drops it, so reruns never add threads.
+    """
+    feed = livefeed.start_feed(ws_url, token=token)
+    try:
+        feed.prime_from_store(get_store(db_url))
+    except DataCentreError:
+        pass  # the feed alone still shows the live market
+    return feed
+
+
+def start_data_centre_ui(s: Settings) -> DataCentreLauncher:
+    """:func:`livefeed.ensure_data_centre`, with a progress bar while it backfills and starts."""
+    launcher = livefeed.ensure_data_centre(s)
+    while launcher.status == livefeed.CHECKING and not launcher.wait(0.05):
+        pass  # the probe of /health: a second at most
+    if not launcher.done:
+        box = st.empty()
+        with box.container():
+            st.markdown("### Starting the data centre")
+            st.caption(f"No broadcaster answered at {s.ws_url}, so this app runs the collector and the "
+                       "broadcaster itself. An empty store first gets the last complete session, "
+                       "so charts and replay have a day to show; later starts skip this.")
+            bar = st.progress(0.0, text="Starting…")
+        while not launcher.wait(0.25):
+            done, total = launcher.progress or (0, 0)
+            if total:
+                bar.progress(min(done / total, 1.0),
+                             text=f"First start: backfilling the last session for charts and replay "
+                                  f"— {done:,} of {total:,} snapshots")
+            else:
+                bar.progress(0.0, text="Starting the collector and the broadcaster…")
+        box.empty()
+    if launcher.status == livefeed.FAILED:
+        st.error(f"{launcher.reason}. Check that port {s.ws_port} is free, or start it yourself "
+                 f"with `python -m datacentre run`.", icon=":material/error:")
+    return launcher
+
+
+def _open_store(db_url: str) -> tuple[TickStore | None, str | None]:
+    try:
+        return get_store(db_url), None
+    except StoreError as exc:
+        return None, str(exc)
+
+
+_APP_RUN = threading.local()
+
+
+@contextmanager
+def app_run() -> Iterator[None]:
+    """Marks the script thread as running a page from ``app.py`` (``with ui.app_run(): page.run()``)."""
+    _APP_RUN.depth = getattr(_APP_RUN, "depth", 0) + 1
+    try:
+        yield
+    finally:
+        _APP_RUN.depth -= 1
+
+
+def _require_app() -> None:
+    """Run ``app.py`` instead when Streamlit runs a page file on its own.
+
+    Because a ``pages/`` folder exists, Streamlit (1.67) opens a deep link such as
+    ``/option_chain`` in a new session by running ``pages/option_chain.py`` directly,
+    without the entry point: no page config, no sidebar, no data centre. Running
+    ``app.py`` here instead lets its ``st.navigation`` pick the same page by URL and
+    run it properly; then this run stops.
+    """
+    ctx = get_script_run_ctx()
+    if ctx is None or getattr(_APP_RUN, "depth", 0) or ctx.fragment_ids_this_run:
+        return
+    runpy.run_path(str(ctx.main_script_path), run_name="__main__")
+    st.stop()
+
+
+def context() -> Context:
+    """The resources and the sidebar's selection (cheap: everything is cached).
+
+    Call it first thing in a page: it also makes sure ``app.py`` is running the page.
+    """
+    _require_app()
+    s = settings()
+    launcher = livefeed.ensure_data_centre(s)
+    store, store_error = _open_store(s.db_url)
+    feed = get_feed(s.ws_url, s.ws_token, s.db_url)
+    feed.embedded = launcher.embedded
+    base = st.session_state.get(UNDERLYING_KEY) or DEFAULT_UNDERLYING
+    return Context(s, launcher, store, store_error, feed, base, st.session_state.get(EXPIRY_KEY))
+
+
+def app_shell() -> Context:
+    """Start what the app needs, draw the sidebar; returns the page context."""
+    s = settings()
+    start_data_centre_ui(s)
+    ctx = context()
+    if ctx.store_error:
+        st.error(f"The tick store is not available: {ctx.store_error}", icon=":material/database:")
+    sidebar_ui(ctx)
+    return context()
+
+
+# ---------------------------------------------------------------------- live data
+
+
+@st.cache_data(ttl=STORE_SNAPSHOT_TTL_S, show_spinner=False)
+def _store_snapshot(db_url: str) -> tuple[str | None, list[dict]]:
+    store = get_store(db_url)
+    last = store.last_ts()
+    return (last, store.snapshot_at(last)) if last else (None, [])
+
+
+def live_ticks(ctx: Context) -> tuple[str | None, list[dict]]:
+    """The newest snapshot ``(ts, ticks)``: from the feed, or the store until the feed has one."""
+    snap = ctx.feed.snapshot()
+    if snap is not None:
+        return snap["ts"], snap["ticks"]
+    if ctx.store is None:
+        return None, []
+    try:
+        return _store_snapshot(ctx.settings.db_url)
+    except StoreError:
+        return None, []
+
+
+REFERENCE_TTL_S = 300.0
+PREVIOUS_CLOSE = "prev close"
+DAY_OPEN = "open"
+
+
+@st.cache_data(ttl=REFERENCE_TTL_S, show_spinner=False)
+def _reference(db_url: str, base: str, day_start: str) -> tuple[str | None, list[dict]]:
+    store = get_store(db_url)
+    index_symbol = underlying(base).index_symbol
+    before = parse_ts(day_start) - timedelta(milliseconds=1)
+    close = store.snapshot_at(before, base)
+    if close:
+        return PREVIOUS_CLOSE, close
+    first = store.history(index_symbol, start_ts=day_start, limit=1)
+    if first:
+        return DAY_OPEN, store.snapshot_at(first[0]["ts"], base)
+    return None, []
+
+
+def reference_ticks(ctx: Context, ts: str | None) -> tuple[str | None, list[dict]]:
+    """What day changes are measured against: ``(label, ticks)`` of the previous
+    session's last snapshot, else of the first snapshot of ``ts``'s day (IST).
+
+    Changes in price and OI are against the previous close, as on the exchange's
+    chain; a store holding a single session falls back to that day's open.
+    """
+    if ctx.store is None or not ts:
+        return None, []
+    try:
+        return _reference(ctx.settings.db_url, ctx.underlying, livefeed.day_start(ts))
+    except StoreError:
+        return None, []
+
+
+def option_expiries(ticks: list[dict], base: str) -> list[date]:
+    """Expiries of ``base``'s options in ``ticks``, nearest first."""
+    found = set()
+    for tick in ticks:
+        try:
+            ins = parse_symbol(tick["symbol"])
+        except SymbolError:
+            continue
+        if ins.is_option and ins.underlying == base:
+            found.add(ins.expiry)
+    return sorted(found)
+
+
+def refresh_seconds(s: Settings) -> float:
+    """How often live fragments rerun: the collector's interval, within 1-5 s."""
+    return min(max(s.interval, REFRESH_MIN_S), REFRESH_MAX_S)
+
+
+def stale_after(s: Settings) -> float:
+    return max(STALE_INTERVALS * s.interval, STALE_MIN_S)
+
+
+# ---------------------------------------------------------------------- formatting
+
+
+def fmt_age(seconds: float | None) -> str:
+    """``'3 s'``, ``'4 min'``, ``'2 h 05 min'``, ``'3 days'``."""
+    if seconds is None:
+        return MISSING
+    s = int(max(seconds, 0))
+    if s < 60:
+        return f"{s} s"
+    if s < 3600:
+        return f"{s // 60} min"
+    if s < 86400:
+        return f"{s // 3600} h {s % 3600 // 60:02d} min"
+    days = s // 86400
+    return f"{days} day" if days == 1 else f"{days} days"
+
+
+def fmt_stamp(ts: str | None) -> str:
+    """A tick time for people: ``'15:29:55 IST'`` today, ``'Fri 02 Jan 15:29 IST'`` otherwise."""
+    if not ts:
+        return MISSING
+    moment = parse_ts(ts).astimezone(IST)
+    if moment.date() == now_utc().astimezone(IST).date():
+        return f"{fmt_time(ts)} IST"
+    return moment.strftime("%a %d %b %H:%M IST")
+
+
+# ---------------------------------------------------------------------- widgets
+
+
+def sidebar_ui(ctx: Context) -> tuple[str, date | None]:
+    """Underlying, expiry and the feed's state in the sidebar; returns the selection."""
+    with st.sidebar:
+        # bound to ?underlying=... so a link opens the same view
+        base = st.segmented_control("Underlying", list(UNDERLYINGS), key=UNDERLYING_KEY, required=True,
+                                    default=DEFAULT_UNDERLYING, width="stretch", bind="query-params")
+        _, ticks = live_ticks(ctx)
+        expiries = option_expiries(ticks, base)
+        if st.session_state.get(EXPIRY_KEY) not in expiries:
+            st.session_state[EXPIRY_KEY] = expiries[0] if expiries else None
+        st.selectbox("Expiry", expiries, key=EXPIRY_KEY, format_func=_expiry_label,
+                     placeholder="waiting for data", disabled=not expiries)
+        st.divider()
+        feed_status_ui(ctx)
+    return base, st.session_state.get(EXPIRY_KEY)
+
+
+def _expiry_label(expiry: date) -> str:
+    return f"{fmt_expiry(expiry)} ({expiry:%a})"
+
+
+def feed_status_ui(ctx: Context) -> None:
+    """The connection badge and the last tick's age, refreshed on their own."""
+
+    @st.fragment(run_every=refresh_seconds(ctx.settings))
+    def _status() -> None:
+        label, color, icon = STATE_BADGES.get(ctx.feed.state, ("Unknown", "gray", None))
+        st.badge(label, icon=icon, color=color,
+                 help=f"Live feed from {ctx.feed.ws_url}" +
+                      (" (started by this app)" if ctx.launcher.embedded else ""))
+        ts, _ = live_ticks(ctx)
+        age = ctx.feed.last_tick_age()
+        if age is None and ts:
+            age = (now_utc() - parse_ts(ts)).total_seconds()
+        stale = age is None or age > stale_after(ctx.settings)
+        text = f"Last tick {fmt_age(age)} ago" if age is not None else "No ticks yet"
+        st.caption(f"{':orange[' if stale else ''}{text}{']' if stale else ''}  \n{fmt_stamp(ts)}")
+
+    _status()
+
+
+def freshness(ctx: Context, ts: str | None) -> tuple[str, str | None]:
+    """``(age text, warning or None)`` for a metric of the feed's freshness."""
+    if not ts:
+        return MISSING, "no data yet"
+    age = (now_utc() - parse_ts(ts)).total_seconds()
+    if age > stale_after(ctx.settings):
+        return fmt_age(age), "stale"
+    return fmt_age(age), None
+
+
+def page_header(title: str, ctx: Context, *, caption: str | None = None) -> None:
+    """The page title, and the selected underlying and expiry (or ``caption``) in grey."""
+    expiry = f" · {_expiry_label(ctx.expiry)}" if ctx.expiry else ""
+    st.markdown(f"### {title} &nbsp;:gray[:small[{caption or ctx.index_symbol + expiry}]]")

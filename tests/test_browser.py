@@ -1,0 +1,222 @@
+"""The real app in a real browser: `streamlit run app.py` + headless Chromium (Playwright).
+
+The server runs as a subprocess with autostart on, so it starts the embedded data
+centre itself (collector + broadcaster on a free port, one snapshot a second). The
+store is backfilled beforehand at one snapshot a minute, which takes about a second,
+instead of letting the app backfill a whole session at one a second.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-dev-shm-usage"]
+ROOT = Path(__file__).resolve().parent.parent
+START_TIMEOUT_S = 60
+PAGE_TIMEOUT_MS = 60_000
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.slow,
+    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"needs Debian's chromium at {CHROMIUM}"),
+]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_healthy(url: str, proc: subprocess.Popen, log: Path) -> None:
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"streamlit exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as response:
+                if response.read().strip() == b"ok":
+                    return
+        except OSError:
+            pass
+        time.sleep(0.25)
+    pytest.fail(f"streamlit not healthy after {START_TIMEOUT_S} s:\n{log.read_text()[-3000:]}")
+
+
+@pytest.fixture(scope="module")
+def app_url(tmp_path_factory):
+    from datacentre.backfill import backfill, recent_sessions
+    from datacentre.store import TickStore
+
+    data = tmp_path_factory.mktemp("browser")
+    db_url = f"sqlite:///{data / 'ticks.db'}"
+    with TickStore(db_url) as store:
+        backfill(store, recent_sessions(1), interval=60, seed=11)
+    port, ws_port = free_port(), free_port()
+    env = {**os.environ, "DATACENTRE_DB_URL": db_url, "DATACENTRE_DATA_DIR": str(data),
+           "DATACENTRE_WS_PORT": str(ws_port), "DATACENTRE_INTERVAL": "1", "DATACENTRE_AUTOSTART": "1",
+           "DATACENTRE_SEED": "11"}
+    env.pop("DATACENTRE_WS_URL", None)
+    log = data / "streamlit.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+             "--server.port", str(port), "--browser.gatherUsageStats", "false",
+             "--server.fileWatcherType", "none"],
+            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_healthy(url, proc, log)
+        yield url
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(10)
+        except ProcessLookupError:
+            pass
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1600, "height": 1000})
+    p = context.new_page()
+    yield p
+    context.close()
+
+
+def open_page(page, url: str) -> None:
+    """Load ``url`` and wait until its script has run once (fragments may rerun later)."""
+    page.goto(url, wait_until="domcontentloaded", timeout=PAGE_TIMEOUT_MS)
+    page.wait_for_selector('[data-testid="stApp"]', timeout=PAGE_TIMEOUT_MS)
+    page.locator('[data-testid="stMain"] [data-testid="stElementContainer"]:visible').first.wait_for(
+        timeout=PAGE_TIMEOUT_MS)
+    page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]',
+                           timeout=PAGE_TIMEOUT_MS)
+    page.wait_for_selector('[data-testid="stSkeleton"]', state="detached", timeout=PAGE_TIMEOUT_MS)
+
+
+def no_exception(page) -> None:
+    errors = page.locator('[data-testid="stException"]')
+    assert errors.count() == 0, errors.first.inner_text()
+
+
+def metric_labels(page) -> list[str]:
+    return page.locator('[data-testid="stMetricLabel"]').all_inner_texts()
+
+
+OTHER_PAGES = ["/iv_smile", "/oi_buildup", "/replay", "/export"]
+
+
+def test_overview_is_live_without_reloading(app_url, page):
+    open_page(page, app_url + "/")
+    no_exception(page)
+    labels = metric_labels(page)
+    for label in ("NIFTY 50", "Future", "Basis", "Day change", "ATM strike", "ATM IV", "PCR (OI)",
+                  "Max pain", "Last tick"):
+        assert label in labels, labels
+    page.wait_for_selector('[data-testid="stPlotlyChart"]', timeout=PAGE_TIMEOUT_MS)
+    sidebar = page.locator('[data-testid="stSidebar"]')
+    assert "Underlying" in sidebar.inner_text()
+    page.wait_for_function("() => document.querySelector('[data-testid=\"stSidebar\"]')"
+                           ".innerText.includes('Embedded')", timeout=PAGE_TIMEOUT_MS)
+
+    # the fragment refreshes the figures in place: a marker on window survives
+    page.evaluate("window.__notReloaded = true")
+    last_tick = page.locator('[data-testid="stMetric"]', has_text="Last tick")
+    first = last_tick.inner_text()
+    page.wait_for_function(
+        "(before) => [...document.querySelectorAll('[data-testid=\"stMetric\"]')]"
+        ".some(m => m.innerText.includes('Last tick') && m.innerText !== before)",
+        arg=first, timeout=30_000)
+    assert page.evaluate("window.__notReloaded") is True
+    no_exception(page)
+
+
+def test_option_chain_deep_link(app_url, page):
+    open_page(page, app_url + "/option_chain")  # a first visit straight to the page
+    no_exception(page)
+    assert {"PCR (OI)", "Max pain", "ATM strike"} <= set(metric_labels(page))
+    cells = page.locator('[data-testid="stDataFrame"] [role="gridcell"]')
+    cells.first.wait_for(state="attached", timeout=PAGE_TIMEOUT_MS)
+    headers = page.locator('[data-testid="stDataFrame"] [role="columnheader"]').all_text_contents()
+    assert headers[:2] == ["OI", "Chg OI"] and headers[-2:] == ["Chg OI", "OI"], headers
+    strike_at = headers.index("Strike")
+    values = cells.all_text_contents()
+    strikes = [float(v) for v in values[strike_at::len(headers)]]
+    assert len(strikes) == 21  # ATM +/- 10
+    assert strikes == sorted(strikes) and all(s % 50 == 0 for s in strikes)
+    sidebar = page.locator('[data-testid="stSidebar"]').inner_text()
+    assert "Expiry" in sidebar  # the deep link went through app.py
+
+
+def test_the_underlying_comes_from_the_link(app_url, page):
+    open_page(page, app_url + "/option_chain?underlying=BANKNIFTY")
+    no_exception(page)
+    assert "NIFTY BANK" in metric_labels(page)
+    page.locator('[data-testid="stDataFrame"] [role="gridcell"]').first.wait_for(
+        state="attached", timeout=PAGE_TIMEOUT_MS)
+    headers = page.locator('[data-testid="stDataFrame"] [role="columnheader"]').all_text_contents()
+    values = page.locator('[data-testid="stDataFrame"] [role="gridcell"]').all_text_contents()
+    strikes = [float(v) for v in values[headers.index("Strike")::len(headers)]]
+    assert strikes and all(s % 100 == 0 for s in strikes)
+
+
+def test_option_chain_keeps_the_window_while_refreshing(app_url, page):
+    open_page(page, app_url + "/option_chain")
+    page.get_by_role("radiogroup", name="Strikes around ATM").get_by_role("radio", name="±5").click()
+    page.wait_for_timeout(500)
+    page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]',
+                           timeout=PAGE_TIMEOUT_MS)
+
+    def rows() -> int:
+        headers = page.locator('[data-testid="stDataFrame"] [role="columnheader"]').count()
+        return page.locator('[data-testid="stDataFrame"] [role="gridcell"]').count() // headers
+
+    page.wait_for_function(
+        "() => document.querySelectorAll('[data-testid=\"stDataFrame\"] [role=\"gridcell\"]').length"
+        " === 11 * document.querySelectorAll('[data-testid=\"stDataFrame\"] [role=\"columnheader\"]').length",
+        timeout=PAGE_TIMEOUT_MS)
+    page.wait_for_timeout(3000)  # a few refreshes of the fragment
+    assert rows() == 11
+    no_exception(page)
+
+
+def test_status_page(app_url, page):
+    open_page(page, app_url + "/status")
+    no_exception(page)
+    labels = metric_labels(page)
+    assert {"Broadcaster", "Subscribers", "Ticks / s", "Collector", "Rows"} <= set(labels), labels
+    broadcaster = page.locator('[data-testid="stMetric"]', has_text="Broadcaster").inner_text()
+    assert "Up" in broadcaster
+
+
+@pytest.mark.parametrize("path", OTHER_PAGES)
+def test_other_pages_open(app_url, page, path):
+    open_page(page, app_url + path)
+    no_exception(page)
+    assert "Expiry" in page.locator('[data-testid="stSidebar"]').inner_text()
