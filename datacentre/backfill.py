@@ -90,4 +90,6 @@ def backfill(store: TickStore, sessions: list[date], *, interval: float = DEFAUL
                 done += len(batch)
         if progress:
             progress(done, total)
+    if todo:
+        store.checkpoint()
     return BackfillResult(todo, done, rows, time.perf_counter() - started, skipped)

@@ -323,6 +323,12 @@ class TickStore:
         """Store ticks with their own timestamps in one transaction (imports), streaming."""
         return self._commit(_as_row(t, normalize_ts(t["ts"])) for t in ticks)
 
+    def checkpoint(self) -> None:
+        """Fold SQLite's write-ahead log back into the database file (after bulk writes)."""
+        if self.dialect == "sqlite":
+            with self.engine.connect() as conn:
+                conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+
     # ------------------------------------------------------------------ reads
 
     def _all(self, stmt) -> list[dict]:
