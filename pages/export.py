@@ -1,0 +1,8 @@
+"""export page (being built)."""
+import streamlit as st
+
+from datacentre import ui
+
+ctx = ui.context()
+ui.page_header("export", ctx)
+st.info("This page is coming soon.")

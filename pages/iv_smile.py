@@ -1,0 +1,8 @@
+"""iv smile page (being built)."""
+import streamlit as st
+
+from datacentre import ui
+
+ctx = ui.context()
+ui.page_header("iv smile", ctx)
+st.info("This page is coming soon.")

@@ -1,0 +1,8 @@
+"""oi buildup page (being built)."""
+import streamlit as st
+
+from datacentre import ui
+
+ctx = ui.context()
+ui.page_header("oi buildup", ctx)
+st.info("This page is coming soon.")
