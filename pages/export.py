@@ -1,8 +1,149 @@
-"""export page (being built)."""
+"""Export: stored ticks as CSV (14 seed fields, ts order), exactly as ``python -m datacentre export``."""
+from datetime import date, time, timedelta
+from itertools import islice
+
+import pandas as pd
 import streamlit as st
 
-from datacentre import ui
+from datacentre import ui, views
+from datacentre.errors import StoreError
+from datacentre.formatting import fmt_expiry, fmt_number
+from datacentre.ticks import IST, TICK_FIELDS, format_ts, parse_ts
+
+ALL, EXPIRY, SYMBOLS = "Underlying", "One expiry", "Symbols"
+MODES = (ALL, EXPIRY, SYMBOLS)
+PREVIEW_ROWS = 12
+PREVIEW_SPANS = (timedelta(minutes=2), timedelta(hours=1), None)
+BYTES_PER_ROW = 125  # a typical option tick's CSV line; for the size estimate only
+COUNT_TTL_S = 10.0
+KIND_ORDER = {"INDEX": 0, "FUT": 1, "CE": 2, "PE": 2}
 
 ctx = ui.context()
-ui.page_header("export", ctx)
-st.info("This page is coming soon.")
+store = views.require_store(ctx)
+ui.page_header("Export", ctx, caption=f"{ctx.underlying} ticks as CSV")
+
+
+@st.cache_data(ttl=COUNT_TTL_S, show_spinner=False)
+def instruments(db_url: str, base: str) -> list[dict]:
+    rows = ui.get_store(db_url).instruments(base)
+    return sorted(rows, key=lambda r: (KIND_ORDER.get(r["kind"], 3), r["expiry"] or "", r["strike"] or 0,
+                                       r["kind"]))
+
+
+@st.cache_data(ttl=COUNT_TTL_S, show_spinner=False)
+def row_count(selection: views.ExportSelection) -> tuple[int, int]:
+    """``(rows, symbols)`` the selection exports."""
+    s = ui.get_store(selection.db_url)
+    symbols = selection.resolved_symbols(s)
+    return s.count(symbols, selection.start_ts, selection.end_ts), len(symbols or [])
+
+
+def preview(selection: views.ExportSelection) -> pd.DataFrame:
+    """The file's first rows. The store sorts the whole range by (ts, symbol) before
+    the first row comes out, so look at the range's first minutes first: when they
+    hold enough rows, those are the file's first rows too."""
+    symbols = selection.resolved_symbols(store)
+    start, end = parse_ts(selection.start_ts), parse_ts(selection.end_ts)
+    for span in PREVIEW_SPANS:
+        stop = selection.end_ts if span is None or start + span >= end else format_ts(start + span)
+        ticks = store.iter_ticks(symbols, selection.start_ts, stop)
+        try:
+            first = list(islice(ticks, PREVIEW_ROWS))
+        finally:
+            ticks.close()  # releases the streaming connection
+        if len(first) == PREVIEW_ROWS or stop == selection.end_ts:
+            break
+    return pd.DataFrame(first, columns=list(TICK_FIELDS))
+
+
+days = views.stored_days(ctx)
+if not days:
+    st.info(f"Nothing of {ctx.underlying} is stored yet.", icon=":material/database:")
+    st.stop()
+
+st.markdown("##### What")
+what = st.columns([4, 7], vertical_alignment="bottom")
+mode = what[0].segmented_control("Ticks of", MODES, default=ALL, required=True, key="export_mode",
+                                 persist_state="session",
+                                 help=f"Everything stored for {ctx.underlying} (index, futures, options), "
+                                      "one option expiry (with the index), or symbols you pick")
+expiry: str | None = None
+symbols: tuple[str, ...] = ()
+if mode == EXPIRY:
+    expiries = store.option_expiries(ctx.underlying)
+    chosen = ctx.expiry.isoformat() if ctx.expiry else None
+    expiry = what[1].selectbox("Expiry", expiries, key="export_expiry",
+                               index=expiries.index(chosen) if chosen in expiries else 0,
+                               format_func=lambda e: f"{fmt_expiry(e)} ({date.fromisoformat(e):%a})",
+                               help="The index and every option of this expiry")
+elif mode == SYMBOLS:
+    listed = [r["symbol"] for r in instruments(ctx.settings.db_url, ctx.underlying)]
+    symbols = tuple(what[1].multiselect("Symbols", listed, default=[ctx.index_symbol] if listed else [],
+                                        key="export_symbols", placeholder="type to search, e.g. 25600CE",
+                                        help="Index, futures and options stored for this underlying"))
+else:
+    what[1].caption(f"The index, futures and options of {ctx.underlying}: every symbol stored for it.")
+
+st.markdown("##### When")
+when = st.columns([3, 2, 2, 5], vertical_alignment="bottom")
+day = when[0].selectbox("Day", days, format_func=views.fmt_day, key="export_day", persist_state="session")
+times = views.day_times(ctx, day)
+first = views.minute_of(views.ist_clock(times[0])) if times else time(9, 15)
+last = views.minute_of(views.ist_clock(times[-1])) if times else time(15, 30)
+start_clock = when[1].time_input("From (IST)", value=first, step=timedelta(minutes=1),
+                                 key=f"export_from_{day.isoformat()}")
+end_clock = when[2].time_input("To (IST, inclusive)", value=last, step=timedelta(minutes=1),
+                               key=f"export_to_{day.isoformat()}", help="Up to the end of this minute")
+if end_clock < start_clock:
+    st.error("The range ends before it starts: pick a *To* time after the *From* time.",
+             icon=":material/schedule:")
+    st.stop()
+start_ts = views.ist_ts(day, start_clock.replace(second=0, microsecond=0))
+end_ts = views.ist_ts(day, end_clock.replace(second=59, microsecond=999_000))
+utc = f"{parse_ts(start_ts):%d %b %H:%M:%S} → {parse_ts(end_ts):%H:%M:%S} UTC"
+when[3].caption(f"{views.fmt_day(day)}, {start_clock:%H:%M}:00 → {end_clock:%H:%M}:59 IST  \n"
+                f"= {utc} (the store's time zone)")
+
+selection = views.ExportSelection(ctx.settings.db_url, start_ts, end_ts,
+                                  underlying=None if mode == SYMBOLS else ctx.underlying,
+                                  expiry=expiry, symbols=symbols)
+if mode == SYMBOLS and not symbols:
+    st.info("Pick at least one symbol.", icon=":material/checklist:")
+    st.stop()
+
+try:
+    rows, n_symbols = row_count(selection)
+except StoreError as exc:
+    st.error(f"Cannot count the rows: {exc}", icon=":material/database:")
+    st.stop()
+
+st.markdown("##### Download")
+m = st.columns([2, 2, 2, 3], vertical_alignment="center")
+m[0].metric("Rows", fmt_number(rows), border=True, help="Ticks in the selection (store.count)")
+m[1].metric("Symbols", fmt_number(n_symbols), border=True, help="Symbols selected (not all need ticks)")
+m[2].metric("Size", f"≈ {rows * BYTES_PER_ROW / 1e6:,.1f} MB", border=True,
+            help="Estimated CSV size; the file is made when you click, streamed from the store")
+with m[3]:
+    st.download_button(f"Download {fmt_number(rows)} rows as CSV", data=views.export_file(ctx.settings.db_url,
+                                                                                             selection),
+                       file_name=selection.file_name(), mime="text/csv", on_click="ignore", type="primary",
+                       icon=":material/download:", disabled=rows == 0, key="export_download", width="stretch",
+                       help="The CSV is written when you click (large ranges take a few seconds)")
+    st.caption(f"`{selection.file_name()}`")
+
+st.caption("The same file from the command line:")
+st.code(views.export_command(selection, db_url=store.engine.url.render_as_string(hide_password=True)),
+        language="bash", wrap_lines=True)
+
+st.markdown(f"##### Preview &nbsp;:gray[:small[first {PREVIEW_ROWS} rows, as in the file (ts in UTC)]]")
+if rows:
+    table = preview(selection)
+    st.dataframe(table, hide_index=True, width="stretch", row_height=views.ROW_HEIGHT,
+                 height=views.table_height(len(table)), placeholder="",
+                 column_config={"ts": st.column_config.TextColumn("ts", width="medium"),
+                                "symbol": st.column_config.TextColumn("symbol", width="medium")})
+    first_ts = table["ts"].iloc[0] if len(table) else None
+    if first_ts:
+        st.caption(f"First tick at {parse_ts(first_ts).astimezone(IST):%H:%M:%S} IST.")
+else:
+    st.caption("No ticks stored in that range.")

@@ -1,8 +1,232 @@
-"""replay page (being built)."""
+"""Replay: step or play through a stored session and see the market as it was.
+
+The day's snapshot times, spot/OI series and opening snapshot are cached per store
+and day (:mod:`datacentre.views`); a step fetches only the one as-of snapshot.
+
+Speed ``N×`` plays ``N`` seconds of market time per real second. The player steps
+every ``interval / N`` seconds (one snapshot a step), but never more often than every
+:data:`MIN_PERIOD_S`: faster speeds skip snapshots instead (at 60× with 5-second
+snapshots, 6 snapshots every half second, 12 a second). Each step moves a market
+clock by ``N`` times the real time since the previous step, so a slow render costs
+smoothness, not speed. Pauses in the data (the market closed, the collector
+stopped) are jumped over.
+"""
+import math
+import statistics
+import time
+from bisect import bisect_right
+from datetime import timedelta
+
 import streamlit as st
 
-from datacentre import ui
+from datacentre import analytics, ui, views
+from datacentre.formatting import MISSING, fmt_change, fmt_pct, fmt_price, fmt_ratio, fmt_strike
+from datacentre.ticks import format_ts, parse_ts
+
+SPEEDS = (1, 2, 5, 10, 30, 60)
+DEFAULT_SPEED = 10
+MIN_PERIOD_S = 0.5
+POS_KEY = "replay_pos"  # the ts of the snapshot shown (the source of truth)
+PLAYING_KEY = "replay_playing"
+CLOCK_KEY = "replay_clock"
+PLAY_CLOCK_KEY = "replay_market_clock"  # (wall time, market time, position) of the last step
+MAX_CATCH_UP = 3  # a late step makes up at most this many periods
+ATM_WINDOW = 8
 
 ctx = ui.context()
-ui.page_header("replay", ctx)
-st.info("This page is coming soon.")
+ui.page_header("Replay", ctx)
+views.require_store(ctx)
+days = views.stored_days(ctx)
+if not days:
+    st.info(f"Nothing of {ctx.underlying} is stored yet. Backfill a session with "
+            "`python -m datacentre backfill`, or let the collector run.", icon=":material/database:")
+    st.stop()
+
+
+def step_seconds(times: list[str]) -> float:
+    """The day's usual gap between snapshots (the collector's interval)."""
+    if len(times) < 2:
+        return 1.0
+    sample = times[: 200]
+    gaps = [(parse_ts(b) - parse_ts(a)).total_seconds() for a, b in zip(sample, sample[1:])]
+    return max(statistics.median(gaps), 0.001)
+
+
+def cadence(speed: float, interval: float) -> tuple[float, float]:
+    """``(seconds between steps, market seconds per step)`` at ``speed``×."""
+    period = max(interval / speed, MIN_PERIOD_S)
+    return period, speed * period
+
+
+def stop_playing() -> None:
+    st.session_state[PLAYING_KEY] = False
+
+
+controls = st.columns([3, 4, 2, 4], vertical_alignment="bottom")
+day = controls[0].selectbox("Session", days, format_func=views.fmt_day, key="replay_day",
+                            persist_state="session", on_change=stop_playing,
+                            help="A day (IST) with stored snapshots of the selected underlying")
+speed = controls[1].segmented_control("Speed", SPEEDS, format_func=lambda s: f"{s}×", default=DEFAULT_SPEED,
+                                      required=True, key="replay_speed", persist_state="session",
+                                      help="Seconds of market time played per real second")
+times = views.day_times(ctx, day)
+if not times:
+    st.info("No snapshots stored for that day.", icon=":material/database:")
+    st.stop()
+interval = step_seconds(times)
+period, advance_s = cadence(speed, interval)
+if st.session_state.get(POS_KEY) not in times:
+    # a fresh visit, or another day: start at the day's first snapshot
+    st.session_state[POS_KEY] = times[0]
+    st.session_state[PLAYING_KEY] = False
+if CLOCK_KEY not in st.session_state:
+    # Arriving from another page (Streamlit drops an undrawn slider's state): the
+    # player's timer stopped when the page was left, so show it paused.
+    st.session_state[PLAYING_KEY] = False
+playing = bool(st.session_state.get(PLAYING_KEY))
+
+
+def toggle_play() -> None:
+    now = st.session_state.get(PLAYING_KEY, False)
+    if not now and st.session_state.get(POS_KEY) == times[-1]:
+        st.session_state[POS_KEY] = times[0]  # play again from the start
+    st.session_state[PLAYING_KEY] = not now
+
+
+controls[2].button("Pause" if playing else "Play", type="primary", on_click=toggle_play, width="stretch",
+                   icon=":material/pause:" if playing else ":material/play_arrow:", key="replay_play")
+per_step = max(1, round(advance_s / interval))
+controls[3].caption(f"{len(times):,} snapshots every {interval:g} s · at {speed}× the player moves "
+                    f"{per_step} snapshot{'s' if per_step > 1 else ''} every {period:g} s")
+
+opening_ts, opening = views.day_open(ctx, day)
+
+
+def index_of(ts: str) -> int:
+    return max(bisect_right(times, ts) - 1, 0)
+
+
+def move(by: int) -> None:
+    st.session_state[POS_KEY] = times[min(max(index_of(st.session_state[POS_KEY]) + by, 0), len(times) - 1)]
+
+
+def jump(to: int) -> None:
+    st.session_state[POS_KEY] = times[to]
+
+
+def slid() -> None:
+    clock = st.session_state[CLOCK_KEY]
+    st.session_state[POS_KEY] = times[index_of(views.ist_ts(day, clock.replace(microsecond=999_999)))]
+
+
+def advance() -> None:
+    """One player step: the market clock moves ``speed`` times the real time since the
+    last step (so a slow render does not slow the replay down), and the snapshot in
+    force at the new market time is shown. A pause in the data is jumped over."""
+    pos = st.session_state[POS_KEY]
+    wall = time.monotonic()
+    last = st.session_state.get(PLAY_CLOCK_KEY)
+    if last is None or last[2] != pos:  # the first step, or the user moved the position
+        market, elapsed = parse_ts(pos), period
+    else:
+        market, elapsed = last[1], min(wall - last[0], MAX_CATCH_UP * period)
+    market += timedelta(seconds=speed * elapsed)
+    i = index_of(pos)
+    j = index_of(format_ts(market))
+    if j == i and i + 1 < len(times) and parse_ts(times[i + 1]) - parse_ts(pos) > views.GAP:
+        j, market = i + 1, parse_ts(times[i + 1])
+    st.session_state[POS_KEY] = times[min(j, len(times) - 1)]
+    st.session_state[PLAY_CLOCK_KEY] = (wall, market, st.session_state[POS_KEY])
+
+
+def change(now, then, fmt=fmt_change) -> str | None:
+    """The change as text; None (no delta shown) when unknown."""
+    if now is None or then is None or not math.isfinite(now - then):
+        return None
+    return 0 if now == then else fmt(now - then)  # a number 0 shows a gray "0", no arrow
+
+
+@st.fragment(run_every=period if playing else None)
+def player() -> None:
+    if st.session_state.get(PLAYING_KEY):
+        advance()
+        if st.session_state[POS_KEY] == times[-1]:
+            st.session_state[PLAYING_KEY] = False
+            st.rerun()  # the whole page, so the timer stops
+    ts = st.session_state[POS_KEY]
+    i = index_of(ts)
+
+    bar = st.columns([14, 1, 1, 1, 1], vertical_alignment="bottom")
+    st.session_state[CLOCK_KEY] = views.ist_clock(ts)
+    bar[0].slider("Time (IST)", min_value=views.ist_clock(times[0]), max_value=views.ist_clock(times[-1]),
+                  step=timedelta(seconds=max(1, round(interval))), format="HH:mm:ss", key=CLOCK_KEY,
+                  on_change=slid, help="Drag to any moment of the session; the snapshot in force is shown")
+    bar[1].button("", icon=":material/first_page:", help="First snapshot", on_click=jump, args=(0,),
+                  key="replay_first", width="stretch")
+    bar[2].button("", icon=":material/chevron_left:", help="Previous snapshot", on_click=move, args=(-1,),
+                  key="replay_back", width="stretch")
+    bar[3].button("", icon=":material/chevron_right:", help="Next snapshot", on_click=move, args=(1,),
+                  key="replay_next", width="stretch")
+    bar[4].button("", icon=":material/last_page:", help="Last snapshot", on_click=jump, args=(-1,),
+                  key="replay_last", width="stretch")
+
+    ticks = views.ticks_at(ctx, ts)
+    expiry, note = views.pick_expiry(ctx, ticks)
+    series = views.day_series(ctx, day, expiry)
+    frame = views.replay_frame(ticks, ctx.underlying, expiry, opening=opening, series=series,
+                               atm_window=ATM_WINDOW)
+    chain = frame.chain
+    if chain.empty:
+        st.plotly_chart(frame.figures["spot"], key="replay_spot", config={"displayModeBar": False})
+        st.info("No options of this underlying in that snapshot.", icon=":material/hourglass_top:")
+        return
+    opening_chain = analytics.chain_table(opening, ctx.underlying, expiry) if opening else None
+    then = opening_chain.attrs if opening_chain is not None else {}
+    spot = chain.attrs.get("spot")
+    open_iv = analytics.atm_iv(opening_chain) if opening_chain is not None else math.nan
+    open_pcr = analytics.pcr(opening_chain) if opening_chain is not None else math.nan
+
+    m = st.columns(6)
+    m[0].metric(ctx.index_symbol, fmt_price(spot), change(spot, then.get("spot")), border=True,
+                help="Index level; change since the day's first snapshot")
+    m[1].metric("Future", fmt_price(chain.attrs.get("future")),
+                change(chain.attrs.get("future"), then.get("future")), border=True,
+                help="Nearest future; change since the day's first snapshot")
+    m[2].metric("ATM IV", fmt_pct(frame.atm_iv),
+                change(frame.atm_iv, open_iv, lambda x: f"{fmt_change(x)} vol pts"),
+                delta_color="gray", border=True,
+                help=f"At ATM {fmt_strike(chain.attrs.get('atm'))}; change since the open")
+    m[3].metric("PCR (OI)", fmt_ratio(frame.pcr), change(frame.pcr, open_pcr), border=True,
+                help="Put OI / call OI of this expiry; change since the open")
+    pain = frame.max_pain
+    m[4].metric("Max pain", fmt_strike(pain),
+                None if pain is None or spot is None else f"{fmt_change(pain - spot)} pts from spot",
+                delta_color="off", delta_arrow="off", border=True,
+                help="Settlement price at which option buyers would be paid least")
+    m[5].metric("As of", views.fmt_clock(ts), f"snapshot {i + 1:,} of {len(times):,}", delta_color="gray",
+                delta_arrow="off", border=True, help=views.fmt_moment(ts))
+
+    st.plotly_chart(frame.figures["spot"], key="replay_spot", config={"displayModeBar": False})
+    left, right = st.columns(2, gap="medium")
+    left.markdown("##### IV smile")
+    left.plotly_chart(frame.figures["smile"], key="replay_smile", config={"displayModeBar": False})
+    since = f"change since {views.fmt_clock(opening_ts, seconds=False)} below" if views.has_changes(chain) \
+        else "at the open"
+    right.markdown(f"##### Open interest by strike &nbsp;:gray[:small[{since}]]")
+    right.plotly_chart(frame.figures["oi"], key="replay_oi", config={"displayModeBar": False})
+
+    expiry_day = chain.attrs.get("expiry")
+    st.markdown(f"##### Option chain &nbsp;:gray[:small[{expiry_day:%d %b %Y} expiry · ATM ±{ATM_WINDOW} · "
+                f"changes since {views.fmt_clock(opening_ts, seconds=False)}]]")
+    head = st.columns(2)
+    head[0].markdown(":red[**CALLS**]", text_alignment="center")
+    head[1].markdown(":green[**PUTS**]", text_alignment="center")
+    st.dataframe(views.chain_view(frame.window), hide_index=True, width="stretch",
+                 column_config=views.chain_column_config(f"the open ({views.fmt_clock(opening_ts)})"),
+                 row_height=views.ROW_HEIGHT, height=views.table_height(len(frame.window)),
+                 placeholder=MISSING, key="replay_chain")
+    if note:
+        st.caption(note)
+
+
+player()

@@ -1,0 +1,421 @@
+"""The IV smile, OI build-up, replay and export pages through AppTest, on simulated sessions.
+
+The store holds two backfilled sessions (the simulator at one snapshot a minute: two
+NIFTY weeklies, so there is a term structure, and a previous close). AppTest runs the
+scripts without a browser and without fragment timers: the replay's play button is
+checked by the step a run makes, not by the timer.
+"""
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+from bisect import bisect_right
+from datetime import time, timedelta
+from pathlib import Path
+from types import SimpleNamespace
+
+import pandas as pd
+import plotly.graph_objects as go
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+from datacentre import analytics, livefeed, views
+from datacentre.backfill import backfill, recent_sessions
+from datacentre.csvio import select_symbols
+from datacentre.store import TickStore
+from datacentre.ticks import IST, format_ts, parse_ts
+
+ROOT = Path(__file__).resolve().parent.parent
+APP = ROOT / "app.py"
+PAGES = {name: f"pages/{name}.py" for name in ("iv_smile", "oi_buildup", "replay", "export")}
+TIMEOUT = 60
+INTERVAL = 60.0
+BUILDUPS = set(analytics.BUILDUPS)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def sessions_db(tmp_path_factory) -> tuple[str, list]:
+    """Two complete simulated sessions, a snapshot a minute (376 each, ~110 ticks)."""
+    url = f"sqlite:///{tmp_path_factory.mktemp('pages') / 'sessions.db'}"
+    days = recent_sessions(2)
+    with TickStore(url) as store:
+        backfill(store, days, interval=INTERVAL, seed=11)
+    return url, days
+
+
+@pytest.fixture
+def app_env(sessions_db, monkeypatch):
+    """The app on the prepared store, no broadcaster, autostart off (live = the store's last snapshot)."""
+    url, days = sessions_db
+    monkeypatch.setenv("DATACENTRE_DB_URL", url)
+    monkeypatch.setenv("DATACENTRE_WS_PORT", str(free_port()))
+    monkeypatch.setenv("DATACENTRE_AUTOSTART", "0")
+    store = TickStore(url)
+    yield store, days
+    store.close()
+
+
+@pytest.fixture(autouse=True)
+def release_app_resources():
+    yield
+    st.cache_resource.clear()
+    st.cache_data.clear()
+    for feed in livefeed.running_feeds():
+        feed.stop()
+    livefeed.stop_data_centres()
+
+
+def run(page: str) -> AppTest:
+    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT).run()
+    assert not at.exception, at.exception
+    at.switch_page(PAGES[page]).run()
+    check(at)
+    return at
+
+
+def check(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+
+
+def metric(at: AppTest, label: str):
+    found = [m for m in at.metric if m.label == label or m.label.startswith(label + " ")]
+    assert found, (label, [m.label for m in at.metric])
+    return found[0]
+
+
+def number(text: str) -> float:
+    return float(text.replace(",", "").replace("%", "").split()[0])
+
+
+def ist(ts: str) -> str:
+    return parse_ts(ts).astimezone(IST).strftime("%H:%M:%S")
+
+
+# ---------------------------------------------------------------- IV smile
+
+
+def test_iv_smile_live(app_env):
+    store, days = app_env
+    at = run("iv_smile")
+    atm_iv = metric(at, "ATM IV")
+    assert 5 < number(atm_iv.value) < 60
+    assert "vol pts" in atm_iv.delta  # against the day's open
+    rr = metric(at, "25Δ risk reversal")
+    assert abs(number(rr.value)) < 20 and rr.value.endswith(" pts")
+    for label in ("25Δ butterfly", "25Δ put IV", "25Δ call IV", "Expiry"):
+        metric(at, label)
+    # the smile, the term structure (two weeklies) and ATM IV through the day
+    assert len(at.get("plotly_chart")) == 3
+    skew = at.dataframe[0].value
+    assert list(skew.columns) == ["distance_strike", "put_strike", "call_strike", "put_iv", "call_iv",
+                                  "put_minus_call"]
+    assert (skew["put_strike"] + skew["call_strike"]).nunique() == 1  # equidistant around ATM
+    assert skew["distance_strike"].is_monotonic_increasing
+    last = store.last_ts()
+    assert f"As of {ist(last)}" in " ".join(c.value for c in at.caption)
+
+
+def test_iv_smile_as_of_a_stored_time_with_overlays(app_env):
+    store, days = app_env
+    at = run("iv_smile")
+    at.button_group(key="smile_mode").set_value("Stored").run()
+    check(at)
+    assert at.selectbox(key="smile_day").value == days[-1]  # newest first
+    at.selectbox(key="smile_day").set_value(days[0]).run()
+    slider = at.slider(key=f"smile_time_{days[0].isoformat()}")
+    slider.set_value(time(11, 30)).run()
+    check(at)
+    caption = " ".join(c.value for c in at.caption)
+    assert "As of " in caption and "11:30:00" in caption, caption
+    at.multiselect(key="smile_overlays").set_value(["Open", "1 h ago", "Chosen time"]).run()
+    at.time_input(key="smile_chosen").set_value(time(10, 0)).run()
+    check(at)
+    assert len(at.get("plotly_chart")) == 3
+
+
+# ---------------------------------------------------------------- OI build-up
+
+
+def test_oi_buildup_live(app_env):
+    store, days = app_env
+    at = run("oi_buildup")
+    for label in ("NIFTY 50", "Call OI", "Put OI", "PCR (OI)", "Resistance", "Support", "Max pain",
+                  "Most call OI added", "Most put OI added", "As of"):
+        metric(at, label)
+    future = metric(at, "Future")
+    assert "NIFTY" in future.label and "FUT" in future.label
+    assert any(b in future.label for b in BUILDUPS)
+    assert number(metric(at, "Resistance").value) % 50 == 0
+    assert number(metric(at, "Support").value) % 50 == 0
+    ratio = number(metric(at, "PCR (OI)").value)
+    assert 0.1 < ratio < 10
+    # OI bars, build-up bars, OI and PCR through the day
+    assert len(at.get("plotly_chart")) == 3
+    table, futures = at.dataframe[0].value, at.dataframe[1].value
+    assert list(table.columns[:2]) == ["ce_buildup", "ce_oi"]
+    assert list(table.columns[-2:]) == ["pe_oi", "pe_buildup"]
+    assert set(table["ce_buildup"].dropna()) | set(table["pe_buildup"].dropna()) <= BUILDUPS
+    assert table["strike"].is_monotonic_increasing
+    assert futures["symbol"].str.endswith("FUT").all()
+
+
+@pytest.mark.parametrize("base", ["Previous close", "1 h ago", "15 min ago", "Chosen time"])
+def test_oi_buildup_change_since(app_env, base):
+    at = run("oi_buildup")
+    at.selectbox(key="buildup_base").set_value(base).run()
+    check(at)
+    assert not at.warning, [w.value for w in at.warning]  # every base has a stored snapshot
+    table = at.dataframe[0].value
+    assert table["ce_oi_change"].notna().any()
+
+
+def test_oi_buildup_matches_the_store(app_env):
+    """The page's totals and build-up are those of analytics on the same two snapshots."""
+    store, days = app_env
+    at = run("oi_buildup")
+    last = store.last_ts()
+    start, end = analytics.day_bounds(last)
+    now = store.snapshot_at(last, "NIFTY")
+    opening = store.first_snapshot(start, end, "NIFTY")
+    expected = analytics.buildup_table(now, opening, "NIFTY")
+    table = at.dataframe[0].value
+    calls = expected[expected["kind"] == "CE"].set_index("strike")["buildup"]
+    shown = table.set_index("strike")["ce_buildup"]
+    assert (shown.reindex(calls.index) == calls).all()
+    chain = analytics.chain_table(now, "NIFTY")
+    assert metric(at, "Resistance").value == f"{analytics.support_resistance(chain).resistance:,.0f}"
+
+
+def test_oi_totals_hold_strikes_outside_the_window(app_env):
+    """Day totals over every strike seen that day: no jump when the ATM window moves."""
+    store, days = app_env
+    ctx = SimpleNamespace(settings=SimpleNamespace(db_url=store.url), underlying="NIFTY")
+    expiry = analytics.expiries(store.snapshot_at(store.last_ts(), "NIFTY"), "NIFTY")[0]
+    totals = views.oi_totals(ctx, days[-1], expiry).dropna(subset=["ce_oi"])
+    raw = analytics.series_frame(store.underlying_series("NIFTY", *analytics.day_bounds(days[-1]),
+                                                         expiry=expiry, max_points=None))
+    assert len(totals) == len(raw) == 376
+    assert list(totals["ts"]) == list(raw["ts"])
+    assert (totals["ce_oi"] >= raw["ce_oi"]).all() and (totals["pe_oi"] >= raw["pe_oi"]).all()
+    if raw["atm_strike"].nunique() > 1:
+        # the raw sums jump by a strike's whole OI when the window moves; the held totals do not
+        assert totals["ce_oi"].diff().abs().max() < raw["ce_oi"].diff().abs().max() / 2
+    assert totals["pcr"].between(0.1, 10).all()
+
+
+# ---------------------------------------------------------------- replay
+
+
+def replay_ts(at: AppTest) -> str:
+    return at.session_state["replay_pos"]
+
+
+def test_replay_starts_at_the_first_snapshot(app_env):
+    store, days = app_env
+    at = run("replay")
+    times = store.snapshot_times("NIFTY", *analytics.day_bounds(days[-1]))
+    assert at.selectbox(key="replay_day").value == days[-1]
+    assert replay_ts(at) == times[0]
+    assert metric(at, "As of").value == ist(times[0])
+    assert metric(at, "As of").delta == f"snapshot 1 of {len(times):,}"
+    assert len(at.get("plotly_chart")) == 3  # spot with cursor, smile, OI
+    chain = at.dataframe[0].value
+    assert "strike" in chain.columns and len(chain) == 17  # ATM +/- 8
+
+
+def test_replay_slider_moves_the_as_of_time(app_env):
+    store, days = app_env
+    at = run("replay")
+    times = store.snapshot_times("NIFTY", *analytics.day_bounds(days[-1]))
+    at.slider(key="replay_clock").set_value(time(13, 7, 30)).run()
+    check(at)
+    target = views.ist_ts(days[-1], time(13, 7, 30, 999_999))
+    expected = times[bisect_right(times, target) - 1]  # the snapshot in force: 13:07:00
+    assert replay_ts(at) == expected
+    assert metric(at, "As of").value == ist(expected) == "13:07:00"
+    spot = next(t for t in store.snapshot_at(expected, "NIFTY") if t["symbol"] == "NIFTY 50")
+    assert number(metric(at, "NIFTY 50").value) == pytest.approx(spot["ltp"], abs=0.005)
+    # the change is against the day's first snapshot
+    assert metric(at, "NIFTY 50").delta not in (None, "", "0")
+
+
+def test_replay_step_buttons_and_play(app_env):
+    store, days = app_env
+    at = run("replay")
+    times = store.snapshot_times("NIFTY", *analytics.day_bounds(days[-1]))
+    at.button(key="replay_next").click().run()
+    assert replay_ts(at) == times[1]
+    at.button(key="replay_last").click().run()
+    assert replay_ts(at) == times[-1]
+    at.button(key="replay_back").click().run()
+    assert replay_ts(at) == times[-2]
+    at.button(key="replay_first").click().run()
+    assert replay_ts(at) == times[0]
+
+    # 60x with one-minute snapshots: a step every second, one snapshot a step
+    at.button_group(key="replay_speed").set_value(60).run()
+    at.button(key="replay_play").click().run()  # the run that starts playing takes the first step
+    check(at)
+    assert at.session_state["replay_playing"] is True
+    assert replay_ts(at) == times[1]
+    assert at.button(key="replay_play").label == "Pause"
+    at.button(key="replay_play").click().run()
+    assert at.session_state["replay_playing"] is False
+    assert replay_ts(at) == times[1]
+
+
+def test_replay_comes_back_paused_where_it_was(app_env):
+    store, days = app_env
+    at = run("replay")
+    times = store.snapshot_times("NIFTY", *analytics.day_bounds(days[-1]))
+    at.button(key="replay_play").click().run()
+    assert replay_ts(at) == times[1]
+    at.switch_page(PAGES["export"]).run()
+    at.switch_page(PAGES["replay"]).run()
+    check(at)
+    assert at.session_state["replay_playing"] is False  # the timer stopped with the page
+    assert replay_ts(at) == times[1]
+    assert at.button(key="replay_play").label == "Play"
+
+
+def test_replay_other_session_and_underlying(app_env):
+    store, days = app_env
+    at = run("replay")
+    at.selectbox(key="replay_day").set_value(days[0]).run()
+    check(at)
+    times = store.snapshot_times("NIFTY", *analytics.day_bounds(days[0]))
+    assert replay_ts(at) == times[0]
+    at.session_state["underlying"] = "BANKNIFTY"
+    at.run()
+    check(at)
+    assert number(metric(at, "NIFTY BANK").value) > 10_000
+
+
+# ---------------------------------------------------------------- export
+
+
+def cli_export(tmp_path, url: str, *args: str) -> bytes:
+    out = tmp_path / "cli.csv"
+    subprocess.run([sys.executable, "-m", "datacentre", "export", "--db", url, *args, "--out", str(out)],
+                   cwd=ROOT, check=True, capture_output=True)
+    return out.read_bytes()
+
+
+def test_export_page_counts_and_shows_the_command(app_env):
+    store, days = app_env
+    at = run("export")
+    assert at.selectbox(key="export_day").value == days[-1]
+    rows = int(metric(at, "Rows").value.replace(",", ""))
+    start, end = views.ist_ts(days[-1], time(9, 15)), views.ist_ts(days[-1], time(15, 30, 59, 999_000))
+    assert rows == store.count(select_symbols(store, "NIFTY"), start, end) > 0
+    button = at.download_button(key="export_download")
+    assert button.label == f"Download {metric(at, 'Rows').value} rows as CSV"
+    command = at.code[0].value
+    assert command.startswith("python -m datacentre export --db ")
+    assert "--underlying NIFTY" in command and f"--start {start}" in command and f"--end {end}" in command
+    preview = at.dataframe[0].value
+    assert list(preview.columns) == ["symbol", "token", "ts", "ltp", "bid", "ask", "volume", "oi", "delta",
+                                     "gamma", "theta", "vega", "iv", "source"]
+    assert (preview["ts"] == start).all()  # the session's first snapshot, in (ts, symbol) order
+    assert list(preview["symbol"]) == sorted(preview["symbol"])
+
+
+def test_export_one_expiry_and_a_time_range(app_env):
+    store, days = app_env
+    at = run("export")
+    at.button_group(key="export_mode").set_value("One expiry").run()
+    expiry = at.selectbox(key="export_expiry").value
+    day = days[-1].isoformat()
+    at.time_input(key=f"export_from_{day}").set_value(time(10, 0)).run()
+    at.time_input(key=f"export_to_{day}").set_value(time(10, 29)).run()
+    check(at)
+    start, end = views.ist_ts(days[-1], time(10, 0)), views.ist_ts(days[-1], time(10, 29, 59, 999_000))
+    expected = store.count(select_symbols(store, "NIFTY", expiry), start, end)
+    assert int(metric(at, "Rows").value.replace(",", "")) == expected == 30 * (1 + 2 * 21)
+    assert f"--expiry {expiry}" in at.code[0].value
+
+
+def test_export_chosen_symbols(app_env):
+    store, days = app_env
+    at = run("export")
+    at.button_group(key="export_mode").set_value("Symbols").run()
+    picker = at.multiselect(key="export_symbols")
+    assert picker.value == ["NIFTY 50"]
+    future = next(s for s in picker.options if s.endswith("FUT"))
+    picker.set_value(["NIFTY 50", future]).run()
+    check(at)
+    assert int(metric(at, "Rows").value.replace(",", "")) == 2 * 376
+    assert "--symbol 'NIFTY 50' --symbol " + future in at.code[0].value
+    at.multiselect(key="export_symbols").set_value([]).run()
+    check(at)
+    assert at.info and not at.download_button
+
+
+def test_a_reversed_time_range_is_reported(app_env):
+    store, days = app_env
+    at = run("export")
+    day = days[-1].isoformat()
+    at.time_input(key=f"export_to_{day}").set_value(time(9, 0)).run()
+    assert not at.exception
+    assert "ends before it starts" in at.error[0].value
+
+
+@pytest.mark.parametrize("selection", [
+    {"underlying": "NIFTY"},
+    {"underlying": "NIFTY", "expiry": "second"},
+    {"symbols": ("NIFTY 50", "future")},
+    {"underlying": "BANKNIFTY", "window": (timedelta(hours=1), timedelta(hours=2))},
+])
+def test_export_download_is_byte_for_byte_the_cli(app_env, tmp_path, selection):
+    store, days = app_env
+    day = days[-1]
+    start, end = views.ist_ts(day, time(9, 15)), views.ist_ts(day, time(15, 30, 59, 999_000))
+    if "window" in selection:
+        first, last = selection["window"]
+        opening = parse_ts(start)
+        start, end = format_ts(opening + first), format_ts(opening + last)
+    expiry = store.option_expiries("NIFTY")[1] if selection.get("expiry") else None
+    symbols = tuple(s if s != "future" else next(x for x in store.symbols() if x.startswith("NIFTY")
+                                                 and x.endswith("FUT"))
+                    for s in selection.get("symbols", ()))
+    chosen = views.ExportSelection(store.url, start, end, underlying=selection.get("underlying"),
+                                   expiry=expiry, symbols=symbols)
+
+    data = views.export_file(store.url, chosen)()
+    args = [*(a for s in symbols for a in ("--symbol", s))]
+    if chosen.underlying:
+        args += ["--underlying", chosen.underlying]
+    if expiry:
+        args += ["--expiry", expiry]
+    assert data == cli_export(tmp_path, store.url, *args, "--start", start, "--end", end)
+    lines = data.decode().splitlines()
+    assert lines[0] == "symbol,token,ts,ltp,bid,ask,volume,oi,delta,gamma,theta,vega,iv,source"
+    assert len(lines) - 1 == store.count(chosen.resolved_symbols(store), start, end) > 0
+    # the command the page shows runs the same export
+    command = views.export_command(chosen, db_url=store.url)
+    assert f"--start {start} --end {end}" in command and command.endswith(f"--out {chosen.file_name()}")
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def test_break_and_hide_gaps():
+    times = pd.to_datetime(["2026-01-02T09:15:00", "2026-01-02T09:16:00", "2026-01-02T21:00:00",
+                            "2026-01-02T21:01:00"]).tz_localize(IST)
+    frame = pd.DataFrame({"time": times, "spot": [1.0, 2.0, 3.0, 4.0]})
+    broken = views.break_gaps(frame)
+    assert len(broken) == 5 and broken["spot"].isna().sum() == 1
+    assert broken["time"].is_monotonic_increasing
+    fig = views.hide_gaps(go.Figure(), broken)
+    (gap,) = fig.layout.xaxis.rangebreaks
+    assert gap.values == ("2026-01-02T09:17:00",)
+    assert gap.dvalue == (timedelta(hours=11, minutes=44) - timedelta(minutes=2)).total_seconds() * 1000
