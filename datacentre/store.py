@@ -442,9 +442,9 @@ class TickStore:
             stmt = stmt.where(ltp_ticks.c.symbol.in_(list(symbols)))
         return int(self._scalar(stmt) or 0)
 
-    def iter_ticks(self, symbols: Sequence[str] | None = None, start_ts=None, end_ts=None,
-                   batch: int = 5_000) -> Iterator[dict]:
-        """Ticks in ``(ts, symbol)`` order, streamed in batches (constant memory)."""
+    def iter_rows(self, symbols: Sequence[str] | None = None, start_ts=None, end_ts=None,
+                  batch: int = 5_000) -> Iterator[Sequence[Row]]:
+        """Batches of tick rows (tuples in TICK_FIELDS order), ``(ts, symbol)`` order, streamed."""
         stmt = self._range(sa.select(*_TICK_COLUMNS), start_ts, end_ts)
         if symbols:
             stmt = stmt.where(ltp_ticks.c.symbol.in_(list(symbols)))
@@ -452,10 +452,16 @@ class TickStore:
         try:
             with self.engine.connect() as conn:
                 result = conn.execution_options(stream_results=True, yield_per=batch).execute(stmt)
-                for m in result.mappings():
-                    yield _row(m)
+                yield from result.partitions()
         except sa.exc.SQLAlchemyError as exc:
             raise StoreError(f"read failed: {getattr(exc, 'orig', None) or exc}") from exc
+
+    def iter_ticks(self, symbols: Sequence[str] | None = None, start_ts=None, end_ts=None,
+                   batch: int = 5_000) -> Iterator[dict]:
+        """Ticks as dicts in ``(ts, symbol)`` order, streamed in batches (constant memory)."""
+        for rows in self.iter_rows(symbols, start_ts, end_ts, batch):
+            for row in rows:
+                yield dict(zip(TICK_FIELDS, row))
 
     def stats(self) -> dict:
         """Row count, database size in bytes (SQLite file; PostgreSQL table) and last ts."""
