@@ -104,3 +104,111 @@ def test_import_bad_file_reports_lines(tmp_path, db_url):
     assert out.returncode == 1
     assert "line 2" in out.stderr and "nothing imported" in out.stderr
     assert TickStore(db_url).count() == 0
+
+
+def _free_port() -> int:
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _serve(*args, env=None):
+    """Start a long-running command; return (process, port)."""
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "datacentre", *args, "--port", str(port)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, **(env or {})})
+    return proc, port
+
+
+def _messages(port: int, count: int, *, timeout: float = 30.0, until: str | None = None) -> list[dict]:
+    """The first ``count`` messages (or all up to one of type ``until``)."""
+    import json
+    import time
+
+    import websocket
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            ws = websocket.create_connection(f"ws://127.0.0.1:{port}", timeout=timeout)
+            break
+        except OSError:
+            assert time.monotonic() < deadline, "the server never started listening"
+            time.sleep(0.1)
+    try:
+        out: list[dict] = []
+        while len(out) < count and time.monotonic() < deadline:
+            out.append(json.loads(ws.recv()))
+            if until and out[-1].get("type") == until:
+                break
+        return out
+    finally:
+        ws.close()
+
+
+def _stop(proc, sig=None):
+    import signal
+    proc.send_signal(sig or signal.SIGINT)
+    try:
+        _out, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    return err
+
+
+def test_run_collects_and_broadcasts_then_stops_on_ctrl_c(db_url):
+    proc, port = _serve("run", "--db", db_url, "--interval", "0.2", "--seed", "5")
+    try:
+        messages = _messages(port, 150)
+    finally:
+        err = _stop(proc)
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err
+    assert messages[0]["type"] == "welcome"
+    ticks = [m for m in messages if "type" not in m]
+    assert len(ticks) >= 100
+    assert all(list(t) == list(TICK_FIELDS) and t["source"] == "sim" for t in ticks)
+    stored = TickStore(db_url)
+    assert stored.count() >= len(ticks)
+
+
+def test_replay_serves_history_with_source_replay(db_url):
+    out = cli("backfill", "--date", "2026-11-27", "--interval", "300", "--seed", "3", "--db", db_url,
+              "--no-progress")
+    assert out.returncode == 0, out.stderr
+    proc, port = _serve("replay", "--db", db_url, "--start", "2026-11-27T04:00:00Z",
+                        "--end", "2026-11-27T04:10:00Z", "--speed", "0")
+    try:
+        messages = _messages(port, 10_000, until="replay_end")
+    finally:
+        err = _stop(proc, __import__("signal").SIGTERM)
+    assert proc.returncode == 0, err
+    welcome, ticks = messages[0], [m for m in messages[1:] if "type" not in m]
+    assert welcome["type"] == "welcome" and welcome["mode"] == "replay"
+    assert messages[-1]["type"] == "replay_end"
+    assert {t["source"] for t in ticks} == {"replay"}
+    stamps = [t["ts"] for t in ticks]
+    assert stamps == sorted(stamps)
+    assert set(stamps) == {"2026-11-27T04:00:00+00:00", "2026-11-27T04:05:00+00:00",
+                           "2026-11-27T04:10:00+00:00"}
+    stored = {(r["symbol"], r["ts"]): r["ltp"] for r in TickStore(db_url).iter_ticks(
+        start_ts="2026-11-27T04:00:00Z", end_ts="2026-11-27T04:10:00Z")}
+    assert all(stored[(t["symbol"], t["ts"])] == t["ltp"] for t in ticks)
+
+
+def test_broadcast_alone_follows_another_writer(db_url, sample_ticks):
+    proc, port = _serve("broadcast", "--db", db_url)
+    try:
+        first = _messages(port, 1)
+        assert first[0]["type"] == "welcome"
+        import threading
+        import time
+        writer = TickStore(db_url)
+        threading.Timer(0.5, lambda: writer.write_snapshot("2026-01-02T08:13:05Z", sample_ticks)).start()
+        messages = _messages(port, 1 + len(sample_ticks))
+        time.sleep(0.1)
+    finally:
+        err = _stop(proc)
+    assert proc.returncode == 0, err
+    assert [m["symbol"] for m in messages[1:]] == [t["symbol"] for t in sample_ticks]
