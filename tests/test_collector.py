@@ -99,3 +99,43 @@ def test_sigterm_leaves_no_partial_snapshot(tmp_path):
     counts = Counter(r["ts"] for r in store.iter_ticks())
     assert len(counts) >= 5
     assert len(set(counts.values())) == 1, "every snapshot holds the same number of rows"
+
+
+@pytest.mark.slow
+def test_killed_processes_leave_whole_snapshots_only(tmp_path):
+    """SIGKILL (no chance to clean up) in the middle of a backfill and of collection."""
+    import sqlite3
+
+    from datacentre.store import TickStore
+    db = tmp_path / "k.db"
+    url = f"sqlite:///{db}"
+    backfill = subprocess.Popen([sys.executable, "-m", "datacentre", "backfill", "--date", "2026-11-27",
+                                 "--interval", "1", "--db", url, "--no-progress"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    collect = subprocess.Popen([sys.executable, "-m", "datacentre", "collect", "--interval", "0.1",
+                                "--db", url], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        store = None
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if db.exists():
+                store = store or TickStore(url)
+                if len(store.timestamps(start_ts="2026-11-28")) >= 10:
+                    break
+            time.sleep(0.1)
+        time.sleep(1.0)  # the backfill is now inside its session transaction
+        backfill.send_signal(signal.SIGKILL)
+        collect.send_signal(signal.SIGKILL)
+        backfill.wait(10)
+        collect.wait(10)
+    finally:
+        backfill.kill()
+        collect.kill()
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    store = TickStore(url)
+    session = store.count(None, "2026-11-27T03:45:00Z", "2026-11-27T10:00:00Z")
+    assert session in (0, 22_501 * 110), "a session is stored whole or not at all"
+    counts = Counter(r["ts"] for r in store.iter_ticks(start_ts="2026-11-28"))
+    assert len(counts) >= 10
+    assert len(set(counts.values())) == 1, "every live snapshot holds all its rows"
