@@ -115,8 +115,8 @@ def main() -> None:
         times = store.snapshot_times(UNDERLYING, start, end)
         opening = store.snapshot_at(times[0], UNDERLYING)
         expiry = analytics.expiries(opening, UNDERLYING)[0]
-        series = views.break_gaps(analytics.series_frame(
-            store.underlying_series(UNDERLYING, start, end, expiry=expiry, max_points=views.SERIES_POINTS)))
+        series = analytics.series_frame(
+            store.underlying_series(UNDERLYING, start, end, expiry=expiry, max_points=views.SERIES_POINTS))
         day_load = time.perf_counter() - started
 
         parts: dict[str, list[float]] = {"fetch": [], "compute": [], "render": [], "step": []}

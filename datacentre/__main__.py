@@ -81,8 +81,8 @@ def build_parser() -> Parser:
     def add(name: str, text: str) -> argparse.ArgumentParser:
         return sub.add_parser(name, parents=[common], help=text, description=text)
 
-    add("run", "collector and broadcaster in the foreground (Ctrl-C stops both)")
-    add("collect", "write one snapshot every interval into the store")
+    _source_options(add("run", "collector and broadcaster in the foreground (Ctrl-C stops both)"))
+    _source_options(add("collect", "write one snapshot every interval into the store"))
     add("broadcast", "serve the store's new ticks over WebSocket")
     add("start", "start collector and broadcaster in the background (pid files and logs in data/)")
     add("stop", "stop the background services")
@@ -106,6 +106,15 @@ def build_parser() -> Parser:
     p.add_argument("--speed", type=float, default=1.0,
                    help="0.1 to 100 times real time, or 0 for as fast as clients read (default 1)")
     return parser
+
+
+def _source_options(p: argparse.ArgumentParser) -> None:
+    from .sources import SOURCE_NAMES
+    p.add_argument("--source", choices=SOURCE_NAMES, default="sim",
+                   help="sim: the built-in market simulator (default); smartapi: Angel One SmartAPI "
+                        "(credentials from DATACENTRE_SMARTAPI_* variables); csv: play back a CSV export")
+    p.add_argument("--csv", metavar="PATH", help="with --source csv: the file to play back")
+    p.add_argument("--loop", action="store_true", help="with --source csv: start again at the end")
 
 
 def _selection(p: argparse.ArgumentParser) -> None:
@@ -146,10 +155,21 @@ def _store(settings: Settings):
 
 # ---------------------------------------------------------------- commands
 
+def _source(args, settings: Settings, store):
+    from .sources import make_source
+    if args.source == "sim":
+        return make_source("sim", settings, resume_from=store.latest_all(limit=None))
+    if args.source == "csv" and not args.csv:
+        raise ConfigError("--source csv needs --csv PATH")
+    return make_source(args.source, settings, path=args.csv, loop=args.loop or None)
+
+
 def cmd_run(args, settings: Settings) -> int:
     from .embedded import DataCentre
+    store = _store(settings)
+    centre = DataCentre(settings, source=_source(args, settings, store), store=store)
     stop = _wait_for_signal()
-    centre = DataCentre(settings).start(backfill_if_empty=False)
+    centre.start(backfill_if_empty=False)
     print(f"data centre running: {centre.ws_url}, store {centre.store.url}; Ctrl-C stops", flush=True)
     try:
         stop.wait()
@@ -160,11 +180,8 @@ def cmd_run(args, settings: Settings) -> int:
 
 def cmd_collect(args, settings: Settings) -> int:
     from .collector import Collector
-    from .sources import MarketSimulator
     store = _store(settings)
-    source = MarketSimulator(seed=settings.seed, atm_window=settings.atm_window,
-                             risk_free_rate=settings.risk_free_rate,
-                             resume_from=store.latest_all(limit=None))
+    source = _source(args, settings, store)
     stop = _wait_for_signal()
     Collector(store, source, interval=settings.interval).run(stop)
     return 0

@@ -68,6 +68,7 @@ BUILDUP_COLUMNS = ("symbol", "kind", "strike", "expiry", "ltp", "ltp_change", "l
 SMILE_COLUMNS = ("strike", "ce_iv", "pe_iv", "otm_iv", "moneyness", "ce_delta", "pe_delta")
 SERIES_COLUMNS = ("ts", "time", "spot", "future", "basis", "ce_oi", "pe_oi", "pcr",
                   "ce_oi_change", "pe_oi_change", "atm_strike", "atm_iv")
+SERIES_GAP = pd.Timedelta(minutes=5)  # a longer pause in a day series is a gap (market shut, collector off)
 
 _DAY = timedelta(days=1)
 _NO_PARSE = (None, None, None, math.nan)
@@ -331,10 +332,6 @@ def chain_table(ticks, underlying: str, expiry=None, *, previous=None,
     atm = _nearest(strikes, spot if spot is not None else future)
     if atm is None and len(strikes):
         atm = _parity_atm(strikes, data["ce_ltp"], data["pe_ltp"])
-    if atm_window is not None and atm is not None:
-        at = int(np.searchsorted(strikes, atm))
-        chain = chain.iloc[max(0, at - atm_window): at + atm_window + 1].reset_index(drop=True)
-
     years = None
     if chosen is not None and ts is not None:
         years = time_to_expiry(chosen, parse_ts(ts))
@@ -344,7 +341,19 @@ def chain_table(ticks, underlying: str, expiry=None, *, previous=None,
         "lot_size": u.lot_size, "time_to_expiry": years,
         "days_to_expiry": None if years is None else years * 365.0,
     })
-    return chain
+    return chain if atm_window is None else around_atm(chain, atm_window)
+
+
+def around_atm(chain: pd.DataFrame, strikes: int) -> pd.DataFrame:
+    """ATM and ``strikes`` listed strikes either side, ``attrs`` kept (the whole chain
+    without an ATM). Compute figures such as :func:`pcr` on the whole chain first."""
+    atm = chain.attrs.get("atm")
+    if atm is None:
+        return chain
+    at = int(np.searchsorted(chain["strike"].to_numpy(dtype=float), atm))
+    window = chain.iloc[max(0, at - strikes): at + strikes + 1].reset_index(drop=True)
+    window.attrs = dict(chain.attrs)
+    return window
 
 
 def _reference(chain: pd.DataFrame) -> float | None:
@@ -407,6 +416,17 @@ def pcr(chain: pd.DataFrame, *, of: str = "oi") -> float:
         raise ValueError(f"pcr of 'oi' or 'volume', not {of!r}")
     calls = _oi(chain, f"ce_{of}").sum()
     return float(_oi(chain, f"pe_{of}").sum() / calls) if calls > 0 else math.nan
+
+
+def biggest_oi_addition(chain: pd.DataFrame, side: str) -> tuple[float | None, float]:
+    """``(strike, change)`` where ``side``'s (``"ce"`` or ``"pe"``) OI grew most in a
+    chain built with ``previous``: fresh resistance for calls, support for puts.
+    ``(None, nan)`` when no strike's OI grew."""
+    change = chain[f"{side}_oi_change"].to_numpy(dtype=float)
+    if not (change > 0).any():  # also all NaN
+        return None, math.nan
+    i = int(np.nanargmax(change))
+    return float(chain["strike"].iloc[i]), float(change[i])
 
 
 class SupportResistance(NamedTuple):
@@ -647,15 +667,21 @@ def day_bounds(moment) -> tuple[str, str]:
     return format_ts(start), format_ts(start + _DAY - timedelta(milliseconds=1))
 
 
-def series_frame(rows: Sequence[dict]) -> pd.DataFrame:
-    """:meth:`TickStore.underlying_series` rows as a DataFrame for the day's charts.
+def series_frame(rows: Sequence[dict], *, max_points: int | None = None) -> pd.DataFrame:
+    """:meth:`TickStore.underlying_series` rows (or the live feed's ``Point`` s) as a
+    DataFrame for the day's charts, its pauses broken by :func:`break_gaps`.
 
     Columns :data:`SERIES_COLUMNS`: ``time`` is the snapshot time as a tz-aware IST
     timestamp; ``basis`` = future − spot; ``pcr`` = pe_oi / ce_oi (NaN where call OI is
     0); ``*_oi_change`` are against the first row. ``attrs["expiry"]`` is the options'
-    expiry (ISO text) the OI totals and ATM IV refer to.
+    expiry (ISO text) the OI totals and ATM IV refer to; ``attrs["gaps"]`` the pauses.
+    ``max_points`` thins the rows evenly to at most that many, always keeping the newest.
     """
-    frame = pd.DataFrame(list(rows))
+    rows = list(rows)
+    if max_points is not None and len(rows) > max_points:
+        stride = -(-len(rows) // max_points)
+        rows = [*rows[:-1:stride], rows[-1]]
+    frame = pd.DataFrame(rows)
     for column in SERIES_COLUMNS:
         if column not in frame.columns and column != "time":
             frame[column] = np.nan if column != "ts" else pd.Series([], dtype="str")
@@ -671,4 +697,32 @@ def series_frame(rows: Sequence[dict]) -> pd.DataFrame:
         frame[f"{side}_change"] = frame[side] - first
     frame = frame[list(SERIES_COLUMNS)].reset_index(drop=True)
     frame.attrs["expiry"] = expiry
-    return frame
+    return break_gaps(frame)
+
+
+def break_gaps(frame: pd.DataFrame, *, longer_than: pd.Timedelta = SERIES_GAP) -> pd.DataFrame:
+    """``frame`` (a day series with a ``time`` column, oldest first) with an empty row
+    inside each pause longer than ``longer_than``, so a line breaks there instead of
+    bridging it.
+
+    ``attrs["gaps"]`` lists the pauses as ``(last time before, first time after)``: the
+    charts squeeze them out of the time axis, so a day with an evening of live ticks
+    after the session still shows the session at full width. A frame that already
+    carries ``attrs["gaps"]`` is returned as it is.
+    """
+    if "gaps" in frame.attrs:
+        return frame
+    times = frame["time"]
+    pauses = times.diff() > longer_than
+    if pauses.any():
+        after = times[pauses]
+        before = times.shift(1)[pauses]
+        # the empty row goes a millisecond before the first point after the pause: in the
+        # pause whatever the data's resolution, and within the edge the charts keep visible
+        breaks = pd.DataFrame({"time": after - pd.Timedelta(milliseconds=1)})
+        out = pd.concat([frame, breaks]).sort_values("time", kind="stable").reset_index(drop=True)
+        gaps = list(zip(before, after))
+    else:
+        out, gaps = frame.copy(deep=False), []
+    out.attrs = {**frame.attrs, "gaps": gaps}
+    return out

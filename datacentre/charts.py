@@ -8,7 +8,9 @@ Empty or missing input gives :func:`empty_figure` with a message, never an excep
 
 Inputs are what :mod:`datacentre.analytics` returns: a chain (``chain_table``), a smile
 (``smile``), a day series (``series_frame``, or the store's ``underlying_series`` rows
-as they are), a term structure, a build-up table.
+as they are), a term structure, a build-up table. A day series' pauses longer than
+:data:`analytics.SERIES_GAP` (the market closed, the collector stopped) are cut out of
+the time axis, so the session keeps its width however long the evening's ticks run.
 
 Figures are built from plain dicts in one go with a small template (a clean white
 look like plotly's ``plotly_white``): plotly validates everything it is given, and
@@ -50,6 +52,11 @@ HEIGHT = 420
 TALL_HEIGHT = 560
 FONT = "Inter, -apple-system, 'Segoe UI', Roboto, sans-serif"
 TIME_FORMAT = "%H:%M"
+GAP_MARGIN = pd.Timedelta(minutes=1)  # of each pause in a day series, left on the axis
+TIME_TICK_STEPS = tuple(pd.Timedelta(minutes=m) for m in (15, 30, 60, 120, 180, 240))
+MAX_TIME_TICKS = 8
+CALL_MARKER_SIZE = 12
+PUT_MARKER_SIZE = 8
 HOVER_TIME = "%{x|%H:%M:%S} IST"
 GRID = "#EBF0F8"
 TEXT = "#2A3F5F"
@@ -151,9 +158,12 @@ def _oi_ticks(values, *, from_zero: bool = True) -> dict:
 
 
 def _to_series(series) -> pd.DataFrame | None:
+    """A day series as :func:`analytics.series_frame` gives it, its pauses broken."""
     if isinstance(series, pd.DataFrame):
-        if series.empty or "time" in series.columns:
+        if series.empty:
             return series
+        if "time" in series.columns:
+            return analytics.break_gaps(series)
         return analytics.series_frame(series.to_dict("records"))
     if series is None:
         return None
@@ -167,6 +177,11 @@ def _wall_clock(times: pd.Series) -> np.ndarray:
     if times.dt.tz is not None:
         times = times.dt.tz_convert(IST).dt.tz_localize(None)
     return times.to_numpy()
+
+
+def _wall_moment(moment) -> pd.Timestamp:
+    moment = pd.Timestamp(moment)
+    return moment.tz_convert(IST).tz_localize(None) if moment.tz is not None else moment
 
 
 def _vline(layout: dict, x, label: str, color: str, dash: str, *, left: bool = False) -> None:
@@ -196,8 +211,50 @@ def _cursor(layout: dict, cursor_ts) -> None:
     _vline(layout, moment, moment.strftime("%H:%M:%S"), MARKER_COLOR, "dot")
 
 
-def _time_axis(**extra) -> dict:
-    return {"title": {"text": "Time (IST)"}, "tickformat": TIME_FORMAT, "hoverformat": "%H:%M:%S", **extra}
+def _time_axis() -> dict:
+    return {"title": {"text": "Time (IST)"}, "tickformat": TIME_FORMAT, "hoverformat": "%H:%M:%S"}
+
+
+def _cut_pauses(layout: dict, frame: pd.DataFrame) -> None:
+    """Cut the series' pauses (``attrs["gaps"]``) out of the time axis, all but
+    :data:`GAP_MARGIN` either side, and mark each with a dotted line labelled with
+    the time it hides.
+
+    Plotly ticks the first moment after a cut (its "22:07" lands on "15:00"), so the
+    ticks are set here instead: whole steps of the time shown, at most
+    :data:`MAX_TIME_TICKS`.
+    """
+    gaps = [(pd.Timestamp(b), pd.Timestamp(a)) for b, a in frame.attrs.get("gaps", ())
+            if pd.Timestamp(a) - pd.Timestamp(b) > 2 * GAP_MARGIN]
+    if not gaps:
+        return
+    times = frame["time"].dropna()
+    spans = list(zip([times.iloc[0], *(after for _, after in gaps)],
+                     [*(before for before, _ in gaps), times.iloc[-1]]))
+    shown = sum((end - start for start, end in spans), pd.Timedelta(0))
+    breaks, elapsed = [], pd.Timedelta(0)
+    for (before, after), (start, end) in zip(gaps, spans):
+        elapsed += end - start
+        edge = (_wall_moment(before) + GAP_MARGIN).isoformat()
+        breaks.append({"values": [edge], "dvalue": (after - before - 2 * GAP_MARGIN).total_seconds() * 1000})
+        layout["shapes"].append({"type": "line", "x0": edge, "x1": edge, "xref": "x", "yref": "paper",
+                                 "y0": 0, "y1": 1, "line": {"color": MARKER_COLOR, "dash": "dot"}})
+        layout["annotations"].append({
+            "text": f"no ticks {before:%H:%M}–{after:%H:%M}", "x": edge, "xref": "x", "y": 0, "yref": "paper",
+            "xanchor": "right" if elapsed > shown / 2 else "left", "yanchor": "bottom", "showarrow": False,
+            "bgcolor": "rgba(255,255,255,0.8)", "font": {"size": 11, "color": MARKER_COLOR}})
+    step = next((s for s in TIME_TICK_STEPS if shown / s <= MAX_TIME_TICKS), TIME_TICK_STEPS[-1])
+    ticks = [tick for start, end in spans
+             for tick in pd.date_range(_wall_moment(start).ceil(step), _wall_moment(end), freq=step)]
+    layout["xaxis"].update(rangebreaks=breaks, tickmode="array", tickvals=[t.isoformat() for t in ticks],
+                           ticktext=[t.strftime(TIME_FORMAT) for t in ticks])
+
+
+def _day_figure(traces: list, layout: dict, frame: pd.DataFrame, cursor_ts) -> go.Figure:
+    """A chart through the day: the replay cursor drawn, the series' pauses cut out."""
+    _cursor(layout, cursor_ts)
+    _cut_pauses(layout, frame)
+    return go.Figure(data=traces, layout=layout)
 
 
 # ---------------------------------------------------------------- intraday
@@ -225,8 +282,7 @@ def spot_chart(series, cursor_ts=None, *, show_future: bool = True, title: str |
             hovertemplate="Future %{y:,.2f} (basis %{customdata:+,.2f})<extra></extra>"))
     layout = _layout(title=title, height=height, hovermode="x unified", xaxis=_time_axis(),
                      yaxis={"title": {"text": "Index level (points)"}, "tickformat": ",.0f"})
-    _cursor(layout, cursor_ts)
-    return go.Figure(data=traces, layout=layout)
+    return _day_figure(traces, layout, frame, cursor_ts)
 
 
 def oi_series_chart(series, cursor_ts=None, *, title: str | None = None,
@@ -253,8 +309,7 @@ def oi_series_chart(series, cursor_ts=None, *, title: str | None = None,
         layout["yaxis2"] = {"title": {"text": "Put/call ratio"}, "overlaying": "y", "side": "right",
                             "showgrid": False, "tickformat": ".2f", "nticks": 6,
                             "automargin": True, "ticks": "", "linecolor": GRID}
-    _cursor(layout, cursor_ts)
-    return go.Figure(data=traces, layout=layout)
+    return _day_figure(traces, layout, frame, cursor_ts)
 
 
 def atm_iv_chart(series, cursor_ts=None, *, title: str | None = None,
@@ -269,8 +324,7 @@ def atm_iv_chart(series, cursor_ts=None, *, title: str | None = None,
         hovertemplate=f"{HOVER_TIME}<br>ATM IV %{{y:.2f}}% at %{{customdata}}<extra></extra>")
     layout = _layout(title=title, height=height, xaxis=_time_axis(),
                      yaxis={"title": {"text": "ATM implied volatility (%)"}, "ticksuffix": "%"})
-    _cursor(layout, cursor_ts)
-    return go.Figure(data=[trace], layout=layout)
+    return _day_figure([trace], layout, frame, cursor_ts)
 
 
 # ---------------------------------------------------------------- chain
@@ -412,12 +466,15 @@ def smile_chart(smile, spot: float | None = None, atm: float | None = None,
                   "dash": OVERLAY_DASHES[i % len(OVERLAY_DASHES)]},
             customdata=_texts(fmt_strike, other["strike"]),
             hovertemplate=f"{label}<br>Strike %{{customdata}}<br>IV %{{y:.2f}}%<extra></extra>"))
-    for column, name, color, symbol in (("ce_iv", "Call IV", CALL_COLOR, "circle-open"),
-                                        ("pe_iv", "Put IV", PUT_COLOR, "diamond-open")):
+    # Call rings a size larger than put diamonds: where call and put IV coincide (the
+    # simulator quotes one IV per strike) the ring still shows around the diamond.
+    for column, name, color, symbol, size in (
+            ("ce_iv", "Call IV", CALL_COLOR, "circle-open", CALL_MARKER_SIZE),
+            ("pe_iv", "Put IV", PUT_COLOR, "diamond-open", PUT_MARKER_SIZE)):
         if column in smile.columns:
             traces.append(go.Scatter(
                 x=smile["strike"], y=smile[column], name=name, mode="markers",
-                marker={"color": color, "size": 8, "symbol": symbol, "line": {"width": 1.5}},
+                marker={"color": color, "size": size, "symbol": symbol, "line": {"width": 1.5}},
                 customdata=labels,
                 hovertemplate=f"Strike %{{customdata}}<br>{name} %{{y:.2f}}%<extra></extra>"))
     if "otm_iv" in smile.columns:

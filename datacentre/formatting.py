@@ -11,6 +11,7 @@ formatted with ``df[col].map(fmt_oi)`` without checking first.
 >>> fmt_oi(12_500)             # '12.5K'
 >>> fmt_change(-3.1)           # '-3.10'
 >>> fmt_change(250_000, kind="oi")  # '+2.50 L'
+>>> fmt_delta(11.5, 11.25)     # '+0.25'    (a metric's delta; None when either is missing)
 >>> fmt_pct(11.25)             # '11.25%'   (the value is already in percent)
 
 Percentages take values in percent points (``iv`` in the ticks is in percent), never
@@ -134,10 +135,41 @@ def fmt_change(x, decimals: int = 2, *, kind: Literal["price", "oi", "pct"] = "p
     return f"+{text}" if round(value, decimals) > 0 else text
 
 
+def fmt_delta(now, then, decimals: int = 2, *, kind: Literal["price", "oi", "pct"] = "price",
+              suffix: str = "") -> str | None:
+    """The change from ``then`` to ``now`` as ``st.metric`` takes its delta.
+
+    None (no delta shown) when either is missing; ``'0'`` when the change rounds to
+    nothing, because Streamlit draws only a literal ``'0'`` grey and without an arrow
+    (``'0.00'`` would get a green up arrow); else :func:`fmt_change` and ``suffix``.
+
+    >>> fmt_delta(26010.5, 26000, suffix=" pts")  # '+10.50 pts'
+    """
+    a, b = _number(now), _number(then)
+    if a is None or b is None:
+        return None
+    text = fmt_change(a - b, decimals, kind=kind)
+    if not any(c in "123456789" for c in text):
+        return "0"
+    return text + suffix
+
+
 def fmt_ratio(x, decimals: int = 2) -> str:
     """A plain ratio such as the PCR: ``'0.87'``."""
     value = _number(x)
     return MISSING if value is None else f"{value:.{decimals}f}"
+
+
+def fmt_bytes(n) -> str:
+    """A size for people: ``'512 B'``, ``'1.5 KB'``, ``'123.1 MB'``, ``'2.0 GB'`` (powers of 1,024)."""
+    value = _number(n)
+    if value is None:
+        return MISSING
+    for unit in ("B", "KB", "MB"):
+        if value < 1024:
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} GB"
 
 
 def fmt_time(ts, *, seconds: bool = True) -> str:

@@ -282,6 +282,11 @@ def stale_after(s: Settings) -> float:
 # ---------------------------------------------------------------------- formatting
 
 
+def seconds_since(ts: str | None) -> float | None:
+    """How old a tick stamped ``ts`` is, in seconds (None for no tick)."""
+    return None if not ts else (now_utc() - parse_ts(ts)).total_seconds()
+
+
 def fmt_age(seconds: float | None) -> str:
     """``'3 s'``, ``'4 min'``, ``'2 h 05 min'``, ``'3 days'``."""
     if seconds is None:
@@ -342,8 +347,8 @@ def feed_status_ui(ctx: Context) -> None:
                       (" (started by this app)" if ctx.launcher.embedded else ""))
         ts, _ = live_ticks(ctx)
         age = ctx.feed.last_tick_age()
-        if age is None and ts:
-            age = (now_utc() - parse_ts(ts)).total_seconds()
+        if age is None:
+            age = seconds_since(ts)
         stale = age is None or age > stale_after(ctx.settings)
         text = f"Last tick {fmt_age(age)} ago" if age is not None else "No ticks yet"
         st.caption(f"{':orange[' if stale else ''}{text}{']' if stale else ''}  \n{fmt_stamp(ts)}")
@@ -353,9 +358,9 @@ def feed_status_ui(ctx: Context) -> None:
 
 def freshness(ctx: Context, ts: str | None) -> tuple[str, str | None]:
     """``(age text, warning or None)`` for a metric of the feed's freshness."""
-    if not ts:
+    age = seconds_since(ts)
+    if age is None:
         return MISSING, "no data yet"
-    age = (now_utc() - parse_ts(ts)).total_seconds()
     if age > stale_after(ctx.settings):
         return fmt_age(age), "stale"
     return fmt_age(age), None

@@ -1,4 +1,5 @@
-"""Streamlit helpers shared by the analysis pages (IV smile, OI build-up, replay, export).
+"""Streamlit helpers shared by the pages: cached store reads, the as-of picker, the
+styled tables, the replay player's steps and the export.
 
 These pages look at the market *as of* a moment: the live feed's newest snapshot, or
 any stored snapshot. The store is read through small caches keyed on the database
@@ -14,21 +15,25 @@ for:
 Days before today (IST) never change and are cached until evicted; today's entries
 expire after :data:`OPEN_DAY_TTL_S`, so live collection shows up.
 
-:func:`replay_frame` is the work of one replay step without Streamlit (the bench
-times it as the page runs it); :func:`export_file` and :func:`export_command` make
-the export page's download and its command-line equivalent from one
-:class:`ExportSelection`.
+The styled tables (:func:`chain_view`, :func:`buildup_view`, :func:`futures_view`,
+:func:`skew_view`) give every calls | strike | puts table one look. :func:`play_step`
+and its neighbours are the replay player's pure parts; :func:`replay_frame` is the
+work of one replay step without Streamlit (the bench times it as the page runs it).
+:func:`export_file` and :func:`export_command` make the export page's download and
+its command-line equivalent from one :class:`ExportSelection`.
 """
 from __future__ import annotations
 
 import math
 import os
 import shlex
+import statistics
 import tempfile
 from bisect import bisect_right
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
+from itertools import islice
 
 import numpy as np
 import pandas as pd
@@ -39,21 +44,23 @@ import streamlit as st
 from . import analytics, charts, ui
 from .csvio import csv_lines, select_symbols
 from .errors import StoreError
-from .formatting import MISSING, column_formatters
+from .formatting import MISSING, column_formatters, fmt_change, fmt_pct, fmt_strike
 from .instruments import underlying
 from .store import TickStore, ltp_ticks
-from .ticks import IST, format_ts, now_utc, parse_ts
+from .ticks import IST, TICK_FIELDS, format_ts, now_utc, parse_ts
 
 OPEN_DAY_TTL_S = 15.0
 DAYS_TTL_S = 30.0
 MAX_DAYS = 400  # the stored-day scan stops here
-GAP = pd.Timedelta(minutes=5)  # a longer pause in a day series breaks its lines
-GAP_MARGIN = pd.Timedelta(minutes=1)
 SERIES_POINTS = 500
-CALL_MARKER_SIZE = 12
+MIN_PLAY_PERIOD_S = 0.5
 SPOT_HEIGHT = 280
 PANEL_HEIGHT = 470
 EXPORT_CHUNK_LINES = 2_000
+EXPORT_TTL_S = 10.0
+PREVIEW_ROWS = 12
+PREVIEW_SPANS = (timedelta(minutes=2), timedelta(hours=1), None)
+KIND_ORDER = {"INDEX": 0, "FUT": 1, "CE": 2, "PE": 2}
 
 LIVE, STORED = "Live", "Stored"
 AS_OF_MODES = (LIVE, STORED)
@@ -157,7 +164,7 @@ def day_times(ctx: ui.Context, day: date) -> list[str]:
 def _series(db_url: str, base: str, day: date, expiry: str | None) -> pd.DataFrame:
     store = ui.get_store(db_url)
     rows = store.underlying_series(base, *analytics.day_bounds(day), expiry=expiry, max_points=SERIES_POINTS)
-    return break_gaps(analytics.series_frame(rows)) if rows else pd.DataFrame()
+    return analytics.series_frame(rows) if rows else pd.DataFrame()
 
 
 _closed_series = st.cache_data(max_entries=16, show_spinner=False)(_series)
@@ -165,49 +172,12 @@ _open_series = st.cache_data(ttl=OPEN_DAY_TTL_S, show_spinner=False)(_series)
 
 
 def day_series(ctx: ui.Context, day: date, expiry: date | None) -> pd.DataFrame:
-    """``day``'s :func:`analytics.series_frame` (about 500 points), lines broken at pauses."""
+    """``day``'s :func:`analytics.series_frame` (about 500 points)."""
     read = _closed_series if day < today() else _open_series
     try:
         return read(ctx.settings.db_url, ctx.underlying, day, expiry.isoformat() if expiry else None)
     except StoreError:
         return pd.DataFrame()
-
-
-def break_gaps(frame: pd.DataFrame) -> pd.DataFrame:
-    """Add an empty row inside each pause longer than :data:`GAP` (the market closed,
-    the collector stopped), so charts break the line there instead of bridging it.
-
-    ``attrs["gaps"]`` lists the pauses as ``(last time before, first time after)``
-    for :func:`hide_gaps`.
-    """
-    if len(frame) < 2:
-        return frame
-    gaps = frame["time"].diff() > GAP
-    if not gaps.any():
-        return frame
-    after = frame.loc[gaps, "time"]
-    before = frame["time"].shift(1)[gaps]
-    breaks = pd.DataFrame({"time": after - pd.Timedelta(milliseconds=1)})
-    out = pd.concat([frame, breaks]).sort_values("time", kind="stable").reset_index(drop=True)
-    out.attrs = {**frame.attrs, "gaps": list(zip(before, after))}
-    return out
-
-
-def hide_gaps(fig: go.Figure, series: pd.DataFrame | None) -> go.Figure:
-    """Squeeze the series' pauses out of a day chart's time axis (plotly rangebreaks):
-    a day with an evening of live ticks after the session keeps the session readable.
-    A minute either side of each pause stays visible."""
-    gaps = series.attrs.get("gaps") if isinstance(series, pd.DataFrame) else None
-    if not gaps:
-        return fig
-    breaks = []
-    for before, after in gaps:
-        start = pd.Timestamp(before).tz_convert(IST).tz_localize(None) + GAP_MARGIN
-        hidden = (pd.Timestamp(after) - pd.Timestamp(before) - 2 * GAP_MARGIN).total_seconds() * 1000
-        if hidden > 0:
-            breaks.append({"values": [start.isoformat()], "dvalue": hidden})
-    fig.layout.xaxis.rangebreaks = breaks
-    return fig
 
 
 def _oi_totals(db_url: str, base: str, day: date, expiry: str) -> pd.DataFrame:
@@ -236,7 +206,7 @@ def _oi_totals(db_url: str, base: str, day: date, expiry: str) -> pd.DataFrame:
     puts = [c for c in oi.columns if legs[c] == "PE"]
     frame = pd.DataFrame({"ts": oi.index, "ce_oi": oi[calls].sum(axis=1).to_numpy(),
                           "pe_oi": oi[puts].sum(axis=1).to_numpy(), "expiry": expiry})
-    return break_gaps(analytics.series_frame(frame.to_dict("records")))
+    return analytics.series_frame(frame.to_dict("records"))
 
 
 _closed_oi_totals = st.cache_data(max_entries=16, show_spinner=False)(_oi_totals)
@@ -299,6 +269,16 @@ def snapshot_as_of(ctx: ui.Context, target: str | None) -> tuple[str | None, lis
     """``(ts, ticks)`` of the stored snapshot in force at ``target``."""
     ts = resolve(ctx, target)
     return ts, ticks_at(ctx, ts)
+
+
+def snapshot_before(ctx: ui.Context, ts: str, ago: timedelta) -> tuple[str | None, list[dict]]:
+    """``(ts, ticks)`` of the stored snapshot in force ``ago`` before ``ts``."""
+    return snapshot_as_of(ctx, format_ts(parse_ts(ts) - ago))
+
+
+def snapshot_at_clock(ctx: ui.Context, day: date, clock: time) -> tuple[str | None, list[dict]]:
+    """``(ts, ticks)`` of the stored snapshot in force at the end of minute ``clock`` IST on ``day``."""
+    return snapshot_as_of(ctx, ist_ts(day, clock.replace(second=59)))
 
 
 def day_open(ctx: ui.Context, day: date) -> tuple[str | None, list[dict]]:
@@ -412,36 +392,90 @@ def pick_expiry(ctx: ui.Context, ticks: list[dict]) -> tuple[date | None, str | 
     return chosen, note
 
 
-# ---------------------------------------------------------------------- chain table
+# ---------------------------------------------------------------------- styled tables
+# One look for every table laid out calls | strike | puts: the strike column grey, the
+# ATM row blue, the in-the-money side shaded, rises green and falls red, numbers as
+# :func:`column_formatters` writes them. Builders return a pandas ``Styler`` for
+# ``st.dataframe``, the ``*_column_config`` functions its headers.
 
-CHAIN_FIELDS_CALL = ("oi", "oi_change", "volume", "iv", "ltp", "ltp_change")
-CHAIN_FIELDS_PUT = tuple(reversed(CHAIN_FIELDS_CALL))
-CHAIN_COLUMNS = [*(f"ce_{f}" for f in CHAIN_FIELDS_CALL), "strike", *(f"pe_{f}" for f in CHAIN_FIELDS_PUT)]
+
+def mirrored(fields: Sequence[str]) -> list[str]:
+    """Columns ``ce_<field>``, the strike, then ``pe_<field>`` in reverse order: the
+    calls read outwards from the strike and the puts mirror them."""
+    return [*(f"ce_{f}" for f in fields), "strike", *(f"pe_{f}" for f in reversed(fields))]
+
+
+CHAIN_COLUMNS = mirrored(("oi", "oi_change", "volume", "iv", "ltp", "ltp_change"))
+# The exchange's chain: as mirrored, but bid comes before ask on both sides.
+EXCHANGE_CALLS = ("oi", "oi_change", "volume", "iv", "delta", "ltp", "ltp_change", "bid", "ask")
+EXCHANGE_PUTS = ("bid", "ask", "ltp_change", "ltp", "delta", "iv", "volume", "oi_change", "oi")
+OUTER_GREEKS = ("gamma", "theta", "vega")
+BUILDUP_FIELDS = ("buildup", "oi", "oi_change", "oi_change_pct", "ltp_change", "ltp")
+BUILDUP_COLUMNS = mirrored(BUILDUP_FIELDS)
+FUTURE_COLUMNS = ("symbol", "ltp", "ltp_change", "ltp_change_pct", "oi", "oi_change", "oi_change_pct",
+                  "volume", "buildup")
+
 ITM_CSS = "background-color: #fbf3d5"
 ATM_CSS = "background-color: #cfe0fb; font-weight: 700"
 STRIKE_CSS = "background-color: #eef1f6; font-weight: 700"
 UP_CSS = "color: #15803d"
 DOWN_CSS = "color: #b91c1c"
+RESISTANCE_CSS = "color: #b91c1c; font-weight: 700"
+SUPPORT_CSS = "color: #15803d; font-weight: 700"
+NEUTRAL_CSS = "color: #777777"
 ROW_HEIGHT = 32
 FIELD_LABELS = {"oi": ("OI", "open interest"), "oi_change": ("Chg OI", "change in OI"),
                 "volume": ("Volume", "contracts traded today"), "iv": ("IV", "implied volatility"),
+                "delta": ("Delta", "delta"), "gamma": ("Gamma", "gamma"),
+                "theta": ("Theta", "theta per calendar day"), "vega": ("Vega", "vega per vol point"),
                 "ltp": ("LTP", "last traded price"), "ltp_change": ("Chg", "change in LTP"),
-                "delta": ("Delta", "delta")}
+                "bid": ("Bid", "best bid"), "ask": ("Ask", "best ask")}
 
 
-def _sign_css(value) -> str:
-    if value is None or not isinstance(value, (int, float)) or not math.isfinite(value) or value == 0:
+def exchange_columns(*, greeks: bool = False) -> list[str]:
+    """The option-chain page's columns; ``greeks`` adds gamma, theta and vega at the edges."""
+    extra = OUTER_GREEKS if greeks else ()
+    return [*(f"ce_{f}" for f in (*extra, *EXCHANGE_CALLS)), "strike",
+            *(f"pe_{f}" for f in (*EXCHANGE_PUTS, *reversed(extra)))]
+
+
+def tint(color: str, share: float = 0.28) -> str:
+    """``color`` (``#rrggbb``) mixed into white: a background light enough for dark text."""
+    r, g, b = (int(color[i:i + 2], 16) for i in (1, 3, 5))
+    return "#" + "".join(f"{round(255 - (255 - c) * share):02x}" for c in (r, g, b))
+
+
+BUILDUP_CSS = {label: f"background-color: {tint(color)}; font-weight: 600"
+               for label, color in charts.BUILDUP_COLORS.items() if label != analytics.NEUTRAL}
+BUILDUP_BADGES = {analytics.LONG_BUILDUP: "green", analytics.SHORT_BUILDUP: "red",
+                  analytics.SHORT_COVERING: "green", analytics.LONG_UNWINDING: "orange"}
+
+
+def change_css(value) -> str:
+    """Green for a rise, red for a fall, nothing for no change or no number."""
+    if not isinstance(value, (int, float)) or not math.isfinite(value) or value == 0:
         return ""
     return UP_CSS if value > 0 else DOWN_CSS
 
 
-def chain_view(chain: pd.DataFrame, columns: Sequence[str] = CHAIN_COLUMNS):
-    """A compact chain (calls | strike | puts) styled as on the option-chain page:
-    in-the-money side shaded, ATM row in blue, changes green/red, numbers formatted."""
+def _plain(frame: pd.DataFrame) -> pd.DataFrame:
+    # Streamlit would try to serialise attrs (dates among them) with the table, and warn.
+    frame.attrs = {}
+    return frame
+
+
+def chain_view(chain: pd.DataFrame, columns: Sequence[str] = CHAIN_COLUMNS, *,
+               peaks: analytics.SupportResistance | None = None):
+    """The chain's ``columns`` styled: the in-the-money side shaded (from the spot, else
+    the future, in ``chain.attrs``), the ATM row blue, changes green or red.
+
+    ``peaks`` (the whole chain's :func:`analytics.support_resistance`, as the page's
+    cards show it) puts the call OI at the resistance strike in bold red and the put OI
+    at the support strike in bold green.
+    """
     spot = chain.attrs.get("spot") or chain.attrs.get("future")
     atm = chain.attrs.get("atm")
-    view = chain[list(columns)].copy()
-    view.attrs = {}
+    view = _plain(chain[list(columns)].copy())
     calls = [c for c in columns if c.startswith("ce_")]
     puts = [c for c in columns if c.startswith("pe_")]
 
@@ -454,26 +488,169 @@ def chain_view(chain: pd.DataFrame, columns: Sequence[str] = CHAIN_COLUMNS):
         css["strike"] = STRIKE_CSS
         if atm is not None:
             css.loc[strikes == atm, :] = ATM_CSS
+        if peaks is not None:
+            for column, strike, peak_css in (("ce_oi", peaks.resistance, RESISTANCE_CSS),
+                                             ("pe_oi", peaks.support, SUPPORT_CSS)):
+                if column in css.columns and strike is not None:
+                    at = strikes == strike
+                    css.loc[at, column] = (css.loc[at, column] + "; " + peak_css).str.lstrip("; ")
         return css
 
     changes = [c for c in columns if c.endswith("_change")]
-    return (view.style.apply(shade, axis=None).map(_sign_css, subset=changes)
+    return (view.style.apply(shade, axis=None).map(change_css, subset=changes)
             .format(column_formatters(columns)))
 
 
-def chain_column_config(change_ref: str | None = None) -> dict:
-    since = f" since {change_ref}" if change_ref else ""
+def side_column_config(labels: dict[str, tuple[str, str]], *, centred: Sequence[str] = ()) -> dict:
+    """Headers for a calls | strike | puts table: ``labels`` maps a field to its header
+    and meaning; the side goes in the help text."""
     config = {"strike": st.column_config.Column("Strike", help="ATM row in blue", alignment="center")}
     for prefix, side in (("ce_", "Call"), ("pe_", "Put")):
-        for name, (label, meaning) in FIELD_LABELS.items():
-            suffix = since if name.endswith("_change") else ""
-            config[prefix + name] = st.column_config.Column(label, help=f"{side} {meaning}{suffix}",
-                                                            alignment="right")
+        for name, (label, meaning) in labels.items():
+            config[prefix + name] = st.column_config.Column(
+                label, help=f"{side} {meaning}", alignment="center" if name in centred else "right")
     return config
 
 
+def chain_column_config(change_ref: str | None = None) -> dict:
+    """Headers as on the exchange's chain; changes say what they are measured from."""
+    since = f" since {change_ref}" if change_ref else ""
+    return side_column_config({name: (label, meaning + since if name.endswith("_change") else meaning)
+                               for name, (label, meaning) in FIELD_LABELS.items()})
+
+
+def calls_puts_header() -> None:
+    """CALLS and PUTS over the two halves of the table below."""
+    head = st.columns(2)
+    head[0].markdown(":red[**CALLS**]", text_alignment="center")
+    head[1].markdown(":green[**PUTS**]", text_alignment="center")
+
+
+def buildup_strikes(table: pd.DataFrame) -> pd.DataFrame:
+    """:func:`analytics.buildup_table`'s options as one row per strike, in
+    :data:`BUILDUP_COLUMNS` (calls | strike | puts)."""
+    options = table[table["kind"].isin(["CE", "PE"])]
+    frame = pd.DataFrame({"strike": sorted(options["strike"].unique())})
+    for kind, prefix in (("CE", "ce_"), ("PE", "pe_")):
+        side = options[options["kind"] == kind].set_index("strike")
+        for name in BUILDUP_FIELDS:
+            frame[prefix + name] = frame["strike"].map(side[name]) if len(side) else math.nan
+    return frame[BUILDUP_COLUMNS]
+
+
+def buildup_view(frame: pd.DataFrame, atm: float | None):
+    """:func:`buildup_strikes` styled: each build-up in its colour, changes green or red."""
+
+    def shade(view: pd.DataFrame) -> pd.DataFrame:
+        css = pd.DataFrame("", index=view.index, columns=view.columns)
+        css["strike"] = STRIKE_CSS
+        if atm is not None:
+            css.loc[view["strike"] == atm, "strike"] = ATM_CSS
+        for column in ("ce_buildup", "pe_buildup"):
+            css[column] = view[column].map(lambda b: BUILDUP_CSS.get(b, NEUTRAL_CSS))
+        return css
+
+    changes = [c for c in frame.columns if "_change" in c]
+    return (_plain(frame).style.apply(shade, axis=None).map(change_css, subset=changes)
+            .format(column_formatters(frame.columns))
+            .format(lambda b: b if isinstance(b, str) else MISSING, subset=["ce_buildup", "pe_buildup"]))
+
+
+def buildup_column_config(since: str) -> dict:
+    return side_column_config(
+        {"buildup": ("Build-up", "classified from the change in price and OI"),
+         "oi": ("OI", "open interest"), "oi_change": ("Chg OI", f"OI change since {since}"),
+         "oi_change_pct": ("Chg OI %", f"OI change since {since}, percent"),
+         "ltp_change": ("Chg", f"price change since {since}"), "ltp": ("LTP", "last traded price")},
+        centred=("buildup",))
+
+
+def futures_view(table: pd.DataFrame):
+    """The futures rows of :func:`analytics.buildup_table`, styled; None without any."""
+    futures = table[table["kind"] == "FUT"]
+    if futures.empty:
+        return None
+    view = _plain(futures[list(FUTURE_COLUMNS)].reset_index(drop=True))
+    return (view.style.map(change_css, subset=[c for c in FUTURE_COLUMNS if "_change" in c])
+            .map(lambda b: BUILDUP_CSS.get(b, ""), subset=["buildup"])
+            .format(column_formatters(view.columns)))
+
+
+def futures_column_config(since: str) -> dict:
+    def number(label: str, help: str | None = None):
+        return st.column_config.Column(label, alignment="right", help=help)
+
+    after = f"Since {since}"
+    return {"symbol": "Future", "ltp": number("LTP"), "ltp_change": number("Chg", after),
+            "ltp_change_pct": number("Chg %", after), "oi": number("OI"),
+            "oi_change": number("Chg OI", after), "oi_change_pct": number("Chg OI %", after),
+            "volume": number("Volume"), "buildup": st.column_config.Column("Build-up", alignment="center")}
+
+
+def skew_view(table: pd.DataFrame):
+    """:func:`analytics.equidistant_skew` styled: put figures green, call figures red."""
+    view = _plain(table.rename(columns={"distance": "distance_strike"}))
+    return (view.style.format({"distance_strike": lambda d: f"±{fmt_strike(d)}", "put_strike": fmt_strike,
+                               "call_strike": fmt_strike, "put_iv": fmt_pct, "call_iv": fmt_pct,
+                               "put_minus_call": lambda x: f"{fmt_change(x)} pts"})
+            .map(lambda _: f"color: {charts.PUT_COLOR}", subset=["put_strike", "put_iv"])
+            .map(lambda _: f"color: {charts.CALL_COLOR}", subset=["call_strike", "call_iv"]))
+
+
+SKEW_COLUMN_CONFIG = {
+    "distance_strike": st.column_config.Column("From ATM", help="Points either side of ATM"),
+    "put_strike": st.column_config.Column("Put strike", alignment="right"),
+    "put_iv": st.column_config.Column("Put IV", alignment="right"),
+    "call_strike": st.column_config.Column("Call strike", alignment="right"),
+    "call_iv": st.column_config.Column("Call IV", alignment="right"),
+    "put_minus_call": st.column_config.Column(
+        "Put − call", alignment="right",
+        help="OTM put IV minus OTM call IV at the same distance: positive = put skew"),
+}
+
+
 def table_height(rows: int) -> int:
+    """A table's height showing all ``rows`` without a scroll bar."""
     return (rows + 1) * ROW_HEIGHT + 3
+
+
+# ---------------------------------------------------------------------- the replay player
+# The page plays a session by moving a market clock ``speed`` times as fast as the wall
+# clock and showing the snapshot in force; these are its pure parts.
+
+
+def snapshot_interval(times: Sequence[str]) -> float:
+    """The day's usual gap between snapshots in seconds (the collector's interval)."""
+    if len(times) < 2:
+        return 1.0
+    sample = times[:200]
+    gaps = [(parse_ts(b) - parse_ts(a)).total_seconds() for a, b in zip(sample, sample[1:])]
+    return max(statistics.median(gaps), 0.001)
+
+
+def play_cadence(speed: float, interval: float) -> tuple[float, float]:
+    """``(seconds between steps, market seconds per step)`` at ``speed``×: a step per
+    snapshot, but never more often than every :data:`MIN_PLAY_PERIOD_S` (faster speeds
+    skip snapshots instead)."""
+    period = max(interval / speed, MIN_PLAY_PERIOD_S)
+    return period, speed * period
+
+
+def position_of(times: Sequence[str], ts: str) -> int:
+    """Index in ``times`` of the snapshot in force at ``ts`` (the first before it)."""
+    return max(bisect_right(times, ts) - 1, 0)
+
+
+def play_step(times: Sequence[str], pos: str, market: datetime) -> tuple[str, datetime]:
+    """``(snapshot, market clock)`` after a step that moved the market clock to ``market``:
+    the snapshot in force then; when that is still ``pos`` and a pause longer than
+    :data:`analytics.SERIES_GAP` follows it (the market closed, the collector stopped),
+    the first snapshot after the pause, with the clock moved there."""
+    i = position_of(times, pos)
+    j = position_of(times, format_ts(market))
+    if j == i and i + 1 < len(times) and parse_ts(times[i + 1]) - parse_ts(pos) > analytics.SERIES_GAP:
+        j, market = i + 1, parse_ts(times[i + 1])
+    return times[min(j, len(times) - 1)], market
 
 
 # ---------------------------------------------------------------------- a replay step
@@ -493,15 +670,6 @@ class ReplayFrame:
     skew: analytics.SkewMetrics | None = None
 
 
-def smile_figure(smile: pd.DataFrame, **options) -> go.Figure:
-    """:func:`charts.smile_chart`, with the call markers drawn a size larger: where call
-    and put IV coincide (the simulator quotes one IV per strike) the call ring then
-    shows around the put diamond instead of hiding under it."""
-    fig = charts.smile_chart(smile, **options)
-    fig.update_traces(marker_size=CALL_MARKER_SIZE, selector={"name": "Call IV"})
-    return fig
-
-
 def has_changes(chain: pd.DataFrame) -> bool:
     """Whether the chain carries any non-zero OI change (none at the day's first snapshot)."""
     changes = chain.reindex(columns=["ce_oi_change", "pe_oi_change"]).to_numpy(dtype=float)
@@ -517,25 +685,17 @@ def replay_frame(ticks: list[dict], base: str, expiry: date | None, *, opening: 
     """
     chain = analytics.chain_table(ticks, base, expiry, previous=opening or None)
     ts = chain.attrs.get("ts")
-    spot = hide_gaps(charts.spot_chart(series, ts, height=SPOT_HEIGHT), series)
+    spot = charts.spot_chart(series, ts, height=SPOT_HEIGHT)
     if chain.empty:
         return ReplayFrame(ts, chain, chain, {"spot": spot})
     pain = analytics.max_pain(chain)
-    smile = analytics.smile(chain)
-    atm = chain.attrs.get("atm")
-    if atm is not None:
-        step = chain.attrs.get("strike_step") or 1
-        window = chain[(chain["strike"] - atm).abs() <= atm_window * step + 1e-9].reset_index(drop=True)
-    else:
-        window = chain
-    window.attrs = dict(chain.attrs)
     figures = {
         "spot": spot,
-        "smile": smile_figure(smile, height=PANEL_HEIGHT),
+        "smile": charts.smile_chart(analytics.smile(chain), height=PANEL_HEIGHT),
         "oi": charts.oi_bars(chain, show_change=has_changes(chain), max_pain=pain, height=PANEL_HEIGHT),
     }
-    return ReplayFrame(ts, chain, window, figures, analytics.pcr(chain), pain, analytics.atm_iv(chain),
-                       analytics.skew_metrics(chain))
+    return ReplayFrame(ts, chain, analytics.around_atm(chain, atm_window), figures, analytics.pcr(chain),
+                       pain, analytics.atm_iv(chain), analytics.skew_metrics(chain))
 
 
 # ---------------------------------------------------------------------- export
@@ -569,6 +729,48 @@ class ExportSelection:
                 else f"{self.underlying}_{self.expiry}" if self.expiry else str(self.underlying))
         start, end = parse_ts(self.start_ts).astimezone(IST), parse_ts(self.end_ts).astimezone(IST)
         return f"ticks_{what}_{start:%Y%m%d_%H%M}-{end:%H%M}_IST.csv"
+
+
+@st.cache_data(ttl=EXPORT_TTL_S, show_spinner=False)
+def _instruments(db_url: str, base: str) -> list[dict]:
+    return ui.get_store(db_url).instruments(base)
+
+
+def export_symbols(ctx: ui.Context) -> list[str]:
+    """The selected underlying's stored symbols for a picker: index, futures, then
+    options by expiry and strike, call before put."""
+    rows = _instruments(ctx.settings.db_url, ctx.underlying)
+    return [r["symbol"] for r in sorted(rows, key=lambda r: (KIND_ORDER.get(r["kind"], len(KIND_ORDER)),
+                                                             r["expiry"] or "", r["strike"] or 0, r["kind"]))]
+
+
+@st.cache_data(ttl=EXPORT_TTL_S, show_spinner=False)
+def export_size(selection: ExportSelection) -> tuple[int, int]:
+    """``(rows, symbols)`` the selection exports (counting takes a while: cached briefly)."""
+    store = ui.get_store(selection.db_url)
+    symbols = selection.resolved_symbols(store)
+    return store.count(symbols, selection.start_ts, selection.end_ts), len(symbols or [])
+
+
+def export_preview(store: TickStore, selection: ExportSelection) -> pd.DataFrame:
+    """The file's first :data:`PREVIEW_ROWS` rows.
+
+    The store sorts the whole range by (ts, symbol) before the first row comes out, so
+    the range's first minutes are read first: when they hold enough rows, those are
+    the file's first rows too.
+    """
+    symbols = selection.resolved_symbols(store)
+    start, end = parse_ts(selection.start_ts), parse_ts(selection.end_ts)
+    for span in PREVIEW_SPANS:
+        stop = selection.end_ts if span is None or start + span >= end else format_ts(start + span)
+        ticks = store.iter_ticks(symbols, selection.start_ts, stop)
+        try:
+            first = list(islice(ticks, PREVIEW_ROWS))
+        finally:
+            ticks.close()  # releases the streaming connection
+        if len(first) == PREVIEW_ROWS or stop == selection.end_ts:
+            break
+    return pd.DataFrame(first, columns=list(TICK_FIELDS))
 
 
 def write_export(store: TickStore, selection: ExportSelection, out) -> int:

@@ -1,59 +1,20 @@
 """Export: stored ticks as CSV (14 seed fields, ts order), exactly as ``python -m datacentre export``."""
 from datetime import date, time, timedelta
-from itertools import islice
 
-import pandas as pd
 import streamlit as st
 
 from datacentre import ui, views
 from datacentre.errors import StoreError
 from datacentre.formatting import fmt_expiry, fmt_number
-from datacentre.ticks import IST, TICK_FIELDS, format_ts, parse_ts
+from datacentre.ticks import IST, parse_ts
 
 ALL, EXPIRY, SYMBOLS = "Underlying", "One expiry", "Symbols"
 MODES = (ALL, EXPIRY, SYMBOLS)
-PREVIEW_ROWS = 12
-PREVIEW_SPANS = (timedelta(minutes=2), timedelta(hours=1), None)
 BYTES_PER_ROW = 125  # a typical option tick's CSV line; for the size estimate only
-COUNT_TTL_S = 10.0
-KIND_ORDER = {"INDEX": 0, "FUT": 1, "CE": 2, "PE": 2}
 
 ctx = ui.context()
 store = views.require_store(ctx)
 ui.page_header("Export", ctx, caption=f"{ctx.underlying} ticks as CSV")
-
-
-@st.cache_data(ttl=COUNT_TTL_S, show_spinner=False)
-def instruments(db_url: str, base: str) -> list[dict]:
-    rows = ui.get_store(db_url).instruments(base)
-    return sorted(rows, key=lambda r: (KIND_ORDER.get(r["kind"], 3), r["expiry"] or "", r["strike"] or 0,
-                                       r["kind"]))
-
-
-@st.cache_data(ttl=COUNT_TTL_S, show_spinner=False)
-def row_count(selection: views.ExportSelection) -> tuple[int, int]:
-    """``(rows, symbols)`` the selection exports."""
-    s = ui.get_store(selection.db_url)
-    symbols = selection.resolved_symbols(s)
-    return s.count(symbols, selection.start_ts, selection.end_ts), len(symbols or [])
-
-
-def preview(selection: views.ExportSelection) -> pd.DataFrame:
-    """The file's first rows. The store sorts the whole range by (ts, symbol) before
-    the first row comes out, so look at the range's first minutes first: when they
-    hold enough rows, those are the file's first rows too."""
-    symbols = selection.resolved_symbols(store)
-    start, end = parse_ts(selection.start_ts), parse_ts(selection.end_ts)
-    for span in PREVIEW_SPANS:
-        stop = selection.end_ts if span is None or start + span >= end else format_ts(start + span)
-        ticks = store.iter_ticks(symbols, selection.start_ts, stop)
-        try:
-            first = list(islice(ticks, PREVIEW_ROWS))
-        finally:
-            ticks.close()  # releases the streaming connection
-        if len(first) == PREVIEW_ROWS or stop == selection.end_ts:
-            break
-    return pd.DataFrame(first, columns=list(TICK_FIELDS))
 
 
 days = views.stored_days(ctx)
@@ -77,7 +38,7 @@ if mode == EXPIRY:
                                format_func=lambda e: f"{fmt_expiry(e)} ({date.fromisoformat(e):%a})",
                                help="The index and every option of this expiry")
 elif mode == SYMBOLS:
-    listed = [r["symbol"] for r in instruments(ctx.settings.db_url, ctx.underlying)]
+    listed = views.export_symbols(ctx)
     symbols = tuple(what[1].multiselect("Symbols", listed, default=[ctx.index_symbol] if listed else [],
                                         key="export_symbols", placeholder="type to search, e.g. 25600CE",
                                         help="Index, futures and options stored for this underlying"))
@@ -112,7 +73,7 @@ if mode == SYMBOLS and not symbols:
     st.stop()
 
 try:
-    rows, n_symbols = row_count(selection)
+    rows, n_symbols = views.export_size(selection)
 except StoreError as exc:
     st.error(f"Cannot count the rows: {exc}", icon=":material/database:")
     st.stop()
@@ -135,9 +96,9 @@ st.caption("The same file from the command line:")
 st.code(views.export_command(selection, db_url=store.engine.url.render_as_string(hide_password=True)),
         language="bash", wrap_lines=True)
 
-st.markdown(f"##### Preview &nbsp;:gray[:small[first {PREVIEW_ROWS} rows, as in the file (ts in UTC)]]")
+st.markdown(f"##### Preview &nbsp;:gray[:small[first {views.PREVIEW_ROWS} rows, as in the file (ts in UTC)]]")
 if rows:
-    table = preview(selection)
+    table = views.export_preview(store, selection)
     st.dataframe(table, hide_index=True, width="stretch", row_height=views.ROW_HEIGHT,
                  height=views.table_height(len(table)), placeholder="",
                  column_config={"ts": st.column_config.TextColumn("ts", width="medium"),

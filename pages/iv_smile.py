@@ -6,8 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from datacentre import analytics, charts, ui, views
-from datacentre.formatting import MISSING, fmt_change, fmt_pct, fmt_strike
-from datacentre.ticks import format_ts, parse_ts
+from datacentre.formatting import MISSING, fmt_change, fmt_delta, fmt_pct, fmt_strike
 
 OPEN, HOUR_AGO, CHOSEN = "Open", "1 h ago", "Chosen time"
 OVERLAYS = (OPEN, HOUR_AGO, CHOSEN)
@@ -27,10 +26,6 @@ chosen = controls[4].time_input("Chosen time (IST)", value=time(12, 0), step=tim
                                 disabled=CHOSEN not in overlays)
 
 
-def vol_points(x) -> str | None:
-    return None if x is None or not math.isfinite(x) else f"{fmt_change(x)} vol pts"
-
-
 def overlay_smiles(ts: str, expiry) -> tuple[dict[str, pd.DataFrame], analytics.SkewMetrics | None]:
     """The chosen earlier smiles by legend label, and the skew figures at the open."""
     day = views.ist_day(ts)
@@ -39,11 +34,11 @@ def overlay_smiles(ts: str, expiry) -> tuple[dict[str, pd.DataFrame], analytics.
     if OPEN in overlays:
         found[f"Open {views.fmt_clock(opening[0], seconds=False)}"] = opening
     if HOUR_AGO in overlays:
-        hour_ago = views.snapshot_as_of(ctx, format_ts(parse_ts(ts) - timedelta(hours=1)))
+        hour_ago = views.snapshot_before(ctx, ts, timedelta(hours=1))
         found[f"1 h ago ({views.fmt_clock(hour_ago[0], seconds=False)})"] = hour_ago
     if CHOSEN in overlays:
-        at = views.snapshot_as_of(ctx, views.ist_ts(day, chosen.replace(second=59)))
-        found[f"{views.fmt_clock(at[0], seconds=False)}"] = at
+        at = views.snapshot_at_clock(ctx, day, chosen)
+        found[views.fmt_clock(at[0], seconds=False)] = at
     smiles = {}
     for label, (then, ticks) in found.items():
         if then and then != ts and ticks:
@@ -53,31 +48,6 @@ def overlay_smiles(ts: str, expiry) -> tuple[dict[str, pd.DataFrame], analytics.
         open_chain = analytics.chain_table(opening[1], ctx.underlying, expiry)
         open_skew = analytics.skew_metrics(open_chain) if not open_chain.empty else None
     return smiles, open_skew
-
-
-def skew_table(chain: pd.DataFrame) -> None:
-    table = analytics.equidistant_skew(chain).head(SKEW_ROWS)
-    if table.empty:
-        st.caption("No strikes at equal distances around ATM.")
-        return
-    view = table.rename(columns={"distance": "distance_strike"})
-    view.attrs = {}
-    styled = (view.style.format({"distance_strike": lambda d: f"±{fmt_strike(d)}", "put_strike": fmt_strike,
-                                 "call_strike": fmt_strike, "put_iv": fmt_pct, "call_iv": fmt_pct,
-                                 "put_minus_call": lambda x: f"{fmt_change(x)} pts"})
-              .map(lambda _: f"color: {charts.PUT_COLOR}", subset=["put_strike", "put_iv"])
-              .map(lambda _: f"color: {charts.CALL_COLOR}", subset=["call_strike", "call_iv"]))
-    st.dataframe(styled, hide_index=True, width="stretch", height=views.table_height(len(view)),
-                 row_height=views.ROW_HEIGHT,
-                 column_config={
-                     "distance_strike": st.column_config.Column("From ATM", help="Points either side of ATM"),
-                     "put_strike": st.column_config.Column("Put strike", alignment="right"),
-                     "put_iv": st.column_config.Column("Put IV", alignment="right"),
-                     "call_strike": st.column_config.Column("Call strike", alignment="right"),
-                     "call_iv": st.column_config.Column("Call IV", alignment="right"),
-                     "put_minus_call": st.column_config.Column(
-                         "Put − call", alignment="right",
-                         help="OTM put IV minus OTM call IV at the same distance: positive = put skew")})
 
 
 def smile_page() -> None:
@@ -91,35 +61,34 @@ def smile_page() -> None:
     smile = analytics.smile(chain)
     skew = analytics.skew_metrics(chain)
     earlier, open_skew = overlay_smiles(ts, chain.attrs["expiry"])
-    since = open_skew is not None
+
+    def since_open(field: str) -> str | None:
+        then = getattr(open_skew, field) if open_skew is not None else None
+        return fmt_delta(getattr(skew, field), then, suffix=" vol pts")
+
+    def points(x: float) -> str:
+        return MISSING if not math.isfinite(x) else f"{fmt_change(x)} pts"
 
     m = st.columns(6)
-    m[0].metric("ATM IV", fmt_pct(skew.atm_iv), vol_points(skew.atm_iv - open_skew.atm_iv) if since else None,
-                delta_color="gray", border=True,
+    m[0].metric("ATM IV", fmt_pct(skew.atm_iv), since_open("atm_iv"), delta_color="gray", border=True,
                 help=f"Mean of call and put IV at ATM {fmt_strike(chain.attrs.get('atm'))}; "
                      "change since the open")
-    m[1].metric("25Δ risk reversal", MISSING if not math.isfinite(skew.risk_reversal_25d)
-                else f"{fmt_change(skew.risk_reversal_25d)} pts",
-                vol_points(skew.risk_reversal_25d - open_skew.risk_reversal_25d) if since else None,
+    m[1].metric("25Δ risk reversal", points(skew.risk_reversal_25d), since_open("risk_reversal_25d"),
                 delta_color="gray", border=True,
                 help="IV of the 25-delta call minus the 25-delta put: negative when puts are bid over calls")
-    m[2].metric("25Δ butterfly", MISSING if not math.isfinite(skew.butterfly_25d)
-                else f"{fmt_change(skew.butterfly_25d)} pts",
-                vol_points(skew.butterfly_25d - open_skew.butterfly_25d) if since else None,
-                delta_color="gray", border=True,
+    m[2].metric("25Δ butterfly", points(skew.butterfly_25d), since_open("butterfly_25d"), delta_color="gray",
+                border=True,
                 help="Mean of the 25-delta call and put IV minus ATM IV: how curved the smile is")
-    m[3].metric("25Δ put IV", fmt_pct(skew.put_25d_iv),
-                vol_points(skew.put_25d_iv - open_skew.put_25d_iv) if since else None,
-                delta_color="gray", border=True, help="Put IV interpolated at delta −0.25")
-    m[4].metric("25Δ call IV", fmt_pct(skew.call_25d_iv),
-                vol_points(skew.call_25d_iv - open_skew.call_25d_iv) if since else None,
-                delta_color="gray", border=True, help="Call IV interpolated at delta 0.25")
+    m[3].metric("25Δ put IV", fmt_pct(skew.put_25d_iv), since_open("put_25d_iv"), delta_color="gray",
+                border=True, help="Put IV interpolated at delta −0.25")
+    m[4].metric("25Δ call IV", fmt_pct(skew.call_25d_iv), since_open("call_25d_iv"), delta_color="gray",
+                border=True, help="Call IV interpolated at delta 0.25")
     days = chain.attrs.get("days_to_expiry")
     m[5].metric("Expiry", chain.attrs["expiry"].strftime("%d %b"),
                 None if days is None else f"{days:.1f} days left", delta_color="off", delta_arrow="off",
                 border=True)
 
-    st.plotly_chart(views.smile_figure(smile, overlays=earlier, height=470), key="smile_chart",
+    st.plotly_chart(charts.smile_chart(smile, overlays=earlier, height=470), key="smile_chart",
                     config={"displayModeBar": False})
     st.caption(f"As of {views.fmt_moment(ts)} · markers: call and put IV · solid line: out-of-the-money IV "
                "(puts below spot, calls above) · dashed: earlier smiles of the day"
@@ -128,7 +97,13 @@ def smile_page() -> None:
     left, right = st.columns([5, 6], gap="large")
     with left:
         st.markdown("##### Put vs call IV at equal distances from ATM")
-        skew_table(chain)
+        table = analytics.equidistant_skew(chain).head(SKEW_ROWS)
+        if table.empty:
+            st.caption("No strikes at equal distances around ATM.")
+        else:
+            st.dataframe(views.skew_view(table), hide_index=True, width="stretch",
+                         height=views.table_height(len(table)), row_height=views.ROW_HEIGHT,
+                         column_config=views.SKEW_COLUMN_CONFIG)
     with right:
         term = analytics.term_structure(ticks, ctx.underlying)
         st.markdown("##### Term structure &nbsp;:gray[:small[ATM IV by expiry]]")
@@ -141,8 +116,8 @@ def smile_page() -> None:
     expiry_day = chain.attrs["expiry"]
     st.markdown(f"##### ATM IV through the day &nbsp;:gray[:small[{expiry_day:%d %b} expiry]]")
     series = views.day_series(ctx, views.ist_day(ts), expiry_day)
-    figure = charts.atm_iv_chart(series, None if when.live else ts, height=340)
-    st.plotly_chart(views.hide_gaps(figure, series), key="atm_iv_chart", config={"displayModeBar": False})
+    st.plotly_chart(charts.atm_iv_chart(series, None if when.live else ts, height=340), key="atm_iv_chart",
+                    config={"displayModeBar": False})
 
 
 views.run_live_or_once(ctx, when, smile_page)

@@ -1,44 +1,15 @@
 """OI build-up: open interest by strike, what its change means, and the day's OI and PCR."""
-import math
 from datetime import time, timedelta
 
-import pandas as pd
 import streamlit as st
 
 from datacentre import analytics, charts, ui, views
-from datacentre.formatting import (
-    MISSING,
-    column_formatters,
-    fmt_change,
-    fmt_oi,
-    fmt_price,
-    fmt_ratio,
-    fmt_strike,
-)
-from datacentre.ticks import format_ts, parse_ts
+from datacentre.formatting import MISSING, fmt_change, fmt_delta, fmt_oi, fmt_price, fmt_ratio, fmt_strike
 
-OPEN, PREVIOUS_CLOSE, HOUR_AGO, QUARTER_AGO, CHOSEN = "Day open", "Previous close", "1 h ago", "15 min ago", \
-    "Chosen time"
+OPEN, PREVIOUS_CLOSE, HOUR_AGO, QUARTER_AGO, CHOSEN = (
+    "Day open", "Previous close", "1 h ago", "15 min ago", "Chosen time")
 BASES = (OPEN, PREVIOUS_CLOSE, HOUR_AGO, QUARTER_AGO, CHOSEN)
 AGO = {HOUR_AGO: timedelta(hours=1), QUARTER_AGO: timedelta(minutes=15)}
-
-CALL_SIDE = ("buildup", "oi", "oi_change", "oi_change_pct", "ltp_change", "ltp")
-TABLE_COLUMNS = [*(f"ce_{f}" for f in CALL_SIDE), "strike", *(f"pe_{f}" for f in reversed(CALL_SIDE))]
-ATM_CSS = "background-color: #cfe0fb; font-weight: 700"
-STRIKE_CSS = "background-color: #eef1f6; font-weight: 700"
-
-
-def tint(color: str, share: float = 0.28) -> str:
-    """``color`` mixed into white: a background light enough for dark text."""
-    r, g, b = (int(color[i:i + 2], 16) for i in (1, 3, 5))
-    mix = [round(255 - (255 - c) * share) for c in (r, g, b)]
-    return "#" + "".join(f"{c:02x}" for c in mix)
-
-
-BUILDUP_BADGES = {analytics.LONG_BUILDUP: "green", analytics.SHORT_BUILDUP: "red",
-                  analytics.SHORT_COVERING: "green", analytics.LONG_UNWINDING: "orange"}
-BUILDUP_CSS = {label: f"background-color: {tint(color)}; font-weight: 600"
-               for label, color in charts.BUILDUP_COLORS.items() if label != analytics.NEUTRAL}
 
 ctx = ui.context()
 ui.page_header("OI build-up", ctx)
@@ -63,84 +34,10 @@ def base_snapshot(ts: str) -> tuple[str | None, list[dict], str]:
         then, ticks = views.previous_close(ctx, day)
         return then, ticks, f"the previous close ({views.fmt_moment(then)})" if then else "the previous close"
     if since in AGO:
-        then, ticks = views.snapshot_as_of(ctx, format_ts(parse_ts(ts) - AGO[since]))
+        then, ticks = views.snapshot_before(ctx, ts, AGO[since])
     else:
-        then, ticks = views.snapshot_as_of(ctx, views.ist_ts(day, chosen.replace(second=59)))
+        then, ticks = views.snapshot_at_clock(ctx, day, chosen)
     return then, ticks, views.fmt_clock(then, seconds=False) if then else since
-
-
-def per_strike(table: pd.DataFrame) -> pd.DataFrame:
-    """The build-up table pivoted to one row per strike: calls | strike | puts."""
-    frame = pd.DataFrame({"strike": sorted(table.loc[table["kind"].isin(["CE", "PE"]), "strike"].unique())})
-    for kind, prefix in (("CE", "ce_"), ("PE", "pe_")):
-        side = table[table["kind"] == kind].set_index("strike")
-        for f in CALL_SIDE:
-            frame[prefix + f] = frame["strike"].map(side[f]) if len(side) else math.nan
-    return frame[TABLE_COLUMNS]
-
-
-def styled(frame: pd.DataFrame, atm: float | None):
-    def shade(view: pd.DataFrame) -> pd.DataFrame:
-        css = pd.DataFrame("", index=view.index, columns=view.columns)
-        css["strike"] = STRIKE_CSS
-        if atm is not None:
-            css.loc[view["strike"] == atm, "strike"] = ATM_CSS
-        for column in ("ce_buildup", "pe_buildup"):
-            css[column] = view[column].map(lambda b: BUILDUP_CSS.get(b, "color: #777777"))
-        return css
-
-    changes = [c for c in frame.columns if "_change" in c]
-    formats = column_formatters(frame.columns)
-    return (frame.style.apply(shade, axis=None)
-            .map(lambda v: "" if not isinstance(v, float) or not math.isfinite(v) or v == 0 else
-                 "color: #15803d" if v > 0 else "color: #b91c1c", subset=changes)
-            .format(formats).format(lambda b: MISSING if not isinstance(b, str) else b,
-                                    subset=["ce_buildup", "pe_buildup"]))
-
-
-def table_config(label: str) -> dict:
-    names = {"buildup": ("Build-up", "classified from the change in price and OI"),
-             "oi": ("OI", "open interest"), "oi_change": ("Chg OI", f"OI change since {label}"),
-             "oi_change_pct": ("Chg OI %", f"OI change since {label}, percent"),
-             "ltp_change": ("Chg", f"price change since {label}"), "ltp": ("LTP", "last traded price")}
-    config = {"strike": st.column_config.Column("Strike", help="ATM in blue", alignment="center")}
-    for prefix, side in (("ce_", "Call"), ("pe_", "Put")):
-        for field, (name, meaning) in names.items():
-            config[prefix + field] = st.column_config.Column(
-                name, help=f"{side} {meaning}", alignment="center" if field == "buildup" else "right")
-    return config
-
-
-def future_rows(table: pd.DataFrame, label: str) -> None:
-    fut = table[table["kind"] == "FUT"]
-    if fut.empty:
-        st.caption("No future stored.")
-        return
-    view = fut[["symbol", "ltp", "ltp_change", "ltp_change_pct", "oi", "oi_change", "oi_change_pct",
-                "volume", "buildup"]].reset_index(drop=True)
-    view.attrs = {}
-    st.dataframe(
-        view.style.format(column_formatters(view.columns))
-        .map(lambda b: BUILDUP_CSS.get(b, ""), subset=["buildup"]),
-        hide_index=True, width="stretch", row_height=views.ROW_HEIGHT,
-        column_config={"symbol": "Future", "ltp": st.column_config.Column("LTP", alignment="right"),
-                       "ltp_change": st.column_config.Column("Chg", alignment="right",
-                                                             help=f"Since {label}"),
-                       "ltp_change_pct": st.column_config.Column("Chg %", alignment="right"),
-                       "oi": st.column_config.Column("OI", alignment="right"),
-                       "oi_change": st.column_config.Column("Chg OI", alignment="right",
-                                                            help=f"Since {label}"),
-                       "oi_change_pct": st.column_config.Column("Chg OI %", alignment="right"),
-                       "volume": st.column_config.Column("Volume", alignment="right"),
-                       "buildup": st.column_config.Column("Build-up", alignment="center")})
-
-
-def biggest_addition(chain: pd.DataFrame, side: str) -> tuple[float | None, float]:
-    change = chain[f"{side}_oi_change"]
-    if not change.notna().any():
-        return None, math.nan
-    i = change.idxmax()
-    return float(chain.loc[i, "strike"]), float(change[i])
 
 
 def buildup_page() -> None:
@@ -161,8 +58,10 @@ def buildup_page() -> None:
     support = analytics.support_resistance(chain)
     then = analytics.support_resistance(base_chain) if base_chain is not None else None
     ratio = analytics.pcr(chain)
-    then_ratio = analytics.pcr(base_chain) if base_chain is not None else math.nan
+    then_ratio = analytics.pcr(base_chain) if base_chain is not None else None
     ce_total, pe_total = chain["ce_oi"].sum(), chain["pe_oi"].sum()
+    then_ce = base_chain["ce_oi"].sum() if base_chain is not None else None
+    then_pe = base_chain["pe_oi"].sum() if base_chain is not None else None
 
     def moved(now, before) -> str | None:
         if before is None or now is None:
@@ -173,21 +72,17 @@ def buildup_page() -> None:
     then_spot = base_chain.attrs.get("spot") if base_chain is not None else None
     fut = table[table["kind"] == "FUT"].head(1)
     m = st.columns([1, 1, 1, 1, 2])  # the future's card spans two of the six below
-    m[0].metric(ctx.index_symbol, fmt_price(spot),
-                None if spot is None or then_spot is None else fmt_change(spot - then_spot), border=True,
+    m[0].metric(ctx.index_symbol, fmt_price(spot), fmt_delta(spot, then_spot), border=True,
                 help=f"Index level; change since {label}")
-    m[1].metric("Call OI", fmt_oi(ce_total),
-                None if base_chain is None else fmt_change(ce_total - base_chain["ce_oi"].sum(), kind="oi"),
-                delta_color="red", border=True, help=f"Total call OI of this expiry; change since {label}")
-    m[2].metric("Put OI", fmt_oi(pe_total),
-                None if base_chain is None else fmt_change(pe_total - base_chain["pe_oi"].sum(), kind="oi"),
-                delta_color="green", border=True, help=f"Total put OI of this expiry; change since {label}")
-    m[3].metric("PCR (OI)", fmt_ratio(ratio),
-                None if not math.isfinite(ratio - then_ratio) else fmt_change(ratio - then_ratio),
-                border=True, help=f"Put OI / call OI; change since {label}")
+    m[1].metric("Call OI", fmt_oi(ce_total), fmt_delta(ce_total, then_ce, kind="oi"), delta_color="red",
+                border=True, help=f"Total call OI of this expiry; change since {label}")
+    m[2].metric("Put OI", fmt_oi(pe_total), fmt_delta(pe_total, then_pe, kind="oi"), delta_color="green",
+                border=True, help=f"Total put OI of this expiry; change since {label}")
+    m[3].metric("PCR (OI)", fmt_ratio(ratio), fmt_delta(ratio, then_ratio), border=True,
+                help=f"Put OI / call OI; change since {label}")
     if len(fut):
         f = fut.iloc[0]
-        badge = f":{BUILDUP_BADGES.get(f['buildup'], 'gray')}-badge[{f['buildup']}]"
+        badge = f":{views.BUILDUP_BADGES.get(f['buildup'], 'gray')}-badge[{f['buildup']}]"
         m[4].metric(f"Future {f['symbol']} &nbsp; {badge}", fmt_price(f["ltp"]), fmt_change(f["ltp_change"]),
                     delta_description=f"OI {fmt_oi(f['oi'])} ({fmt_change(f['oi_change'], kind='oi')})",
                     border=True,
@@ -197,8 +92,8 @@ def buildup_page() -> None:
     else:
         m[4].metric("Future", MISSING, border=True)
 
-    ce_k, ce_add = biggest_addition(chain, "ce")
-    pe_k, pe_add = biggest_addition(chain, "pe")
+    ce_k, ce_add = analytics.biggest_oi_addition(chain, "ce")
+    pe_k, pe_add = analytics.biggest_oi_addition(chain, "pe")
     pain = analytics.max_pain(chain)
     n = st.columns(6)
     n[0].metric("Resistance", fmt_strike(support.resistance),
@@ -228,12 +123,10 @@ def buildup_page() -> None:
                     key="oi_bars", config={"displayModeBar": False})
 
     st.markdown(f"##### Build-up by strike &nbsp;:gray[:small[since {label}]]")
-    strikes = per_strike(table)
-    head = st.columns(2)
-    head[0].markdown(":red[**CALLS**]", text_alignment="center")
-    head[1].markdown(":green[**PUTS**]", text_alignment="center")
-    st.dataframe(styled(strikes, chain.attrs.get("atm")), hide_index=True, width="stretch",
-                 column_config=table_config(label), row_height=views.ROW_HEIGHT,
+    strikes = views.buildup_strikes(table)
+    views.calls_puts_header()
+    st.dataframe(views.buildup_view(strikes, chain.attrs.get("atm")), hide_index=True, width="stretch",
+                 column_config=views.buildup_column_config(label), row_height=views.ROW_HEIGHT,
                  height=views.table_height(len(strikes)), placeholder=MISSING, key="buildup_table")
     st.caption("Long Build-up: price ↑ OI ↑ · Short Build-up: price ↓ OI ↑ · Short Covering: price ↑ OI ↓ · "
                "Long Unwinding: price ↓ OI ↓" + (f" · {note}" if note else ""))
@@ -246,13 +139,18 @@ def buildup_page() -> None:
     with right:
         st.markdown("##### Total OI and PCR through the day")
         series = views.oi_totals(ctx, views.ist_day(ts), expiry)
-        figure = charts.oi_series_chart(series, None if when.live else ts, height=480)
-        st.plotly_chart(views.hide_gaps(figure, series), key="oi_series", config={"displayModeBar": False})
+        st.plotly_chart(charts.oi_series_chart(series, None if when.live else ts, height=480),
+                        key="oi_series", config={"displayModeBar": False})
         st.caption(f"All strikes of the {expiry:%d %b} expiry collected that day; a strike outside the "
                    "collected window counts with its nearest known OI")
 
     st.markdown("##### Futures")
-    future_rows(table, label)
+    futures = views.futures_view(table)
+    if futures is None:
+        st.caption("No future stored.")
+    else:
+        st.dataframe(futures, hide_index=True, width="stretch", row_height=views.ROW_HEIGHT,
+                     column_config=views.futures_column_config(label))
 
 
 views.run_live_or_once(ctx, when, buildup_page)

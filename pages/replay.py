@@ -5,27 +5,24 @@ and day (:mod:`datacentre.views`); a step fetches only the one as-of snapshot.
 
 Speed ``N×`` plays ``N`` seconds of market time per real second. The player steps
 every ``interval / N`` seconds (one snapshot a step), but never more often than every
-:data:`MIN_PERIOD_S`: faster speeds skip snapshots instead (at 60× with 5-second
+:data:`views.MIN_PLAY_PERIOD_S`: faster speeds skip snapshots instead (at 60× with 5-second
 snapshots, 6 snapshots every half second, 12 a second). Each step moves a market
 clock by ``N`` times the real time since the previous step, so a slow render costs
 smoothness, not speed. Pauses in the data (the market closed, the collector
 stopped) are jumped over.
 """
 import math
-import statistics
 import time
-from bisect import bisect_right
 from datetime import timedelta
 
 import streamlit as st
 
 from datacentre import analytics, ui, views
-from datacentre.formatting import MISSING, fmt_change, fmt_pct, fmt_price, fmt_ratio, fmt_strike
-from datacentre.ticks import format_ts, parse_ts
+from datacentre.formatting import MISSING, fmt_change, fmt_delta, fmt_pct, fmt_price, fmt_ratio, fmt_strike
+from datacentre.ticks import parse_ts
 
 SPEEDS = (1, 2, 5, 10, 30, 60)
 DEFAULT_SPEED = 10
-MIN_PERIOD_S = 0.5
 POS_KEY = "replay_pos"  # the ts of the snapshot shown (the source of truth)
 PLAYING_KEY = "replay_playing"
 CLOCK_KEY = "replay_clock"
@@ -43,21 +40,6 @@ if not days:
     st.stop()
 
 
-def step_seconds(times: list[str]) -> float:
-    """The day's usual gap between snapshots (the collector's interval)."""
-    if len(times) < 2:
-        return 1.0
-    sample = times[: 200]
-    gaps = [(parse_ts(b) - parse_ts(a)).total_seconds() for a, b in zip(sample, sample[1:])]
-    return max(statistics.median(gaps), 0.001)
-
-
-def cadence(speed: float, interval: float) -> tuple[float, float]:
-    """``(seconds between steps, market seconds per step)`` at ``speed``×."""
-    period = max(interval / speed, MIN_PERIOD_S)
-    return period, speed * period
-
-
 def stop_playing() -> None:
     st.session_state[PLAYING_KEY] = False
 
@@ -73,8 +55,8 @@ times = views.day_times(ctx, day)
 if not times:
     st.info("No snapshots stored for that day.", icon=":material/database:")
     st.stop()
-interval = step_seconds(times)
-period, advance_s = cadence(speed, interval)
+interval = views.snapshot_interval(times)
+period, advance_s = views.play_cadence(speed, interval)
 if st.session_state.get(POS_KEY) not in times:
     # a fresh visit, or another day: start at the day's first snapshot
     st.session_state[POS_KEY] = times[0]
@@ -102,12 +84,9 @@ controls[3].caption(f"{len(times):,} snapshots every {interval:g} s · at {speed
 opening_ts, opening = views.day_open(ctx, day)
 
 
-def index_of(ts: str) -> int:
-    return max(bisect_right(times, ts) - 1, 0)
-
-
 def move(by: int) -> None:
-    st.session_state[POS_KEY] = times[min(max(index_of(st.session_state[POS_KEY]) + by, 0), len(times) - 1)]
+    i = views.position_of(times, st.session_state[POS_KEY]) + by
+    st.session_state[POS_KEY] = times[min(max(i, 0), len(times) - 1)]
 
 
 def jump(to: int) -> None:
@@ -116,7 +95,8 @@ def jump(to: int) -> None:
 
 def slid() -> None:
     clock = st.session_state[CLOCK_KEY]
-    st.session_state[POS_KEY] = times[index_of(views.ist_ts(day, clock.replace(microsecond=999_999)))]
+    target = views.ist_ts(day, clock.replace(microsecond=999_999))
+    st.session_state[POS_KEY] = times[views.position_of(times, target)]
 
 
 def advance() -> None:
@@ -130,20 +110,9 @@ def advance() -> None:
         market, elapsed = parse_ts(pos), period
     else:
         market, elapsed = last[1], min(wall - last[0], MAX_CATCH_UP * period)
-    market += timedelta(seconds=speed * elapsed)
-    i = index_of(pos)
-    j = index_of(format_ts(market))
-    if j == i and i + 1 < len(times) and parse_ts(times[i + 1]) - parse_ts(pos) > views.GAP:
-        j, market = i + 1, parse_ts(times[i + 1])
-    st.session_state[POS_KEY] = times[min(j, len(times) - 1)]
-    st.session_state[PLAY_CLOCK_KEY] = (wall, market, st.session_state[POS_KEY])
-
-
-def change(now, then, fmt=fmt_change) -> str | None:
-    """The change as text; None (no delta shown) when unknown."""
-    if now is None or then is None or not math.isfinite(now - then):
-        return None
-    return 0 if now == then else fmt(now - then)  # a number 0 shows a gray "0", no arrow
+    pos, market = views.play_step(times, pos, market + timedelta(seconds=speed * elapsed))
+    st.session_state[POS_KEY] = pos
+    st.session_state[PLAY_CLOCK_KEY] = (wall, market, pos)
 
 
 @st.fragment(run_every=period if playing else None)
@@ -154,7 +123,7 @@ def player() -> None:
             st.session_state[PLAYING_KEY] = False
             st.rerun()  # the whole page, so the timer stops
     ts = st.session_state[POS_KEY]
-    i = index_of(ts)
+    i = views.position_of(times, ts)
 
     bar = st.columns([14, 1, 1, 1, 1], vertical_alignment="bottom")
     st.session_state[CLOCK_KEY] = views.ist_clock(ts)
@@ -187,16 +156,16 @@ def player() -> None:
     open_pcr = analytics.pcr(opening_chain) if opening_chain is not None else math.nan
 
     m = st.columns(6)
-    m[0].metric(ctx.index_symbol, fmt_price(spot), change(spot, then.get("spot")), border=True,
+    m[0].metric(ctx.index_symbol, fmt_price(spot), fmt_delta(spot, then.get("spot")), border=True,
                 help="Index level; change since the day's first snapshot")
     m[1].metric("Future", fmt_price(chain.attrs.get("future")),
-                change(chain.attrs.get("future"), then.get("future")), border=True,
+                fmt_delta(chain.attrs.get("future"), then.get("future")), border=True,
                 help="Nearest future; change since the day's first snapshot")
     m[2].metric("ATM IV", fmt_pct(frame.atm_iv),
-                change(frame.atm_iv, open_iv, lambda x: f"{fmt_change(x)} vol pts"),
+                fmt_delta(frame.atm_iv, open_iv, suffix=" vol pts"),
                 delta_color="gray", border=True,
                 help=f"At ATM {fmt_strike(chain.attrs.get('atm'))}; change since the open")
-    m[3].metric("PCR (OI)", fmt_ratio(frame.pcr), change(frame.pcr, open_pcr), border=True,
+    m[3].metric("PCR (OI)", fmt_ratio(frame.pcr), fmt_delta(frame.pcr, open_pcr), border=True,
                 help="Put OI / call OI of this expiry; change since the open")
     pain = frame.max_pain
     m[4].metric("Max pain", fmt_strike(pain),
@@ -218,9 +187,7 @@ def player() -> None:
     expiry_day = chain.attrs.get("expiry")
     st.markdown(f"##### Option chain &nbsp;:gray[:small[{expiry_day:%d %b %Y} expiry · ATM ±{ATM_WINDOW} · "
                 f"changes since {views.fmt_clock(opening_ts, seconds=False)}]]")
-    head = st.columns(2)
-    head[0].markdown(":red[**CALLS**]", text_alignment="center")
-    head[1].markdown(":green[**PUTS**]", text_alignment="center")
+    views.calls_puts_header()
     st.dataframe(views.chain_view(frame.window), hide_index=True, width="stretch",
                  column_config=views.chain_column_config(f"the open ({views.fmt_clock(opening_ts)})"),
                  row_height=views.ROW_HEIGHT, height=views.table_height(len(frame.window)),

@@ -6,9 +6,8 @@ import streamlit as st
 
 from datacentre import livefeed, ui
 from datacentre.errors import StoreError
-from datacentre.formatting import fmt_number, fmt_price
+from datacentre.formatting import MISSING, fmt_bytes, fmt_number, fmt_price
 from datacentre.instruments import UNDERLYINGS
-from datacentre.ticks import now_utc, parse_ts
 
 STATS_TTL_S = 10.0
 RATE_KEY = "status_rate_sample"
@@ -29,20 +28,6 @@ def store_overview(store) -> tuple[dict, list[dict]]:
     """Store figures, with the newest timestamps read now (indexed, cheap) rather than cached."""
     stats = {**store_stats(ctx.settings.db_url), "last_ts": store.last_ts()}
     return stats, [store.latest(u.index_symbol) or {"symbol": u.index_symbol} for u in UNDERLYINGS.values()]
-
-
-def age_of(ts: str | None) -> float | None:
-    return None if not ts else (now_utc() - parse_ts(ts)).total_seconds()
-
-
-def fmt_bytes(n: int | None) -> str:
-    if n is None:
-        return "–"
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} GB"
 
 
 def plural(n: int, word: str) -> str:
@@ -72,7 +57,7 @@ def services() -> None:
             stats, last_ticks = store_overview(ctx.store)
         except StoreError as exc:
             store_error = str(exc)
-    collector_age = age_of(stats["last_ts"]) if stats else None
+    collector_age = ui.seconds_since(stats["last_ts"]) if stats else None
 
     st.markdown("##### Services")
     c = st.columns(5)
@@ -84,18 +69,18 @@ def services() -> None:
     else:
         c[0].metric("Broadcaster", "Down", "no answer on /health", delta_color="red", delta_arrow="off",
                     border=True)
-    c[1].metric("Subscribers", health.get("subscribers", "–") if health else "–",
+    c[1].metric("Subscribers", health.get("subscribers", MISSING) if health else MISSING,
                 plural(health.get("connections_total", 0), "connection") + " so far" if health else None,
                 delta_color="gray", delta_arrow="off", border=True,
                 help="WebSocket clients connected to the broadcaster, this app's feed included")
     rate, note = ticks_per_second(health), f"{fmt_number(health.get('ticks_sent'))} sent" if health else None
     if rate is None and ctx.feed.ticks_per_second():
         rate, note = ctx.feed.ticks_per_second(), "received by this app"  # until a second sample
-    c[2].metric("Ticks / s", "–" if rate is None else f"{rate:,.1f}", note,
+    c[2].metric("Ticks / s", MISSING if rate is None else f"{rate:,.1f}", note,
                 delta_color="gray", delta_arrow="off", border=True,
                 help="Ticks the broadcaster sends per second (to all subscribers), between two refreshes")
     collector_ok = collector_age is not None and collector_age <= stale
-    c[3].metric("Collector", ui.fmt_age(collector_age) if collector_age is not None else "–",
+    c[3].metric("Collector", ui.fmt_age(collector_age),
                 "writing" if collector_ok else "no recent snapshot",
                 delta_color="green" if collector_ok else "red", delta_arrow="off", border=True,
                 help="Age of the newest snapshot in the store")
@@ -119,7 +104,7 @@ def services() -> None:
     st.markdown("##### Last tick per underlying")
     rows = []
     for base, tick in zip(UNDERLYINGS, last_ticks):
-        age = age_of(tick.get("ts"))
+        age = ui.seconds_since(tick.get("ts"))
         rows.append({"Underlying": base, "Index": tick["symbol"],
                      "Last tick (IST)": ui.fmt_stamp(tick.get("ts")), "Age": ui.fmt_age(age),
                      "Spot": fmt_price(tick.get("ltp")),

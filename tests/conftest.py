@@ -217,3 +217,44 @@ def stalled_client():
     yield connect
     for sock in opened:
         sock.close()
+
+
+# ---------------------------------------------------------------- the Streamlit app
+# (the app, page, live-feed and browser tests)
+
+APP_PATH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "app.py")
+APP_TIMEOUT_S = 60
+
+
+def free_port() -> int:
+    """A loopback TCP port free right now (for a broadcaster or a Streamlit server)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def app_test():
+    """The app's first run in Streamlit's AppTest, checked to have raised nothing."""
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(APP_PATH, default_timeout=APP_TIMEOUT_S).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+@pytest.fixture
+def release_app_resources():
+    """After the test, drop the app's cached store and feed and stop every feed and
+    embedded data centre, so the next test starts its own (``on_release`` stops feeds)."""
+    yield
+    import streamlit as st
+
+    from datacentre import livefeed
+
+    st.cache_resource.clear()
+    st.cache_data.clear()
+    for feed in livefeed.running_feeds():
+        feed.stop()
+    livefeed.stop_data_centres()

@@ -518,6 +518,55 @@ def test_series_frame(store):
     assert math.isnan(zero["pcr"].iloc[0]) and math.isnan(zero["basis"].iloc[0])
 
 
+def test_series_frame_breaks_pauses():
+    """A six-hour pause (the session, then the evening's live ticks) gets one empty row
+    inside it, and ``attrs["gaps"]`` names it for the charts."""
+    stamps = ["2026-01-02T03:45:00+00:00", "2026-01-02T03:46:00+00:00",  # 09:15, 09:16 IST
+              "2026-01-02T09:46:00+00:00", "2026-01-02T09:47:00+00:00"]  # 15:16, 15:17 IST
+    rows = [{"ts": ts, "spot": 26000.0 + i, "future": 26100.0 + i} for i, ts in enumerate(stamps)]
+    frame = A.series_frame(rows)
+    assert len(frame) == 5 and frame["time"].is_monotonic_increasing
+    empty = frame[frame["spot"].isna()]
+    assert len(empty) == 1 and empty["ts"].isna().all()
+    assert empty["time"].iloc[0] == pd.Timestamp(stamps[2]) - pd.Timedelta(milliseconds=1)
+    (gap,) = frame.attrs["gaps"]
+    assert gap == (pd.Timestamp(stamps[1]), pd.Timestamp(stamps[2]))
+    assert frame["ce_oi_change"].isna().all() and frame.attrs["expiry"] is None
+    assert A.break_gaps(frame) is frame  # already broken: left alone
+    # a pause up to SERIES_GAP is no gap
+    steady = A.series_frame([{"ts": f"2026-01-02T03:{45 + 5 * i}:00+00:00", "spot": 1.0} for i in range(3)])
+    assert len(steady) == 3 and steady.attrs["gaps"] == []
+
+
+def test_series_frame_thins_to_max_points_keeping_the_newest():
+    rows = [{"ts": f"2026-01-02T04:{i // 60:02d}:{i % 60:02d}+00:00", "spot": float(i)} for i in range(1000)]
+    frame = A.series_frame(rows, max_points=100)
+    assert len(frame) <= 101 and frame["spot"].iloc[0] == 0.0 and frame["spot"].iloc[-1] == 999.0
+
+
+def test_around_atm_keeps_strikes_either_side_and_the_attrs():
+    strikes = np.arange(25500.0, 26550.0, 50.0)
+    chain = pd.DataFrame({"strike": strikes})
+    chain.attrs.update(atm=26000.0, spot=26010.0)
+    window = A.around_atm(chain, 2)
+    assert window["strike"].tolist() == [25900.0, 25950.0, 26000.0, 26050.0, 26100.0]
+    assert window.attrs == chain.attrs
+    assert A.around_atm(chain, 50)["strike"].tolist() == strikes.tolist()
+    chain.attrs["atm"] = None
+    assert A.around_atm(chain, 2) is chain
+
+
+def test_biggest_oi_addition(snapshot, opening):
+    chain = A.chain_table(snapshot, "NIFTY", previous=opening)
+    assert A.biggest_oi_addition(chain, "ce") == (25900.0, 100_000.0)  # 26,200 CE is new: no change
+    strike, change = A.biggest_oi_addition(chain, "pe")
+    assert strike == 25900.0 and change == 100_000.0
+    for unchanged in (A.chain_table(snapshot, "NIFTY"),  # no previous: NaN changes
+                      A.chain_table(opening, "NIFTY", previous=snapshot)):  # call OI only fell
+        strike, change = A.biggest_oi_addition(unchanged, "ce")
+        assert strike is None and math.isnan(change)
+
+
 # ---------------------------------------------------------------- a simulated session
 
 @pytest.fixture(scope="module")

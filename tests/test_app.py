@@ -6,19 +6,16 @@ simulated (tests/test_browser.py covers the real thing).
 """
 from __future__ import annotations
 
-import socket
 import threading
-from pathlib import Path
 
 import pytest
-import streamlit as st
+from conftest import app_test, free_port
 from streamlit.testing.v1 import AppTest
 
 from datacentre import livefeed
 from datacentre.broadcaster import BroadcasterThread
 from datacentre.store import TickStore
 
-APP = Path(__file__).resolve().parent.parent / "app.py"
 PAGES = {
     "overview": "pages/overview.py",
     "option_chain": "pages/option_chain.py",
@@ -28,24 +25,7 @@ PAGES = {
     "export": "pages/export.py",
     "status": "pages/status.py",
 }
-TIMEOUT = 60
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(autouse=True)
-def release_app_resources():
-    """Each test gets its own store and feed; stop them after (on_release stops feeds)."""
-    yield
-    st.cache_resource.clear()
-    st.cache_data.clear()
-    for feed in livefeed.running_feeds():
-        feed.stop()
-    livefeed.stop_data_centres()
+pytestmark = pytest.mark.usefixtures("release_app_resources")  # each test its own store and feed
 
 
 @pytest.fixture
@@ -70,8 +50,7 @@ def live_app(market_db, monkeypatch):
 
 
 def run(page: str | None = None) -> AppTest:
-    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT).run()
-    assert not at.exception, at.exception
+    at = app_test()
     if page is not None:
         at.switch_page(PAGES[page]).run()
         assert not at.exception, [e.value for e in at.exception]
@@ -205,6 +184,5 @@ def test_pages_wait_politely_for_data(tmp_path, monkeypatch):
 
 def test_a_bad_setting_is_reported_not_raised(offline_app, monkeypatch):
     monkeypatch.setenv("DATACENTRE_INTERVAL", "often")
-    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT).run()
-    assert not at.exception
+    at = app_test()
     assert "DATACENTRE_INTERVAL" in at.error[0].value

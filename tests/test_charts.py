@@ -133,6 +133,12 @@ def test_smile_chart_with_overlays(chain):
     assert len(C.smile_chart(smile, spot=26100.0, atm=26100.0).layout.shapes) == 1  # ATM at spot
 
 
+def test_smile_call_markers_ring_the_put_markers(chain):
+    fig = C.smile_chart(A.smile(chain))
+    # equal call and put IV (one IV per strike) must still show both markers
+    assert trace(fig, "Call IV").marker.size > trace(fig, "Put IV").marker.size
+
+
 def test_spot_chart(series):
     fig = C.spot_chart(series, cursor_ts="2026-01-02T04:00:00+00:00", title="NIFTY 50")
     assert names(fig) == ["Spot", "Future"]
@@ -144,6 +150,44 @@ def test_spot_chart(series):
     assert fig.layout.xaxis.title.text == "Time (IST)" and fig.layout.title.text == "NIFTY 50"
     assert names(C.spot_chart(series, show_future=False)) == ["Spot"]
     assert not C.spot_chart(series).layout.shapes
+
+
+@pytest.fixture
+def paused_series() -> pd.DataFrame:
+    """The session's first half hour, then a six-hour pause, then half an hour of evening ticks."""
+    stamps = [*pd.date_range("2026-01-02 03:45", periods=30, freq="1min", tz="UTC"),
+              *pd.date_range("2026-01-02 10:15", periods=30, freq="1min", tz="UTC")]
+    rows = [{"ts": t.strftime("%Y-%m-%dT%H:%M:%S+00:00"), "spot": 26000.0 + i, "future": 26100.0 + i,
+             "ce_oi": 70_000_000 + 100_000 * i, "pe_oi": 80_000_000, "atm_strike": 26000.0,
+             "atm_iv": 12.0, "expiry": "2026-01-06"} for i, t in enumerate(stamps)]
+    return A.series_frame(rows)
+
+
+@pytest.mark.parametrize("build", [C.spot_chart, C.oi_series_chart, C.atm_iv_chart])
+def test_day_charts_cut_a_pause_out_of_the_time_axis(build, paused_series, series):
+    fig = build(paused_series)
+    # 09:44 IST is the last point before the pause, 15:45 the first after: a minute
+    # either side stays on the axis, where the line is seen to break
+    (gap,) = fig.layout.xaxis.rangebreaks
+    assert pd.Timestamp(gap.values[0]) == pd.Timestamp("2026-01-02 09:45")
+    assert gap.dvalue == (pd.Timedelta(hours=6, minutes=1) - 2 * C.GAP_MARGIN).total_seconds() * 1000
+    assert np.isnan(np.asarray(fig.data[0].y, dtype=float)).sum() == 1  # the line breaks there
+    (mark,) = [a for a in fig.layout.annotations if a.text.startswith("no ticks")]
+    assert mark.text == "no ticks 09:44–15:45" and mark.x == gap.values[0]
+    # ticks only on the time shown: not plotly's tick at 15:45 next to the one at 09:30
+    assert fig.layout.xaxis.ticktext == ("09:15", "09:30", "15:45", "16:00")
+    plain = build(series).layout
+    assert not plain.xaxis.rangebreaks and plain.xaxis.tickvals is None  # no pause, nothing hidden
+    assert not [a for a in plain.annotations if a.text.startswith("no ticks")]
+
+
+def test_day_charts_find_the_pauses_of_any_frame(paused_series):
+    """A frame with a ``time`` column that never went through series_frame (or lost its attrs)."""
+    bare = paused_series.dropna(subset=["spot"]).reset_index(drop=True)
+    bare.attrs = {}
+    assert len(C.spot_chart(bare).layout.xaxis.rangebreaks) == 1
+    rows = bare.drop(columns=["time"]).to_dict("records")
+    assert len(C.spot_chart(rows).layout.xaxis.rangebreaks) == 1
 
 
 def test_spot_chart_takes_store_rows(series):

@@ -51,6 +51,10 @@ def test_each_command_has_help(name):
     (["export", "--expiry", "2026-01-06"], "--expiry needs --underlying"),
     (["export", "--underlying", "FINNIFTY"], "unknown underlying"),
     (["import", "/no/such/file.csv"], "cannot read"),
+    (["collect", "--source", "csv"], "--source csv needs --csv"),
+    (["collect", "--source", "csv", "--csv", "/no/such.csv"], "no/such.csv"),
+    (["collect", "--source", "smartapi"], "DATACENTRE_SMARTAPI_"),
+    (["run", "--source", "bloomberg"], "invalid choice"),
     (["replay", "--start", "2026-01-02T09:00:00Z", "--end", "2026-01-02T08:00:00Z"], "after --end"),
     (["replay", "--start", "2026-01-02", "--end", "2026-01-03", "--speed", "500"], "--speed"),
 ])
@@ -212,3 +216,26 @@ def test_broadcast_alone_follows_another_writer(db_url, sample_ticks):
         err = _stop(proc)
     assert proc.returncode == 0, err
     assert [m["symbol"] for m in messages[1:]] == [t["symbol"] for t in sample_ticks]
+
+
+def test_collect_plays_back_a_csv_export(tmp_path, db_url):
+    out = cli("backfill", "--date", "2026-11-27", "--interval", "900", "--seed", "3", "--db", db_url,
+              "--no-progress")
+    assert out.returncode == 0, out.stderr
+    export = tmp_path / "day.csv"
+    assert cli("export", "--db", db_url, "--out", str(export)).returncode == 0
+    target = f"sqlite:///{tmp_path / 'played.db'}"
+    proc, _port = _serve("collect", "--db", target, "--source", "csv", "--csv", str(export),
+                         "--interval", "0.2")
+    import time
+    deadline = time.monotonic() + 30
+    played = TickStore(target)
+    while played.count() < 3 * 110 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    err = _stop(proc)
+    assert proc.returncode == 0, err
+    rows = list(played.iter_ticks())
+    assert {r["source"] for r in rows} == {"csv"}
+    first_ts = rows[0]["ts"]
+    original = {r["symbol"]: r["ltp"] for r in TickStore(db_url).snapshot_at("2026-11-27T03:45:00Z")}
+    assert {r["symbol"]: r["ltp"] for r in rows if r["ts"] == first_ts} == original

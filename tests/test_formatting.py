@@ -12,7 +12,9 @@ from datacentre.analytics import CHAIN_COLUMNS
 from datacentre.formatting import (
     MISSING,
     column_formatters,
+    fmt_bytes,
     fmt_change,
+    fmt_delta,
     fmt_expiry,
     fmt_number,
     fmt_oi,
@@ -81,6 +83,23 @@ def test_fmt_pct_takes_percent_points(value, kwargs, text):
 ])
 def test_fmt_change_carries_a_sign(value, kwargs, text):
     assert fmt_change(value, **kwargs) == text
+
+
+@pytest.mark.parametrize("now, then, kwargs, delta", [
+    (26010.5, 26000, {}, "+10.50"), (11.0, 11.25, {"suffix": " vol pts"}, "-0.25 vol pts"),
+    (1.2, 1.2, {}, "0"), (1.2001, 1.2, {}, "0"),  # no change: Streamlit's grey, arrowless "0"
+    (7_50_000, 5_00_000, {"kind": "oi"}, "+2.50 L"), (5, 5, {"kind": "oi", "suffix": " OI"}, "0"),
+    (None, 1.0, {}, None), (1.0, math.nan, {}, None), (pd.NA, 1.0, {}, None),
+])
+def test_fmt_delta_for_a_metric(now, then, kwargs, delta):
+    assert fmt_delta(now, then, **kwargs) == delta
+
+
+@pytest.mark.parametrize("size, text", [(0, "0 B"), (512, "512 B"), (1536, "1.5 KB"),
+                                        (123.1 * 1024 ** 2, "123.1 MB"), (2 * 1024 ** 3, "2.0 GB"),
+                                        (5 * 1024 ** 4, "5120.0 GB"), (None, MISSING)])
+def test_fmt_bytes(size, text):
+    assert fmt_bytes(size) == text
 
 
 def test_fmt_change_rejects_unknown_kind():

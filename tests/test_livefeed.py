@@ -1,13 +1,12 @@
 """The app's live feed against a real broadcaster on a free port, and the autostart logic."""
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from datetime import timedelta
 
 import pytest
-from conftest import synthetic_snapshot
+from conftest import free_port, synthetic_snapshot
 
 from datacentre import livefeed
 from datacentre.broadcaster import BroadcasterThread
@@ -24,12 +23,6 @@ def wait_until(predicate, timeout: float = 10.0) -> bool:
             return True
         time.sleep(0.02)
     return bool(predicate())
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def feed_threads() -> list[threading.Thread]:

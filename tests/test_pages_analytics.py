@@ -7,38 +7,27 @@ checked by the step a run makes, not by the timer.
 """
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 from bisect import bisect_right
-from datetime import time, timedelta
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from types import SimpleNamespace
 
-import pandas as pd
-import plotly.graph_objects as go
 import pytest
-import streamlit as st
+from conftest import app_test, free_port, synthetic_snapshot
 from streamlit.testing.v1 import AppTest
 
-from datacentre import analytics, livefeed, views
+from datacentre import analytics, views
 from datacentre.backfill import backfill, recent_sessions
 from datacentre.csvio import select_symbols
 from datacentre.store import TickStore
 from datacentre.ticks import IST, format_ts, parse_ts
 
 ROOT = Path(__file__).resolve().parent.parent
-APP = ROOT / "app.py"
 PAGES = {name: f"pages/{name}.py" for name in ("iv_smile", "oi_buildup", "replay", "export")}
-TIMEOUT = 60
 INTERVAL = 60.0
 BUILDUPS = set(analytics.BUILDUPS)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -63,19 +52,8 @@ def app_env(sessions_db, monkeypatch):
     store.close()
 
 
-@pytest.fixture(autouse=True)
-def release_app_resources():
-    yield
-    st.cache_resource.clear()
-    st.cache_data.clear()
-    for feed in livefeed.running_feeds():
-        feed.stop()
-    livefeed.stop_data_centres()
-
-
 def run(page: str) -> AppTest:
-    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT).run()
-    assert not at.exception, at.exception
+    at = app_test()
     at.switch_page(PAGES[page]).run()
     check(at)
     return at
@@ -219,10 +197,15 @@ def replay_ts(at: AppTest) -> str:
     return at.session_state["replay_pos"]
 
 
+def nifty_times(store: TickStore, day) -> list[str]:
+    """The replay's positions: NIFTY's snapshot times of ``day`` (IST)."""
+    return store.snapshot_times("NIFTY", *analytics.day_bounds(day))
+
+
 def test_replay_starts_at_the_first_snapshot(app_env):
     store, days = app_env
     at = run("replay")
-    times = store.snapshot_times("NIFTY", *analytics.day_bounds(days[-1]))
+    times = nifty_times(store, days[-1])
     assert at.selectbox(key="replay_day").value == days[-1]
     assert replay_ts(at) == times[0]
     assert metric(at, "As of").value == ist(times[0])
@@ -235,7 +218,7 @@ def test_replay_starts_at_the_first_snapshot(app_env):
 def test_replay_slider_moves_the_as_of_time(app_env):
     store, days = app_env
     at = run("replay")
-    times = store.snapshot_times("NIFTY", *analytics.day_bounds(days[-1]))
+    times = nifty_times(store, days[-1])
     at.slider(key="replay_clock").set_value(time(13, 7, 30)).run()
     check(at)
     target = views.ist_ts(days[-1], time(13, 7, 30, 999_999))
@@ -251,7 +234,7 @@ def test_replay_slider_moves_the_as_of_time(app_env):
 def test_replay_step_buttons_and_play(app_env):
     store, days = app_env
     at = run("replay")
-    times = store.snapshot_times("NIFTY", *analytics.day_bounds(days[-1]))
+    times = nifty_times(store, days[-1])
     at.button(key="replay_next").click().run()
     assert replay_ts(at) == times[1]
     at.button(key="replay_last").click().run()
@@ -276,7 +259,7 @@ def test_replay_step_buttons_and_play(app_env):
 def test_replay_comes_back_paused_where_it_was(app_env):
     store, days = app_env
     at = run("replay")
-    times = store.snapshot_times("NIFTY", *analytics.day_bounds(days[-1]))
+    times = nifty_times(store, days[-1])
     at.button(key="replay_play").click().run()
     assert replay_ts(at) == times[1]
     at.switch_page(PAGES["export"]).run()
@@ -292,7 +275,7 @@ def test_replay_other_session_and_underlying(app_env):
     at = run("replay")
     at.selectbox(key="replay_day").set_value(days[0]).run()
     check(at)
-    times = store.snapshot_times("NIFTY", *analytics.day_bounds(days[0]))
+    times = nifty_times(store, days[0])
     assert replay_ts(at) == times[0]
     at.session_state["underlying"] = "BANKNIFTY"
     at.run()
@@ -408,14 +391,59 @@ def test_export_download_is_byte_for_byte_the_cli(app_env, tmp_path, selection):
 # ---------------------------------------------------------------- helpers
 
 
-def test_break_and_hide_gaps():
-    times = pd.to_datetime(["2026-01-02T09:15:00", "2026-01-02T09:16:00", "2026-01-02T21:00:00",
-                            "2026-01-02T21:01:00"]).tz_localize(IST)
-    frame = pd.DataFrame({"time": times, "spot": [1.0, 2.0, 3.0, 4.0]})
-    broken = views.break_gaps(frame)
-    assert len(broken) == 5 and broken["spot"].isna().sum() == 1
-    assert broken["time"].is_monotonic_increasing
-    fig = views.hide_gaps(go.Figure(), broken)
-    (gap,) = fig.layout.xaxis.rangebreaks
-    assert gap.values == ("2026-01-02T09:17:00",)
-    assert gap.dvalue == (timedelta(hours=11, minutes=44) - timedelta(minutes=2)).total_seconds() * 1000
+def test_chain_view_styles_the_exchange_layout():
+    moment = datetime(2026, 1, 2, 6, 0, tzinfo=UTC)
+    chain = analytics.chain_table(synthetic_snapshot(moment, nifty=26010.0, strikes=3), "NIFTY",
+                                  previous=synthetic_snapshot(moment, nifty=25990.0, strikes=3))
+    peaks = analytics.support_resistance(chain)
+    columns = views.exchange_columns(greeks=True)
+    assert columns[:4] == ["ce_gamma", "ce_theta", "ce_vega", "ce_oi"] and columns[-1] == "pe_gamma"
+    assert columns[columns.index("strike") + 1:][:2] == ["pe_bid", "pe_ask"]  # bid before ask
+    styler = views.chain_view(chain, columns, peaks=peaks)
+    assert styler.data.attrs == {} and list(styler.data.columns) == columns
+    css = styler._compute().ctx  # (row, column position) -> [(property, value)]
+
+    def style(strike: float, column: str) -> dict:
+        row = int(chain.index[chain["strike"] == strike][0])
+        return dict(css[row, columns.index(column)])
+
+    assert style(26000.0, "ce_oi")["background-color"] == "#cfe0fb"  # the ATM row
+    assert style(25950.0, "ce_ltp")["background-color"] == "#fbf3d5"  # calls below spot: in the money
+    assert "background-color" not in style(25950.0, "pe_ltp")
+    assert style(peaks.resistance, "ce_oi")["color"] == "#b91c1c"
+    assert style(peaks.support, "pe_oi")["color"] == "#15803d"
+    assert style(25950.0, "ce_ltp_change")["color"] == "#15803d"  # calls rose with the spot
+
+
+def test_buildup_strikes_puts_calls_and_puts_side_by_side():
+    moment = datetime(2026, 1, 2, 6, 0, tzinfo=UTC)
+    now, then = (synthetic_snapshot(moment, nifty=spot, strikes=2, step=step)
+                 for spot, step in ((26010.0, 5), (25990.0, 0)))
+    table = analytics.buildup_table(now, then, "NIFTY", kinds=("CE", "PE", "FUT"))
+    strikes = views.buildup_strikes(table)
+    assert list(strikes.columns) == views.BUILDUP_COLUMNS
+    assert strikes["strike"].tolist() == [25900.0, 25950.0, 26000.0, 26050.0, 26100.0]
+    calls = table[table["kind"] == "CE"].set_index("strike")
+    assert strikes.set_index("strike")["ce_oi_change"].equals(calls["oi_change"].rename("ce_oi_change"))
+    assert views.futures_view(table).data["symbol"].str.endswith("FUT").all()
+    assert views.futures_view(table[table["kind"] != "FUT"]) is None
+
+
+def test_the_replay_player_steps_and_jumps_pauses():
+    def every_5_s(hour: int, count: int) -> list[str]:
+        start = datetime(2026, 1, 2, hour, tzinfo=UTC)
+        return [format_ts(start + timedelta(seconds=5 * i)) for i in range(count)]
+
+    session, evening = every_5_s(4, 4), every_5_s(15, 2)
+    times = session + evening
+    assert views.snapshot_interval(times) == 5.0 and views.snapshot_interval(times[:1]) == 1.0
+    assert views.play_cadence(10, 5.0) == (0.5, 5.0)  # a snapshot a step
+    assert views.play_cadence(60, 5.0) == (0.5, 30.0)  # no faster than MIN_PLAY_PERIOD_S: skips snapshots
+    assert views.position_of(times, session[1]) == 1 and views.position_of(times, "2026-01-01") == 0
+    clock = parse_ts(session[0]) + timedelta(seconds=12)
+    assert views.play_step(times, session[0], clock) == (session[2], clock)
+    # from the session's last snapshot the clock would sit in the pause for hours: jump it
+    late = parse_ts(session[-1]) + timedelta(seconds=5)
+    assert views.play_step(times, session[-1], late) == (evening[0], parse_ts(evening[0]))
+    end = parse_ts(evening[-1]) + timedelta(minutes=1)
+    assert views.play_step(times, evening[-1], end) == (evening[-1], end)

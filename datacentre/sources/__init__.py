@@ -3,13 +3,28 @@
 The simulator is the default source, so a fresh machine shows a live market with no broker
 account. A source returns one snapshot's ticks, each a dict with exactly the 14 fields of
 :data:`datacentre.ticks.TICK_FIELDS`, all sharing ``ts = format_ts(moment)``.
+
+=============  ========================  ======  ===========================================
+name           class                     ticks   options of :func:`make_source` (keyword)
+=============  ========================  ======  ===========================================
+``sim``        :class:`MarketSimulator`  sim     resume_from, underlyings
+``smartapi``   :class:`SmartApiSource`   api     underlyings, broker_greeks,
+                                                 min_request_interval, connect, totp
+``csv``        :class:`CsvFileSource`    csv     path (required), loop
+=============  ========================  ======  ===========================================
+
+:func:`make_source` builds one by name for the command line.
 """
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
+from ..config import Settings
+from ..errors import ConfigError
+from .csvfile import CsvFileSource
 from .simulator import MarketSimulator
+from .smartapi import SmartApiSource
 
 
 @runtime_checkable
@@ -23,4 +38,39 @@ class Source(Protocol):
         ...
 
 
-__all__ = ["MarketSimulator", "Source"]
+SOURCE_NAMES = ("sim", "smartapi", "csv")
+_OPTIONS = {
+    "sim": {"resume_from", "underlyings"},
+    "smartapi": {"underlyings", "broker_greeks", "min_request_interval", "connect", "totp"},
+    "csv": {"path", "loop"},
+}
+
+
+def make_source(name: str, settings: Settings | None = None, **options) -> Source:
+    """The source called ``name`` (one of :data:`SOURCE_NAMES`), configured from ``settings``.
+
+    ``sim`` takes seed, ATM window and rate from ``settings``; ``smartapi`` reads its
+    credentials from the environment (:meth:`SmartApiSource.from_env`) and window and rate from
+    ``settings``; ``csv`` needs ``path``. Options whose value is ``None`` are ignored; one the
+    source does not take raises :class:`ConfigError`, as does an unknown name.
+    """
+    key = str(name).strip().lower()
+    if key not in _OPTIONS:
+        raise ConfigError(f"unknown source {name!r}: choose one of {', '.join(SOURCE_NAMES)}")
+    options = {k: v for k, v in options.items() if v is not None}
+    unexpected = sorted(set(options) - _OPTIONS[key])
+    if unexpected:
+        raise ConfigError(f"the {key} source does not take {', '.join(unexpected)}; it takes "
+                          f"{', '.join(sorted(_OPTIONS[key]))}")
+    settings = settings or Settings.from_env()
+    if key == "sim":
+        return MarketSimulator(seed=settings.seed, atm_window=settings.atm_window,
+                               risk_free_rate=settings.risk_free_rate, **options)
+    if key == "smartapi":
+        return SmartApiSource.from_env(settings, **options)
+    if "path" not in options:
+        raise ConfigError("the csv source needs the path of a CSV export to play back")
+    return CsvFileSource(options["path"], loop=options.get("loop", False))
+
+
+__all__ = ["SOURCE_NAMES", "CsvFileSource", "MarketSimulator", "SmartApiSource", "Source", "make_source"]

@@ -1,0 +1,150 @@
+"""Play a CSV export back as a live source (tick ``source`` = ``"csv"``).
+
+The file has the export format of :mod:`datacentre.csvio` (header = the 14 tick fields).
+Consecutive rows sharing a ``ts`` form one stored snapshot; each :meth:`CsvFileSource.snapshot`
+call returns the next one, restamped with the collector's moment and ``source = "csv"``, so a
+recorded session can drive the collector, the broadcaster and the app like a market.
+
+The whole file is checked when the source is created, with csvio's row validation plus a check
+that ``ts`` never goes backwards, and :class:`ImportFormatError` lists every bad line by
+number. Playback streams the file: memory holds one snapshot, whatever the file size. At the
+end the source starts again from the top (``loop=True``; cumulative volume then drops back
+to the first snapshot's) or raises ``SourceError("end of file ...")`` on every call, which the
+collector logs.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import IO, Self
+
+from ..csvio import MAX_PROBLEMS, _rows, _validate
+from ..errors import ConfigError, ImportFormatError, SourceError
+from ..ticks import TICK_FIELDS, format_ts, parse_ts
+
+SOURCE = "csv"
+ENCODING = "utf-8-sig"  # tolerates the byte-order mark spreadsheet programs write
+
+
+def check_playback_file(handle: IO[str]) -> int:
+    """Validate every line and the ``ts`` order; return the number of snapshots.
+
+    Raises :class:`ImportFormatError` listing the bad lines (at most ``MAX_PROBLEMS``).
+    """
+    problems: list[tuple[int, str]] = []
+    snapshots = 0
+    last_ts: datetime | None = None
+    for line, row in _rows(handle):
+        if not row:
+            problems.append((line, f"expected {len(TICK_FIELDS)} fields"))
+        else:
+            try:
+                tick = _validate(row)
+            except (ValueError, ConfigError) as exc:
+                problems.append((line, str(exc)))
+            else:
+                moment = parse_ts(tick["ts"])
+                if last_ts is not None and moment < last_ts:
+                    problems.append((line, f"ts {tick['ts']} is earlier than the line before "
+                                           f"({format_ts(last_ts)}): rows must be in ts order"))
+                else:
+                    snapshots += last_ts is None or moment != last_ts
+                    last_ts = moment
+        if len(problems) >= MAX_PROBLEMS:
+            break
+    if problems:
+        raise ImportFormatError(problems)
+    if snapshots == 0:
+        raise ImportFormatError([(2, "the file has a header but no ticks")])
+    return snapshots
+
+
+class CsvFileSource:
+    """Stored snapshots of a CSV export, one per :meth:`snapshot` call, in file order.
+
+    >>> source = CsvFileSource("session.csv", loop=True)
+    >>> Collector(store, source, interval=1).run(stop)
+    """
+
+    name = SOURCE
+
+    def __init__(self, path: str | Path, *, loop: bool = False) -> None:
+        self.path = Path(path)
+        self.loop = bool(loop)
+        try:
+            with self._open() as handle:
+                self.snapshots = check_playback_file(handle)
+        except OSError as exc:
+            raise ConfigError(f"cannot read the CSV file {str(self.path)!r}: {exc.strerror or exc}") from None
+        except UnicodeDecodeError as exc:
+            raise ImportFormatError([(1, f"not UTF-8 text: {exc.reason}")]) from None
+        self.played = 0  # snapshots returned so far (all passes)
+        self.passes = 0  # completed passes through the file
+        self._handle: IO[str] | None = None
+        self._groups: Iterator[list[dict]] | None = None
+        self._ended = False
+
+    def __repr__(self) -> str:
+        return f"CsvFileSource({str(self.path)!r}, loop={self.loop}, snapshots={self.snapshots})"
+
+    def _open(self) -> IO[str]:
+        return self.path.open(newline="", encoding=ENCODING)
+
+    def _read_groups(self, handle: IO[str]) -> Iterator[list[dict]]:
+        group: list[dict] = []
+        group_ts = None
+        for _line, row in _rows(handle):
+            tick = _validate(row)
+            if group and tick["ts"] != group_ts:
+                yield group
+                group = []
+            group_ts = tick["ts"]
+            group.append(tick)
+        if group:
+            yield group
+
+    def _next_group(self) -> list[dict] | None:
+        if self._groups is None:
+            try:
+                self._handle = self._open()
+            except OSError as exc:
+                raise SourceError(f"cannot reopen {str(self.path)!r}: {exc.strerror or exc}") from None
+            self._groups = self._read_groups(self._handle)
+        try:
+            return next(self._groups)
+        except StopIteration:
+            self.close()
+            self.passes += 1
+            return None
+        except (ValueError, ConfigError) as exc:  # the file changed since it was checked
+            self.close()
+            raise SourceError(f"{str(self.path)!r} changed during playback: {exc}") from None
+
+    def snapshot(self, moment: datetime) -> list[dict]:
+        """The next stored snapshot, stamped ``moment``; ``SourceError`` at the end unless looping."""
+        group = None if self._ended else self._next_group()
+        if group is None and self.loop:
+            group = self._next_group()
+        if group is None:
+            self._ended = True
+            raise SourceError(f"end of file: {str(self.path)!r} played all {self.snapshots} snapshots "
+                              f"(use loop=True to start again)")
+        self.played += 1
+        ts = format_ts(parse_ts(moment))
+        stamp = {"ts": ts, "source": SOURCE}
+        return [{f: stamp[f] if f in stamp else tick[f] for f in TICK_FIELDS} for tick in group]
+
+    def close(self) -> None:
+        """Release the file. A later :meth:`snapshot` reads again from the first snapshot
+        (after the end of a non-looping playback it keeps raising ``SourceError``)."""
+        if self._handle is not None:
+            self._handle.close()
+        self._handle = None
+        self._groups = None
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
