@@ -55,6 +55,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import functools
 import hmac
 import http
 import itertools
@@ -86,6 +87,10 @@ DEFAULT_MAX_BUFFER_BYTES = 8 * 2**20
 DEFAULT_MAX_FRAME_BYTES = 64 * 1024
 READ_BATCH = 10_000
 MAX_READ_BACKOFF = 2.0
+#: Seconds clients get to answer the close frame when the server stops. A client that
+#: answers at all does so within a round trip; one whose reader is blocked elsewhere
+#: never does, and must not hold the stop up for ``close_timeout``.
+STOP_GRACE = 0.25
 POLICY_VIOLATION = 1008
 TOKEN_ENV = "DATACENTRE_WS_TOKEN"
 
@@ -98,11 +103,26 @@ class _Client:
     def __init__(self, ws: ServerConnection, state: protocol.ClientState) -> None:
         self.ws = ws
         self.state = state
-        try:
-            host, port = ws.remote_address[:2]
-            self.peer = f"{host}:{port}"
-        except Exception:
-            self.peer = "?"
+        self.peer = _peer(ws)
+
+
+class _PoolClosed(Exception):
+    """The worker threads take no more work: the interpreter is exiting."""
+
+
+async def _in_thread(func, /, *args):
+    """``func(*args)`` in the loop's worker threads, so blocking store I/O never stalls the loop.
+
+    Raises :class:`_PoolClosed`, not the pool's ``RuntimeError``, when the pool
+    refuses the work: ``concurrent.futures`` does that from the start of
+    interpreter exit (before ``atexit`` handlers run), and it is no store failure.
+    """
+    loop = asyncio.get_running_loop()
+    try:
+        future = loop.run_in_executor(None, functools.partial(func, *args))
+    except RuntimeError as exc:
+        raise _PoolClosed(str(exc)) from exc
+    return await future
 
 
 def _ws_url(host: str, port: int) -> str:
@@ -135,7 +155,7 @@ class FeedServer:
                 f"connect. Set {TOKEN_ENV} (or pass token=...) and give clients "
                 f"ws://HOST:PORT/?token=..., or bind to 127.0.0.1")
         if max_buffer_bytes < 1:
-            raise ConfigError("max_buffer_bytes must be positive")
+            raise ConfigError(f"max_buffer_bytes must be positive, got {max_buffer_bytes}")
         self.store = store
         self.host = host
         self.port = port
@@ -168,7 +188,8 @@ class FeedServer:
     # ------------------------------------------------------------------ lifecycle
 
     async def serve(self, stop: asyncio.Event | None = None) -> None:
-        """Listen, feed clients until ``stop`` is set (forever if None), then close."""
+        """Listen, feed clients until ``stop`` is set (forever if None) or the interpreter
+        exits, then close."""
         await self._listen()
         try:
             await self._run(stop or asyncio.Event())
@@ -199,18 +220,28 @@ class FeedServer:
         stopped = asyncio.create_task(stop.wait())
         try:
             await asyncio.wait({feed, stopped}, return_when=asyncio.FIRST_COMPLETED)
-            if feed.done() and not feed.cancelled() and feed.exception() is not None:
-                raise feed.exception()
+            error = feed.exception() if feed.done() and not feed.cancelled() else None
+            if isinstance(error, _PoolClosed):
+                # Clients get a proper "going away" now rather than a dead socket at exit.
+                log.info("the interpreter is exiting: closing the %s server", self.mode)
+            elif error is not None:
+                raise error
         finally:
             for task in (feed, stopped):
                 task.cancel()
             await asyncio.gather(feed, stopped, return_exceptions=True)
 
     async def _close(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
-            self._server = None
+        server, self._server = self._server, None
+        if server is not None:
+            server.close()  # stops listening and sends every client a 1001 close frame
+            try:
+                async with asyncio.timeout(STOP_GRACE):
+                    await server.wait_closed()
+            except TimeoutError:
+                for client in list(self._clients):
+                    client.ws.transport.abort()
+                await server.wait_closed()
         self._clients.clear()
         log.info("%s on %s stopped", self.mode, self.url)
 
@@ -222,6 +253,7 @@ class FeedServer:
         return {
             "status": "ok" if self.store_error is None else "store_error",
             "mode": self.mode,
+            "pid": os.getpid(),  # tells `start` whether the answer is from the process it started
             "url": self.url,
             "subscribers": len(self._clients),
             "ticks_sent": self.ticks_sent,
@@ -293,18 +325,25 @@ class FeedServer:
             log.info("client %s disconnected (%d subscribers)", client.peer, len(self._clients))
 
     async def _answer(self, client: _Client, message: str | bytes) -> str | None:
+        rid = None
         try:
-            client.state.admit()
+            client.state.admit(message)
             request = protocol.parse_request(message)
+            rid = request.id
             return await self._dispatch(client, request)
         except ProtocolError as exc:
             return protocol.error_reply(exc)
+        except _PoolClosed:
+            return protocol.error_message("internal_error", "the server is shutting down; "
+                                                            "reconnect in a moment", rid)
         except StoreError as exc:
             log.warning("client %s: store failed answering a request", client.peer, exc_info=True)
-            return protocol.error_message("internal_error", f"the store failed: {exc}")
+            return protocol.error_message("internal_error", f"the store failed: {exc}; try again",
+                                          rid)
         except Exception:
             log.error("client %s: request %.200r failed", client.peer, message, exc_info=True)
-            return protocol.error_message("internal_error", "the server failed to answer; see its log")
+            return protocol.error_message("internal_error", "the server failed to answer; see its log",
+                                          rid)
 
     async def _dispatch(self, client: _Client, request: protocol.Request) -> str:
         kind, rid = request.type, request.id
@@ -319,7 +358,7 @@ class FeedServer:
                                               rid)
             return protocol.latest_message(tick, rid)
         if kind == "get_symbols":
-            return protocol.symbols_message(await asyncio.to_thread(self.store.symbols), rid)
+            return protocol.symbols_message(await _in_thread(self.store.symbols), rid)
         if kind == "get_latest_all":
             return protocol.latest_all_message(await self._latest_all(request.limit), rid)
         if kind == "get_history":
@@ -328,16 +367,20 @@ class FeedServer:
                                                       f"(python -m datacentre replay)", rid)
 
     async def _latest(self, symbol: str) -> Mapping[str, Any] | None:
-        return await asyncio.to_thread(self.store.latest, symbol)
+        return await _in_thread(self.store.latest, symbol)
 
     async def _latest_all(self, limit: int | None) -> Sequence[Mapping[str, Any]]:
-        return await asyncio.to_thread(self.store.latest_all, limit)
+        return await _in_thread(self.store.latest_all, limit)
 
     async def _history(self, request: protocol.Request) -> str:
+        # Encoded in the worker thread too: 10,000 ticks take ~50 ms to encode, which on the
+        # loop would hold up every other client's ticks.
+        return await _in_thread(self._history_reply, request)
+
+    def _history_reply(self, request: protocol.Request) -> str:
         limit = request.limit or protocol.DEFAULT_HISTORY_LIMIT
-        rows = await asyncio.to_thread(self.store.history, request.symbol, request.start_ts,
-                                       request.end_ts, limit + 1)
-        if not rows and not await asyncio.to_thread(self.store.has_symbol, request.symbol):
+        rows = self.store.history(request.symbol, request.start_ts, request.end_ts, limit + 1)
+        if not rows and not self.store.has_symbol(request.symbol):
             return protocol.error_message("unknown_symbol", f"no ticks stored for {request.symbol!r}",
                                           request.id)
         return protocol.history_message(request.symbol, rows[:limit], start_ts=request.start_ts,
@@ -383,7 +426,7 @@ class FeedServer:
                 return
             buffered = transport.get_write_buffer_size()
             if buffered > self.max_buffer_bytes:
-                self._drop(client, f"{buffered} bytes unsent (limit {self.max_buffer_bytes})")
+                self._drop(client, f"too slow: {buffered} bytes unsent (limit {self.max_buffer_bytes})")
                 return
             transport.write(blob)
         except Exception:
@@ -398,7 +441,7 @@ class FeedServer:
         if client in self._clients:
             del self._clients[client]
             self.dropped_clients += 1
-            log.warning("client %s is too slow (%s); disconnecting it", client.peer, reason)
+            log.warning("disconnecting client %s: %s", client.peer, reason)
         try:
             client.ws.transport.abort()
         except Exception:
@@ -406,6 +449,7 @@ class FeedServer:
 
 
 def _peer(connection: ServerConnection) -> str:
+    """``host:port`` of the client, for logs ("?" once the socket is gone)."""
     try:
         host, port = connection.remote_address[:2]
         return f"{host}:{port}"
@@ -500,7 +544,9 @@ class Broadcaster(FeedServer):
     async def _read(self, func, *args):
         """Run a store read in a worker thread; None (logged once per outage) if it fails."""
         try:
-            result = await asyncio.to_thread(func, *args)
+            result = await _in_thread(func, *args)
+        except _PoolClosed:
+            raise
         except Exception as exc:
             if self.store_error is None:
                 log.warning("store read failed; retrying until it works", exc_info=True)
@@ -570,7 +616,11 @@ class ServerThread:
         return self
 
     def stop(self, timeout: float = 5) -> None:
-        """Close every connection and stop the thread (idempotent)."""
+        """Close every connection and stop the thread (idempotent).
+
+        Clients get a close frame and ``STOP_GRACE`` seconds to answer it, then their
+        connections are cut; ``timeout`` bounds the wait for the thread.
+        """
         thread, loop, stop = self._thread, self._loop, self._stop
         if thread is None:
             return

@@ -48,6 +48,10 @@ CONNECT_WAIT = 2.0
 #: delay is scaled by a random factor in [0.5, 1) so many clients do not retry in step.
 RECONNECT_MIN_DELAY = 0.5
 RECONNECT_MAX_DELAY = 30.0
+#: Seconds a connection must last for the backoff to start again from the shortest delay.
+#: A broadcaster that welcomes clients and then fails at once must see them back off,
+#: not reconnect twice a second each.
+STABLE_CONNECTION_S = 10.0
 #: WebSocket pings from the client notice a dead connection that sends no close frame.
 PING_INTERVAL = 20.0
 PING_TIMEOUT = 10.0
@@ -55,6 +59,9 @@ PING_TIMEOUT = 10.0
 CLOSE_WAIT = 1.0
 #: Ticks waiting for a slow user callback before the oldest are dropped.
 CALLBACK_QUEUE_SIZE = 100_000
+#: Seconds :meth:`RealtimeDataClient.close` waits for a callback that is running (it then
+#: finishes on its own; no other starts).
+CALLBACK_WAIT = 1.0
 #: Requests per second (and burst) a client allows itself: a little under the
 #: broadcaster's per-connection budget (``protocol.DEFAULT_RATE`` / ``DEFAULT_BURST``).
 REQUEST_RATE = 0.9 * DEFAULT_RATE
@@ -67,7 +74,9 @@ STORE_RETRY_S = 5.0
 TickHandler = Callable[[dict], None]
 ReplyHandler = Callable[[dict | None, Exception | None], None]
 
-_WILDCARD_HOSTS = {"0.0.0.0", "::", "[::]", ""}
+#: Where a client reaches a server bound to every interface. asyncio makes an IPv6
+#: wildcard listener IPv6-only, so ``::`` is reached through ``::1``, not 127.0.0.1.
+_LOOPBACK_FOR_WILDCARD = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "[::1]"}
 
 
 # ---------------------------------------------------------------- configuration
@@ -83,12 +92,13 @@ def load_settings() -> Settings | None:
 def connectable_url(url: str) -> str:
     """``url`` with a wildcard bind address (``0.0.0.0``, ``::``) replaced by loopback.
 
-    A broadcaster bound to every interface is reached through 127.0.0.1.
+    A broadcaster bound to every interface is reached through 127.0.0.1 (``::1``
+    for ``::``).
     """
     parts = urlsplit(url)
-    if parts.hostname is not None and parts.hostname in _WILDCARD_HOSTS:
-        netloc = "127.0.0.1" + (f":{parts.port}" if parts.port else "")
-        url = urlunsplit(parts._replace(netloc=netloc))
+    loopback = _LOOPBACK_FOR_WILDCARD.get(parts.hostname) if parts.hostname is not None else None
+    if loopback is not None:
+        url = urlunsplit(parts._replace(netloc=loopback + (f":{parts.port}" if parts.port else "")))
     return url
 
 
@@ -181,7 +191,7 @@ class FeedConnection:
     the same thread. An exception in either is logged and the feed goes on.
 
     Reconnects wait ``backoff_delay(attempt)``; the attempt count starts again after
-    every connection that got as far as the welcome.
+    every connection that lasted ``STABLE_CONNECTION_S`` from its welcome.
     """
 
     def __init__(self, url: str, *, on_tick: TickHandler, on_welcome: Callable[[], None] | None = None,
@@ -197,10 +207,11 @@ class FeedConnection:
         self._limiter = RateLimiter(REQUEST_RATE, REQUEST_BURST)
         self._pace_lock = threading.Lock()
         self._app: websocket.WebSocketApp | None = None
+        self._socket: websocket.WebSocket | None = None  # the open connection's, for _run to close
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._connected = threading.Event()
-        self._welcomed = False
+        self._welcomed_at: float | None = None  # monotonic time of this connection's welcome
         self._outage_logged = False
         self.welcome: dict | None = None
         self.connections = 0
@@ -268,21 +279,26 @@ class FeedConnection:
                                          on_message=self._message, on_error=self._error,
                                          on_close=self._closed)
             with self._lock:
+                if self._stop.is_set():  # stop() ran since the loop's check: it saw no app to close
+                    break
                 self._app = app
-            self._welcomed = False
+            self._welcomed_at = None
             try:
                 app.run_forever(ping_interval=PING_INTERVAL, ping_timeout=PING_TIMEOUT)
             except Exception:
                 log.warning("feed connection to %s failed", self.url, exc_info=True)
             finally:
+                self._close_socket()
                 self._connection_lost()
             if self._stop.is_set():
                 break
-            attempt = 0 if self._welcomed else attempt + 1
+            welcomed_at = self._welcomed_at
+            stable = welcomed_at is not None and time.monotonic() - welcomed_at >= STABLE_CONNECTION_S
+            attempt = 0 if stable else attempt + 1
             delay = backoff_delay(attempt)
             if not self._outage_logged:
-                log.warning("no connection to the broadcaster at %s; retrying every few seconds "
-                            "(start it with `python -m datacentre start`)", self.url)
+                log.warning("no connection to the broadcaster at %s; retrying, at most %g s apart "
+                            "(start it with `python -m datacentre start`)", self.url, RECONNECT_MAX_DELAY)
                 self._outage_logged = True
             log.debug("reconnecting to %s in %.2f s", self.url, delay)
             self._stop.wait(delay)
@@ -291,8 +307,20 @@ class FeedConnection:
     # -- websocket-client callbacks (all in the connection thread)
 
     def _opened(self, app: websocket.WebSocketApp) -> None:
+        self._socket = app.sock
         if self._stop.is_set():  # stop() ran while this connection was being made
             app.close()
+
+    def _close_socket(self) -> None:
+        """Close the finished connection's socket.
+
+        websocket-client answers a broadcaster's close frame, then skips closing its
+        socket; left open, it holds the broadcaster's shutdown up for its close
+        timeout, and a broadcaster that keeps dropping clients leaks one per reconnect.
+        """
+        ws, self._socket = self._socket, None
+        if ws is not None:
+            ws.shutdown()
 
     def _error(self, _app: websocket.WebSocketApp, error: Exception) -> None:
         if self._outage_logged or isinstance(error, ConnectionRefusedError):
@@ -301,7 +329,7 @@ class FeedConnection:
             log.info("feed %s: %s", self.url, error)
 
     def _closed(self, _app: websocket.WebSocketApp, code: Any, reason: Any) -> None:
-        if self._welcomed and not self._stop.is_set():
+        if self._welcomed_at is not None and not self._stop.is_set():
             log.info("connection to %s closed (%s %s); reconnecting", self.url, code or "", reason or "")
         self._connection_lost()
 
@@ -337,7 +365,7 @@ class FeedConnection:
     def _welcome(self, data: dict) -> None:
         self.welcome = data
         self.connections += 1
-        self._welcomed = True
+        self._welcomed_at = time.monotonic()
         if self._outage_logged:
             log.warning("connected to the broadcaster at %s again", self.url)
             self._outage_logged = False
@@ -445,9 +473,9 @@ class FeedConnection:
         return True
 
     def _resolve_oldest(self, reply: dict) -> bool:
-        # The broadcaster answers one connection's requests in order, but a request it
-        # refuses before reading (rate_limited, too_large) gets an error without the id:
-        # it belongs to the oldest request still waiting.
+        # An error without an id: the server could not read the request's id (ours
+        # echoes every id it can read; this keeps servers that do not working). A
+        # connection's requests are answered in order, so it is the oldest one's.
         with self._lock:
             if not self._pending:
                 return False
@@ -467,6 +495,52 @@ class FeedConnection:
 
 
 # ---------------------------------------------------------------- the client
+
+class _CallbackThread:
+    """Hands ticks to a user callback on its own thread, one at a time, in arrival order.
+
+    The queue is bounded: when the callback falls ``CALLBACK_QUEUE_SIZE`` ticks
+    behind, the oldest are dropped. After :meth:`stop` no callback starts, and
+    ticks still queued are dropped with the thread.
+    """
+
+    def __init__(self, deliver: TickHandler) -> None:
+        self._deliver = deliver
+        self._queue: queue.Queue[dict | None] = queue.Queue(CALLBACK_QUEUE_SIZE)
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="datacentre-callbacks", daemon=True)
+        self._thread.start()
+
+    def put(self, tick: dict) -> bool:
+        """Queue ``tick``; False if the oldest queued tick had to be dropped for it."""
+        dropped = False
+        while True:
+            try:
+                self._queue.put_nowait(tick)
+                return not dropped
+            except queue.Full:
+                try:
+                    self._queue.get_nowait()
+                    dropped = True
+                except queue.Empty:
+                    pass
+
+    def stop(self, wait: float = CALLBACK_WAIT) -> None:
+        self._stopped.set()
+        try:
+            self._queue.put_nowait(None)  # wakes the thread if it is waiting for a tick
+        except queue.Full:
+            pass  # it is busy, and looks at _stopped before the next tick
+        if self._thread is not threading.current_thread():
+            self._thread.join(wait)
+
+    def _run(self) -> None:
+        while True:
+            tick = self._queue.get()
+            if tick is None or self._stopped.is_set():
+                return
+            self._deliver(tick)
+
 
 class RealtimeDataClient:
     """Live ticks by callback, plus store queries (DESIGN section 6).
@@ -492,15 +566,14 @@ class RealtimeDataClient:
     def __init__(self, ws_url: str | None = None, on_data_callback: TickHandler | None = None,
                  db_url: str | None = None, *, token: str | None = None,
                  request_timeout: float = DEFAULT_REQUEST_TIMEOUT) -> None:
-        self.ws_url = ws_url or default_ws_url()
+        self.ws_url = connectable_url(ws_url) if ws_url else default_ws_url()
         self.on_data_callback = on_data_callback
         self.db_url = db_url
         self.request_timeout = request_timeout
         self._token = token or default_token()
         self._lock = threading.Lock()
         self._feed: FeedConnection | None = None
-        self._queue: queue.Queue | None = None
-        self._dispatcher: threading.Thread | None = None
+        self._callbacks: _CallbackThread | None = None
         self._store: TickStore | None = None
         self._store_checked_at: float | None = None
         self._store_lock = threading.Lock()
@@ -525,10 +598,7 @@ class RealtimeDataClient:
         with self._lock:
             if self._feed is None:
                 if self.on_data_callback is not None:
-                    self._queue = queue.Queue(CALLBACK_QUEUE_SIZE)
-                    self._dispatcher = threading.Thread(target=self._dispatch, args=(self._queue,),
-                                                        name="datacentre-callbacks", daemon=True)
-                    self._dispatcher.start()
+                    self._callbacks = _CallbackThread(self._deliver)
                 self._feed = FeedConnection(self.ws_url, on_tick=self._on_tick, token=self._token,
                                             name="datacentre-client")
                 self._feed.start()
@@ -541,54 +611,41 @@ class RealtimeDataClient:
         return feed is not None and feed.connected
 
     def close(self) -> None:
-        """Stop the live feed (and the callback thread) and release the store."""
+        """Stop the live feed and the callbacks, and release the store.
+
+        Ticks not yet handed to ``on_data_callback`` are dropped. A callback that is
+        running gets ``CALLBACK_WAIT`` seconds to finish before ``close()`` returns.
+        """
         with self._lock:
             feed, self._feed = self._feed, None
-            q, self._queue = self._queue, None
-            dispatcher, self._dispatcher = self._dispatcher, None
+            callbacks, self._callbacks = self._callbacks, None
         if feed is not None:
             feed.stop()
-        if q is not None:
-            q.put(None)
-            if dispatcher is not None and dispatcher is not threading.current_thread():
-                dispatcher.join(5)
+        if callbacks is not None:
+            callbacks.stop()
         with self._store_lock:
             store, self._store, self._store_checked_at = self._store, None, None
         if store is not None:
             store.close()
 
     def _on_tick(self, tick: dict) -> None:
-        q = self._queue
-        if q is None:
+        callbacks = self._callbacks
+        if callbacks is None or callbacks.put(tick_from(tick)):
             return
-        item = tick_from(tick)
-        while True:
-            try:
-                q.put_nowait(item)
-                return
-            except queue.Full:
-                try:
-                    q.get_nowait()
-                except queue.Empty:
-                    continue
-                self.dropped_ticks += 1
-                if self.dropped_ticks % 10_000 == 1:
-                    log.warning("the data callback is slower than the feed: dropped %d old ticks "
-                                "so far (do heavy work in another thread)", self.dropped_ticks)
+        self.dropped_ticks += 1
+        if self.dropped_ticks % 10_000 == 1:
+            log.warning("the data callback is slower than the feed: dropped %d old ticks "
+                        "so far (do heavy work in another thread)", self.dropped_ticks)
 
-    def _dispatch(self, q: queue.Queue) -> None:
-        while True:
-            tick = q.get()
-            if tick is None:
-                return
-            callback = self.on_data_callback
-            if callback is None:
-                continue
-            try:
-                callback(tick)
-            except Exception:
-                log.error("on_data_callback failed on %s; the feed goes on", tick.get("symbol"),
-                          exc_info=True)
+    def _deliver(self, tick: dict) -> None:
+        callback = self.on_data_callback
+        if callback is None:
+            return
+        try:
+            callback(tick)
+        except Exception:
+            log.error("on_data_callback failed on %s; the feed goes on", tick.get("symbol"),
+                      exc_info=True)
 
     # -- queries
 

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import struct
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -67,6 +68,7 @@ DEFAULT_HISTORY_LIMIT = 10_000
 MAX_LIMIT = 10_000
 MIN_SPEED = 0.1
 MAX_SPEED = 100.0
+SPEEDS_ALLOWED = f"0 (as fast as clients read) or from {MIN_SPEED:g} to {MAX_SPEED:g}"
 
 #: Token bucket per client: this many requests per second on average, bursts up to ``burst``.
 DEFAULT_RATE = 20.0
@@ -119,7 +121,7 @@ def tick_dict(row: Mapping[str, Any]) -> dict[str, Any]:
 
 def encode_tick(row: Mapping[str, Any]) -> str:
     """A store row as the live tick message (exactly the 14 fields, no ``id``, no ``type``)."""
-    return encode({f: row.get(f) for f in TICK_FIELDS})
+    return encode(tick_dict(row))
 
 
 def encode_snapshot(ts: str, encoded_ticks: Iterable[str]) -> str:
@@ -213,6 +215,32 @@ class Request:
     speed: float | None = None
 
 
+#: ``"id": value`` in a request too large to parse; ids longer than 256 characters are not echoed.
+_ID_PATTERN = re.compile(r'"id"\s*:\s*("(?:[^"\\]|\\.){0,256}"|-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?|true|false)')
+
+
+def peek_request_id(text: str | bytes) -> Any:
+    """The ``"id"`` of a request refused before it is handled (``rate_limited``, ``too_large``).
+
+    A request within :data:`MAX_REQUEST_BYTES` is parsed; a larger one is only
+    scanned for its first ``"id": value`` (one linear pass; a nested object's ``"id"``
+    can be taken for the request's, a price paid for not parsing it). None when
+    no id can be read.
+    """
+    if isinstance(text, bytes | bytearray | memoryview):
+        text = bytes(text).decode(errors="replace")
+    try:
+        if len(text) <= MAX_REQUEST_BYTES:
+            data = json.loads(text)
+            rid = data.get("id") if isinstance(data, dict) else None
+        else:
+            match = _ID_PATTERN.search(text)
+            rid = json.loads(match.group(1)) if match else None
+    except (ValueError, RecursionError):
+        return None
+    return None if isinstance(rid, dict | list) else rid
+
+
 def _fail(code: str, message: str, request_id: Any = None) -> ProtocolError:
     exc = ProtocolError(code, message)
     exc.request_id = request_id  # so the error reply can echo it
@@ -264,18 +292,23 @@ def _symbol_list(data: Mapping[str, Any], rid: Any) -> tuple[str, ...] | None:
     if not isinstance(value, list) or not value:
         raise _fail("bad_request", '"symbols" must be "*" or a non-empty list of symbols', rid)
     if len(value) > MAX_SUBSCRIBE_SYMBOLS:
-        raise _fail("bad_request", f'"symbols" takes at most {MAX_SUBSCRIBE_SYMBOLS} symbols', rid)
+        raise _fail("bad_request", f'"symbols" takes at most {MAX_SUBSCRIBE_SYMBOLS} symbols: '
+                                   f'subscribe in several requests', rid)
     if "*" in value:
         return None
     return tuple(dict.fromkeys(_symbol(s, "symbols", rid) for s in value))
 
 
+def valid_speed(value: Any) -> bool:
+    """True for a replay speed of :data:`SPEEDS_ALLOWED` (a number, not a bool)."""
+    return (not isinstance(value, bool) and isinstance(value, int | float)
+            and (value == 0 or MIN_SPEED <= value <= MAX_SPEED))
+
+
 def _speed(data: Mapping[str, Any], rid: Any) -> float:
     value = data.get("speed")
-    if isinstance(value, bool) or not isinstance(value, int | float) or not (
-            value == 0 or MIN_SPEED <= value <= MAX_SPEED):
-        raise _fail("bad_request", f'"speed" must be 0 (as fast as clients read) or from '
-                                   f'{MIN_SPEED:g} to {MAX_SPEED:g}', rid)
+    if not valid_speed(value):
+        raise _fail("bad_request", f'"speed" must be {SPEEDS_ALLOWED}', rid)
     return float(value)
 
 
@@ -287,7 +320,8 @@ def parse_request(text: str | bytes) -> Request:
     checked here: that needs the store.
     """
     if len(text) > MAX_REQUEST_BYTES:
-        raise _fail("too_large", f"requests are limited to {MAX_REQUEST_BYTES} bytes")
+        raise _fail("too_large", f"requests are limited to {MAX_REQUEST_BYTES} bytes: ask for less "
+                                 f"at a time (e.g. subscribe in several requests)", peek_request_id(text))
     if isinstance(text, bytes | bytearray | memoryview):
         try:
             text = bytes(text).decode()
@@ -316,7 +350,7 @@ def parse_request(text: str | bytes) -> Request:
         symbol = _symbol(data.get("symbol"), "symbol", rid)
         start, end = _time(data, "start_ts", rid), _time(data, "end_ts", rid)
         if start is not None and end is not None and start > end:
-            raise _fail("bad_request", '"start_ts" is after "end_ts"', rid)
+            raise _fail("bad_request", '"start_ts" is after "end_ts": swap them', rid)
         return Request(kind, rid, symbol=symbol, start_ts=start, end_ts=end,
                        limit=_limit(data, DEFAULT_HISTORY_LIMIT, rid))
     if kind in ("subscribe", "unsubscribe"):
@@ -421,14 +455,15 @@ class ClientState:
         """True once the client kept sending after ``max_strikes`` rate-limited requests."""
         return self.strikes >= self.max_strikes
 
-    def admit(self) -> None:
-        """Spend one request from the budget or raise ``rate_limited``."""
+    def admit(self, text: str | bytes | None = None) -> None:
+        """Spend one request from the budget or raise ``rate_limited`` (echoing ``text``'s id)."""
         if self.limiter.allow():
             self.strikes = 0
             return
         self.strikes += 1
         raise _fail("rate_limited", f"more than {self.limiter.rate:g} requests per second; "
-                                    f"slow down or you will be disconnected")
+                                    f"slow down or you will be disconnected",
+                    None if text is None else peek_request_id(text))
 
     def wants(self, symbol: str) -> bool:
         return self.filter.wants(symbol)

@@ -25,7 +25,7 @@ from datetime import date, timedelta
 from functools import lru_cache
 from typing import Any, Self
 
-from .client import FeedConnection, default_token, default_ws_url, tick_from
+from .client import FeedConnection, connectable_url, default_token, default_ws_url, tick_from
 from .errors import ConfigError, SymbolError
 from .instruments import CE, FUT, INDEX, PE, UNDERLYINGS, Instrument, expiry_moment, parse_symbol, underlying
 from .ticks import format_ts, parse_ts
@@ -200,7 +200,7 @@ class WebSocketDataReader:
     """
 
     def __init__(self, ws_url: str | None = None, *, token: str | None = None) -> None:
-        self.ws_url = ws_url or default_ws_url()
+        self.ws_url = connectable_url(ws_url) if ws_url else default_ws_url()
         self._cache_lock = threading.RLock()
         self._data_cache: _TickCache = _TickCache(self._cache_lock)
         self._changed = threading.Condition(self._cache_lock)

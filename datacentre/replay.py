@@ -32,7 +32,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from . import protocol
-from .broadcaster import DEFAULT_MAX_BUFFER_BYTES, FeedServer, ServerThread, _Client
+from .broadcaster import DEFAULT_MAX_BUFFER_BYTES, FeedServer, ServerThread, _Client, _in_thread, _PoolClosed
 from .config import DEFAULT_WS_HOST, DEFAULT_WS_PORT
 from .errors import ConfigError
 from .store import TickStore
@@ -52,10 +52,8 @@ WAITING, PLAYING, PAUSED, ENDED = "waiting", "playing", "paused", "ended"
 
 
 def check_speed(speed: float) -> float:
-    if isinstance(speed, bool) or not isinstance(speed, int | float) or not (
-            speed == 0 or protocol.MIN_SPEED <= speed <= protocol.MAX_SPEED):
-        raise ConfigError(f"speed must be 0 (as fast as clients read) or from {protocol.MIN_SPEED:g} "
-                          f"to {protocol.MAX_SPEED:g}, got {speed!r}")
+    if not protocol.valid_speed(speed):
+        raise ConfigError(f"speed must be {protocol.SPEEDS_ALLOWED}, got {speed!r}")
     return float(speed)
 
 
@@ -161,7 +159,7 @@ class Replayer(FeedServer):
     async def _listen(self) -> None:
         self._joined = asyncio.Event()
         self._control = asyncio.Event()
-        self._timestamps = await asyncio.to_thread(self.store.timestamps, self.start_ts, self.end_ts)
+        self._timestamps = await _in_thread(self.store.timestamps, self.start_ts, self.end_ts)
         self._seconds = [parse_ts(ts).timestamp() for ts in self._timestamps]
         await super()._listen()
 
@@ -194,6 +192,8 @@ class Replayer(FeedServer):
                 index = self._index
                 try:
                     rows = await self._rows(index)
+                except _PoolClosed:
+                    raise
                 except Exception as exc:
                     log.warning("replay: reading snapshot %s failed; retrying",
                                 self._timestamps[index], exc_info=True)
@@ -207,7 +207,7 @@ class Replayer(FeedServer):
                 await self._schedule_next(index, loop)
         finally:
             if self._prefetch is not None:
-                self._prefetch[1].cancel()
+                _abandon(self._prefetch[1])
 
     async def _rows(self, index: int) -> list[dict[str, Any]]:
         pending = self._prefetch
@@ -216,7 +216,7 @@ class Replayer(FeedServer):
             task = pending[1]
         else:
             if pending is not None:
-                pending[1].cancel()
+                _abandon(pending[1])
             task = asyncio.create_task(self._read(index))
         rows = await task
         if index + 1 < len(self._timestamps):
@@ -225,7 +225,7 @@ class Replayer(FeedServer):
 
     async def _read(self, index: int) -> list[dict[str, Any]]:
         ts = self._timestamps[index]
-        return await asyncio.to_thread(_replay_rows, self.store, ts)
+        return await _in_thread(_replay_rows, self.store, ts)
 
     def _send(self, index: int, rows: list[dict[str, Any]]) -> None:
         self._publish(rows)
@@ -269,6 +269,14 @@ class Replayer(FeedServer):
             start_ts=self.start_ts, end_ts=self.end_ts, position=self.position,
             snapshots=self.snapshots_sent, ticks=self.ticks_sent))
         self.ended.set()
+
+
+def _abandon(task: asyncio.Task) -> None:
+    """Cancel a prefetch nobody will await; a failure it already had is dropped with it
+    (else asyncio logs "Task exception was never retrieved")."""
+    task.cancel()
+    if task.done() and not task.cancelled():
+        task.exception()
 
 
 def _unsent(client: _Client) -> int:

@@ -261,12 +261,16 @@ def _watch_start(proc: subprocess.Popen, name: str, settings: Settings, wait: fl
         elapsed = time.monotonic() - started
         if name == "broadcaster":
             try:
-                fetch_health(settings, timeout=0.5)
-                return None
+                health = fetch_health(settings, timeout=0.5)
             except (OSError, ValueError):
-                if time.monotonic() >= deadline:
-                    return None if wait <= 0 else (f"running, but {_health_url(settings)} did not "
-                                                   f"answer within {wait:g} s")
+                health = None
+            # Only its own answer counts: another broadcaster may hold the port, and then
+            # this one is about to exit with "port in use".
+            if isinstance(health, dict) and health.get("pid") == proc.pid:
+                return None
+            if time.monotonic() >= deadline:
+                return None if wait <= 0 else (f"running, but {_health_url(settings)} did not "
+                                               f"answer within {wait:g} s")
         elif elapsed >= min(START_GRACE, wait):
             return None
         time.sleep(0.1)

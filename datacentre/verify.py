@@ -25,7 +25,7 @@ import time
 from dataclasses import dataclass
 from datetime import timedelta
 
-from .client import connectable_url, load_settings, open_existing_store
+from .client import load_settings, open_existing_store
 from .config import DEFAULT_INTERVAL
 from .errors import DataCentreError
 from .instruments import CE, UNDERLYINGS, Instrument
@@ -87,7 +87,8 @@ def _check_futures(snap: dict[str, dict]) -> Check:
         else:
             missing.append(base)
     if missing:
-        return Check("futures", False, f"no future with a price for {', '.join(missing)}")
+        return Check("futures", False, f"no future with a price for {', '.join(missing)}: see the "
+                                       f"collector's log for quotes it could not get")
     return Check("futures", True, "; ".join(found))
 
 
@@ -101,7 +102,8 @@ def _check_options(options: dict[str, list[tuple[Instrument, dict]]]) -> Check:
             problems.append(base)
     if problems:
         return Check("options", False,
-                     f"missing calls or puts for {', '.join(problems)} ({'; '.join(parts)})")
+                     f"missing calls or puts for {', '.join(problems)} ({'; '.join(parts)}): see the "
+                     f"collector's log for quotes it could not get")
     return Check("options", True, "; ".join(parts))
 
 
@@ -154,7 +156,8 @@ def _check_greeks(items: list[tuple[Instrument, dict]]) -> Check:
 def _check_freshness(newest: str | None, interval: float) -> Check:
     limit = max(FRESH_INTERVALS * interval, FRESH_MIN_S)
     if newest is None:
-        return Check("freshness", False, "no ticks received")
+        return Check("freshness", False, "no ticks received: is the collector running? "
+                                         "(python -m datacentre status)")
     age = (now_utc() - parse_ts(newest)).total_seconds()
     detail = f"newest tick {newest}, {age:,.1f} s old (limit {limit:g} s)"
     if age >= limit:
@@ -201,7 +204,8 @@ def _check_rate(times: list[str], where: str, interval: float) -> Check:
     expected = 60.0 / interval
     rate = _rate(times)
     if rate is None:
-        return Check("rate", False, f"fewer than 2 snapshots {where}: the collector is not writing")
+        return Check("rate", False, f"fewer than 2 snapshots {where}: the collector is not writing; "
+                                    f"check `python -m datacentre status`")
     detail = f"{rate:.1f} snapshots/min {where} (expected {expected:.1f})"
     if rate < MIN_RATE_SHARE * expected:
         return Check("rate", False, detail + ": the collector is falling behind or stopped")
@@ -221,7 +225,7 @@ def run_verify(ws_url: str | None = None, *, timeout: float = 15, db_url: str | 
         settings = load_settings()
         interval = settings.interval if settings else DEFAULT_INTERVAL
     deadline = time.monotonic() + timeout
-    reader = WebSocketDataReader(connectable_url(ws_url) if ws_url else None)
+    reader = WebSocketDataReader(ws_url)
     try:
         reader.wait_for_data(timeout)
         if reader._feed.connections == 0:

@@ -24,6 +24,7 @@ its command-line equivalent from one :class:`ExportSelection`.
 """
 from __future__ import annotations
 
+import io
 import math
 import os
 import shlex
@@ -34,6 +35,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from itertools import islice
+from typing import BinaryIO
 
 import numpy as np
 import pandas as pd
@@ -42,7 +44,7 @@ import sqlalchemy as sa
 import streamlit as st
 
 from . import analytics, charts, ui
-from .csvio import csv_lines, select_symbols
+from .csvio import export_csv, select_symbols
 from .errors import StoreError
 from .formatting import MISSING, column_formatters, fmt_change, fmt_pct, fmt_strike
 from .instruments import underlying
@@ -56,7 +58,6 @@ SERIES_POINTS = 500
 MIN_PLAY_PERIOD_S = 0.5
 SPOT_HEIGHT = 280
 PANEL_HEIGHT = 470
-EXPORT_CHUNK_LINES = 2_000
 EXPORT_TTL_S = 10.0
 PREVIEW_ROWS = 12
 PREVIEW_SPANS = (timedelta(minutes=2), timedelta(hours=1), None)
@@ -773,20 +774,17 @@ def export_preview(store: TickStore, selection: ExportSelection) -> pd.DataFrame
     return pd.DataFrame(first, columns=list(TICK_FIELDS))
 
 
-def write_export(store: TickStore, selection: ExportSelection, out) -> int:
-    """Write the selection's CSV, byte for byte as ``python -m datacentre export``, to a
-    binary file; returns the data rows. Streams: constant memory whatever the range."""
-    rows = -1
-    chunk: list[str] = []
-    ticks = store.iter_ticks(selection.resolved_symbols(store), selection.start_ts, selection.end_ts)
-    for line in csv_lines(ticks):
-        chunk.append(line)
-        rows += 1
-        if len(chunk) >= EXPORT_CHUNK_LINES:
-            out.write("".join(chunk).encode("utf-8"))
-            chunk.clear()
-    out.write("".join(chunk).encode("utf-8"))
-    return rows
+def write_export(store: TickStore, selection: ExportSelection, out: BinaryIO) -> int:
+    """Write the selection's CSV to a binary file with :func:`csvio.export_csv`, the
+    function behind ``python -m datacentre export``, so both give the same bytes.
+    Streams: constant memory whatever the range. Returns the data rows."""
+    text = io.TextIOWrapper(out, encoding="utf-8", newline="")
+    try:
+        return export_csv(store, text, symbols=selection.resolved_symbols(store),
+                          start_ts=selection.start_ts, end_ts=selection.end_ts)
+    finally:
+        text.flush()
+        text.detach()
 
 
 def export_file(db_url: str, selection: ExportSelection) -> Callable[[], bytes]:

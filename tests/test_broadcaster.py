@@ -18,7 +18,7 @@ import websockets
 from conftest import make_tick
 
 from datacentre.broadcaster import Broadcaster, BroadcasterThread
-from datacentre.errors import ConfigError, FeedError
+from datacentre.errors import ConfigError, FeedError, StoreError
 from datacentre.ticks import TICK_FIELDS, format_ts
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -263,6 +263,53 @@ def test_rate_limited_client_is_disconnected(store):
         server.stop()
 
 
+def test_big_replies_are_encoded_off_the_event_loop(feed, store, monkeypatch):
+    """A 10,000-tick history takes ~50 ms to encode: on the loop, that would stall every feed."""
+    from datacentre import protocol
+
+    encoded_in: list[str] = []
+    history_message = protocol.history_message
+
+    def recording(*args, **kwargs) -> str:
+        encoded_in.append(threading.current_thread().name)
+        return history_message(*args, **kwargs)
+
+    monkeypatch.setattr(protocol, "history_message", recording)
+    write(store, 0)
+    ws = connect(feed.url)
+    assert request(ws, {"type": "get_history", "symbol": "NIFTY 50"})["count"] == 1
+    ws.close()
+    assert encoded_in and "datacentre-live" not in encoded_in
+
+
+def test_refused_requests_echo_their_id(store):
+    server = BroadcasterThread(store, port=0, request_rate=1, request_burst=2).start()
+    try:
+        ws = connect(server.url)
+        ws.send(json.dumps({"type": "ping", "id": "big", "pad": "x" * 40_000}))
+        refused = reply(ws)
+        assert (refused["code"], refused["id"]) == ("too_large", "big")
+        assert request(ws, {"type": "ping", "id": 1})["id"] == 1
+        refused = request(ws, {"type": "ping", "id": 2})
+        assert (refused["code"], refused["id"]) == ("rate_limited", 2)
+        ws.close()
+    finally:
+        server.stop()
+
+
+def test_store_failures_answer_internal_error_with_the_id(feed, store, monkeypatch):
+    def broken() -> list[str]:
+        raise StoreError("database is locked")
+
+    monkeypatch.setattr(store, "symbols", broken)
+    ws = connect(feed.url)
+    answer = request(ws, {"type": "get_symbols", "id": "s1"})
+    assert (answer["type"], answer["code"], answer["id"]) == ("error", "internal_error", "s1")
+    assert "database is locked" in answer["message"]
+    assert request(ws, {"type": "ping", "id": 2})["id"] == 2  # still open
+    ws.close()
+
+
 def test_huge_frame_closes_the_connection(feed):
     async def main():
         async with websockets.connect(feed.url, max_size=None) as ws:
@@ -424,6 +471,71 @@ def test_stop_closes_clients_and_is_idempotent(store):
     with pytest.raises((websocket.WebSocketConnectionClosedException, ConnectionError)):
         ws.send("late")
         ws.recv()
+
+
+def test_stop_is_prompt_with_a_client_that_never_answers(store):
+    server = BroadcasterThread(store, port=0, close_timeout=10).start()
+    ws = connect(server.url)  # connected, but never reads again while the server stops
+    started = time.monotonic()
+    server.stop()
+    assert time.monotonic() - started < 1
+    assert not server.is_running()
+    assert ws.recv() == ""  # the close frame still arrived
+
+
+def test_stop_from_an_atexit_hook_is_quiet_and_prompt(db_url):
+    """By the time atexit handlers run, thread pools refuse work: no tracebacks, no 2 s wait."""
+    script = textwrap.dedent(f"""
+        import atexit, json, logging, sys, time
+        import websocket
+        from datacentre.broadcaster import BroadcasterThread
+        from datacentre.store import TickStore
+
+        logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+        server = BroadcasterThread(TickStore({db_url!r}), port=0, poll_interval=0.02).start()
+        ws = websocket.create_connection(server.url, timeout=5)
+        ws.recv()
+
+        def stop():
+            time.sleep(0.2)  # other exit handlers run first; the feed keeps polling meanwhile
+            try:
+                ws.send(json.dumps({{"type": "get_symbols", "id": 1}}))
+            except Exception:
+                pass  # the server may already have said goodbye
+            time.sleep(0.1)
+            started = time.monotonic()
+            server.stop()
+            print(f"stopped in {{time.monotonic() - started:.3f}} s, running={{server.is_running()}}")
+
+        atexit.register(stop)
+    """)
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+    seconds = float(done.stdout.split("stopped in ")[1].split(" s")[0])
+    assert seconds < 1 and "running=False" in done.stdout
+
+
+def test_welcome_counts_concurrent_connections(feed):
+    async def main(n: int) -> tuple[list[int], int]:
+        sockets = await asyncio.gather(*(websockets.connect(feed.url) for _ in range(n)))
+        counts = [json.loads(await ws.recv())["subscribers"] for ws in sockets]
+        during = await asyncio.to_thread(health, feed.port)
+        await asyncio.gather(*(ws.close() for ws in sockets))
+        return counts, during["subscribers"]
+
+    counts, during = asyncio.run(main(40))
+    assert sorted(counts) == list(range(1, 41)) and during == 40
+    deadline = time.monotonic() + 5
+    while health(feed.port)["subscribers"] and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert health(feed.port)["subscribers"] == 0
+
+
+def health(port: int) -> dict:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5) as response:
+        return json.loads(response.read())
 
 
 def test_serve_in_your_own_loop(store):

@@ -3,14 +3,13 @@ from __future__ import annotations
 
 import json
 import logging
-import socket
 import threading
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from conftest import make_tick, synthetic_snapshot
+from support import free_port, wait_until
 
 from datacentre import RealtimeDataClient
 from datacentre.broadcaster import BroadcasterThread
@@ -19,6 +18,7 @@ from datacentre.client import (
     RECONNECT_MIN_DELAY,
     FeedConnection,
     backoff_delay,
+    connectable_url,
     default_ws_url,
     is_tick,
     open_existing_store,
@@ -28,21 +28,6 @@ from datacentre.store import TickStore
 from datacentre.ticks import TICK_FIELDS, format_ts
 
 T0 = datetime(2026, 1, 2, 8, 13, 5, tzinfo=UTC)
-
-
-def wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.02)
-    return condition()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def publish(store: TickStore, server: BroadcasterThread, n: int) -> list[dict]:
@@ -323,6 +308,128 @@ def test_close_is_prompt_and_final(store, live_broadcaster):
     client.close()  # idempotent
 
 
+class FlakyServer:
+    """A broadcaster stand-in that welcomes each client, then hangs up after ``hold`` seconds."""
+
+    def __init__(self, hold: float) -> None:
+        import asyncio
+
+        import websockets
+
+        self.connections = 0
+        ready = threading.Event()
+
+        async def handler(ws) -> None:
+            self.connections += 1
+            await ws.send(json.dumps({"type": "welcome", "message": "hi", "timestamp": "t",
+                                      "subscribers": 1}))
+            await asyncio.sleep(hold)
+
+        async def main() -> None:
+            self._loop, self._stop = asyncio.get_running_loop(), asyncio.Event()
+            async with websockets.serve(handler, "127.0.0.1", 0, ) as server:
+                self.url = f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+                ready.set()
+                await self._stop.wait()
+
+        self._thread = threading.Thread(target=asyncio.run, args=(main(),), daemon=True)
+        self._thread.start()
+        assert ready.wait(5)
+
+    def stop(self) -> None:
+        self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(5)
+
+
+@pytest.mark.parametrize(("hold", "stable_after", "backs_off"), [(0.0, 0.5, True), (0.3, 0.1, False)])
+def test_backoff_resets_only_after_a_stable_connection(monkeypatch, hold, stable_after, backs_off):
+    import datacentre.client as client_module
+
+    attempts: list[int] = []
+
+    def recording_delay(attempt: int) -> float:
+        attempts.append(attempt)
+        return 0.01
+
+    monkeypatch.setattr(client_module, "backoff_delay", recording_delay)
+    monkeypatch.setattr(client_module, "STABLE_CONNECTION_S", stable_after)
+    server = FlakyServer(hold)
+    feed = FeedConnection(server.url, on_tick=lambda tick: None).start()
+    try:
+        assert wait_until(lambda: len(attempts) >= 4, 10)
+    finally:
+        feed.stop()
+        server.stop()
+    if backs_off:  # welcomed, then dropped at once: a server in trouble, so wait longer each time
+        assert attempts[:4] == [1, 2, 3, 4]
+    else:  # every connection lasted: each outage starts again from the shortest delay
+        assert attempts[:4] == [0, 0, 0, 0]
+
+
+def test_the_socket_is_closed_when_the_broadcaster_closes(store, monkeypatch):
+    """websocket-client answers a server's close frame but leaves its socket open: the server
+    then waits out its close timeout (and a flapping server leaked a socket per reconnect)."""
+    import datacentre.broadcaster
+
+    monkeypatch.setattr(datacentre.broadcaster, "STOP_GRACE", 5.0)
+    server = BroadcasterThread(store, port=0, close_timeout=5).start()
+    feed = FeedConnection(server.url, on_tick=lambda tick: None).start()
+    try:
+        assert feed.wait_connected(5)
+        started = time.monotonic()
+        server.stop()
+        assert time.monotonic() - started < 2
+    finally:
+        feed.stop()
+        server.stop()
+
+
+def new_threads(before: set[threading.Thread]) -> list[str]:
+    return [t.name for t in threading.enumerate() if t not in before and t.is_alive()]
+
+
+def test_close_leaves_no_threads(store, live_broadcaster):
+    from datacentre import WebSocketDataReader
+
+    before = set(threading.enumerate())
+    client = RealtimeDataClient(live_broadcaster.url, on_data_callback=lambda tick: None)
+    reader = WebSocketDataReader(live_broadcaster.url)
+    assert client.connect() and wait_until(reader.is_connected, 5)
+    publish(store, live_broadcaster, 1)
+    client.close()
+    reader.close()
+    assert wait_until(lambda: not new_threads(before), 2), new_threads(before)
+
+
+@pytest.mark.parametrize("queue_size", [100_000, 5])  # 5: the queue is full when close() is called
+def test_close_is_prompt_while_the_callback_is_blocked(store, live_broadcaster, monkeypatch, queue_size):
+    import datacentre.client as client_module
+
+    monkeypatch.setattr(client_module, "CALLBACK_QUEUE_SIZE", queue_size)
+    release = threading.Event()
+    calls: list[dict] = []
+
+    def blocked(tick: dict) -> None:
+        calls.append(tick)
+        release.wait(30)
+
+    before = set(threading.enumerate())
+    client = RealtimeDataClient(live_broadcaster.url, on_data_callback=blocked)
+    client.connect()
+    publish(store, live_broadcaster, 1)  # the first tick blocks the callback; the rest queue up
+    assert wait_until(lambda: calls and (queue_size > 100 or client.dropped_ticks > 0), 5)
+    time.sleep(0.1)  # the rest of the snapshot arrives and waits in the queue
+    closer = threading.Thread(target=client.close)
+    closer.start()
+    closer.join(3)
+    closed_in_time = not closer.is_alive()
+    release.set()
+    closer.join(10)
+    assert closed_in_time
+    assert wait_until(lambda: not new_threads(before), 2), new_threads(before)
+    assert len(calls) == 1  # ticks still queued at close() are dropped, not delivered later
+
+
 @pytest.mark.parametrize("attempt", [0, 1, 2, 5, 10, 100])
 def test_backoff_doubles_with_jitter_up_to_the_cap(attempt):
     ceiling = min(RECONNECT_MAX_DELAY, RECONNECT_MIN_DELAY * 2 ** attempt)
@@ -343,6 +450,22 @@ def test_is_tick(message, expected):
     assert is_tick(message) is expected
 
 
+def test_only_ticks_reach_the_tick_handler():
+    ticks: list[dict] = []
+    feed = FeedConnection("ws://127.0.0.1:9", on_tick=ticks.append)  # never started: fed by hand
+    tick = {"symbol": "NIFTY 50", "ltp": 1.0}
+    for message in [
+        {"type": "welcome", "message": "hi", "subscribers": 1},
+        {"type": "latest", "symbol": "NIFTY 50", "ltp": 2.0, "id": 99},  # a reply that came too late
+        {"type": "error", "code": "rate_limited", "message": "slow down"},
+        {"type": "replay_status", "state": "paused"}, {"type": "replay_end", "snapshots": 3},
+        {"type": "snapshot", "ts": "t", "ticks": [tick, "junk", {"type": "latest", "symbol": "X"}]},
+        [tick], "not json", tick,
+    ]:
+        feed._message(None, message if isinstance(message, str) else json.dumps(message))
+    assert ticks == [tick, tick]
+
+
 def test_default_url_follows_the_configuration(monkeypatch):
     assert default_ws_url() == "ws://127.0.0.1:8765"
     monkeypatch.setenv("DATACENTRE_WS_PORT", "9001")
@@ -352,6 +475,26 @@ def test_default_url_follows_the_configuration(monkeypatch):
     monkeypatch.setenv("DATACENTRE_WS_URL", "ws://example.org:1234")
     assert default_ws_url() == "ws://example.org:1234"
     assert RealtimeDataClient().ws_url == "ws://example.org:1234"
+
+
+@pytest.mark.parametrize(("url", "expected"), [
+    ("ws://0.0.0.0:8765", "ws://127.0.0.1:8765"),
+    ("ws://[::]:8765/?token=x", "ws://[::1]:8765/?token=x"),  # an IPv6 wildcard listens on IPv6 only
+    ("ws://127.0.0.1:8765", "ws://127.0.0.1:8765"),
+    ("ws://example.org:1234/feed", "ws://example.org:1234/feed"),
+])
+def test_connectable_url(url, expected):
+    assert connectable_url(url) == expected
+
+
+def test_a_broadcaster_on_every_ipv6_interface_is_reached(store, monkeypatch):
+    monkeypatch.setenv("DATACENTRE_WS_TOKEN", "s3cret")
+    server = BroadcasterThread(store, host="::", port=0).start()
+    try:
+        with RealtimeDataClient(f"ws://[::]:{server.port}") as client:  # the address it listens on
+            assert client.connect(timeout=5)
+    finally:
+        server.stop()
 
 
 def test_token_is_sent_as_a_bearer_header(store, monkeypatch):

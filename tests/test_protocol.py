@@ -85,6 +85,41 @@ def test_too_large():
     assert error_of(text.encode()).code == "too_large"
 
 
+@pytest.mark.parametrize(("request_id", "where"), [("big-1", "first"), (7, "last"), (-2.5e3, "last")])
+def test_too_large_echoes_a_readable_id(request_id, where):
+    pad = "x" * protocol.MAX_REQUEST_BYTES
+    message = ({"id": request_id, "type": "ping", "pad": pad} if where == "first"
+               else {"type": "ping", "pad": pad, "id": request_id})
+    text = json.dumps(message)
+    assert error_of(text).request_id == request_id
+    assert error_of(text.encode()).request_id == request_id
+    assert json.loads(protocol.error_reply(error_of(text)))["id"] == request_id
+
+
+@pytest.mark.parametrize("text", [
+    json.dumps({"type": "ping", "pad": "x" * 40_000}),  # no id at all
+    json.dumps({"type": "ping", "pad": "x" * 40_000, "id": {"nested": 1}}),  # not a valid id
+    json.dumps({"type": "ping", "pad": 'say "id": 5 inside a string ' * 2000}),
+])
+def test_too_large_without_a_readable_id(text):
+    exc = error_of(text)
+    assert exc.code == "too_large" and exc.request_id is None
+
+
+def test_rate_limited_echoes_the_id():
+    clock = FakeClock()
+    state = ClientState(rate=1, burst=1, clock=clock)
+    state.admit('{"type": "ping", "id": 1}')
+    for text, expected in [('{"type": "ping", "id": "r2"}', "r2"), ('{"id": 3, "type": "ping"}', 3),
+                           ("nonsense", None), ('{"type": "ping", "id": [1]}', None),
+                           ('["ping"]', None), (b'{"type": "ping", "id": 4}', 4),
+                           (json.dumps({"type": "ping", "pad": "x" * 40_000, "id": 5}), 5)]:
+        with pytest.raises(ProtocolError) as info:
+            state.admit(text)
+        assert info.value.code == "rate_limited"
+        assert info.value.request_id == expected, text[:40]
+
+
 def test_every_error_code_is_reachable():
     assert set(protocol.ERROR_CODES) == {"invalid_json", "bad_request", "unknown_type", "unknown_symbol",
                                          "too_large", "rate_limited"}

@@ -1,14 +1,13 @@
 """WebSocketDataReader: the cache, its questions, and a real broadcaster feeding it."""
 from __future__ import annotations
 
-import socket
 import threading
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from conftest import make_tick, synthetic_snapshot
+from support import free_port, wait_until
 
 from datacentre import WebSocketDataReader
 from datacentre.broadcaster import BroadcasterThread
@@ -18,21 +17,6 @@ from datacentre.reader import _has_data, _TickCache, _watchlist
 from datacentre.ticks import TICK_FIELDS, format_ts, now_utc
 
 T0 = datetime(2026, 1, 2, 8, 13, 5, tzinfo=UTC)
-
-
-def wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.02)
-    return condition()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def chain(ts: str = "2026-01-02T08:13:05+00:00", spot: float = 26010.0) -> dict[str, dict]:

@@ -26,7 +26,6 @@ import asyncio
 import logging
 import os
 import re
-import socket
 import sqlite3
 import textwrap
 import threading
@@ -36,6 +35,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from support import free_port, wait_until
 
 from datacentre import RealtimeDataClient
 from datacentre.broadcaster import BroadcasterThread
@@ -542,21 +542,6 @@ def ctrl_c_after(seconds: float) -> Callable[[], bool]:
         return True
 
     return _keep_running
-
-
-def wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.02)
-    return condition()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def literal_after(prefix: str, out: str):

@@ -12,13 +12,14 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from conftest import synthetic_snapshot
+from support import free_port, wait_until
 
+from datacentre.broadcaster import BroadcasterThread
 from datacentre.config import Settings
 from datacentre.services import (
     LOG_BACKUPS,
@@ -37,21 +38,6 @@ from datacentre.ticks import now_utc
 from datacentre.verify import Check, format_table, run_verify
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return condition()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def dead_pid() -> int:
@@ -228,6 +214,20 @@ def test_a_broadcaster_that_cannot_listen_is_reported(services):
     assert results["broadcaster"]["detail"]
     assert not service_files(settings, "broadcaster").pid_file.exists()
     assert service_files(settings, "collector").pid_file.exists()
+
+
+@pytest.mark.slow
+def test_another_broadcaster_on_the_port_is_not_taken_for_the_new_one(services, store):
+    """``start`` must not read the /health of whatever else answers there as its own service's."""
+    settings = services
+    other = BroadcasterThread(store, port=settings.ws_port).start()
+    try:
+        results = {r["name"]: r for r in start_services(settings)}
+    finally:
+        other.stop()
+    assert results["broadcaster"]["state"] == "failed", results["broadcaster"]
+    assert "already in use" in results["broadcaster"]["detail"]
+    assert not service_files(settings, "broadcaster").pid_file.exists()
 
 
 # ---------------------------------------------------------------- verify
