@@ -77,7 +77,10 @@ class Settings:
 
     def __post_init__(self) -> None:
         if not self.ws_url:
-            object.__setattr__(self, "ws_url", f"ws://{self.ws_host}:{self.ws_port}")
+            host = self.ws_host
+            if ":" in host and not host.startswith("["):  # an IPv6 address
+                host = f"[{host}]"
+            object.__setattr__(self, "ws_url", f"ws://{host}:{self.ws_port}")
         check_interval(self.interval)
         if not 0 < self.ws_port < 65536:
             raise ConfigError(f"port must be between 1 and 65535, got {self.ws_port}")
