@@ -186,20 +186,27 @@ class FeedConnection:
     """One broadcaster connection, kept open by a daemon thread until :meth:`stop`.
 
     ``on_tick(tick)`` runs in the connection's thread for every live tick (snapshot
-    messages are unpacked into ticks); ``on_welcome()`` runs there after each
-    (re)connection. Neither may block for long: replies to requests are read by
-    the same thread. An exception in either is logged and the feed goes on.
+    messages are unpacked into ticks, unless ``on_snapshot(ticks)`` takes each
+    snapshot whole); ``on_welcome()`` runs there after each (re)connection. None
+    may block for long: replies to requests are read by the same thread. An
+    exception in any is logged and the feed goes on.
 
-    Reconnects wait ``backoff_delay(attempt)``; the attempt count starts again after
-    every connection that lasted ``STABLE_CONNECTION_S`` from its welcome.
+    Reconnects wait ``reconnect_delay(attempt)`` (default :func:`backoff_delay`); the
+    attempt count starts again after every connection that lasted
+    ``STABLE_CONNECTION_S`` from its welcome. ``last_error`` says why the latest
+    attempt failed or the latest connection ended.
     """
 
     def __init__(self, url: str, *, on_tick: TickHandler, on_welcome: Callable[[], None] | None = None,
+                 on_snapshot: Callable[[list[dict]], None] | None = None,
+                 reconnect_delay: Callable[[int], float] | None = None,
                  token: str | None = None, name: str = "datacentre-feed") -> None:
         self.url = url
         self.name = name
         self._on_tick = on_tick
         self._on_welcome = on_welcome
+        self._on_snapshot = on_snapshot
+        self._reconnect_delay = reconnect_delay
         self._token = token
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
@@ -215,6 +222,7 @@ class FeedConnection:
         self._outage_logged = False
         self.welcome: dict | None = None
         self.connections = 0
+        self.last_error: str | None = None
 
     def __repr__(self) -> str:
         state = "connected" if self.connected else "disconnected"
@@ -266,6 +274,11 @@ class FeedConnection:
         """True between the broadcaster's welcome and the end of that connection."""
         return self._connected.is_set()
 
+    @property
+    def thread(self) -> threading.Thread | None:
+        """The connection thread (None before :meth:`start`)."""
+        return self._thread
+
     def wait_connected(self, timeout: float | None) -> bool:
         return self._connected.wait(timeout)
 
@@ -295,10 +308,10 @@ class FeedConnection:
             welcomed_at = self._welcomed_at
             stable = welcomed_at is not None and time.monotonic() - welcomed_at >= STABLE_CONNECTION_S
             attempt = 0 if stable else attempt + 1
-            delay = backoff_delay(attempt)
+            delay = self._reconnect_delay(attempt) if self._reconnect_delay else backoff_delay(attempt)
             if not self._outage_logged:
-                log.warning("no connection to the broadcaster at %s; retrying, at most %g s apart "
-                            "(start it with `python -m datacentre start`)", self.url, RECONNECT_MAX_DELAY)
+                log.warning("no connection to the broadcaster at %s; retrying with growing pauses "
+                            "(start it with `python -m datacentre start`)", self.url)
                 self._outage_logged = True
             log.debug("reconnecting to %s in %.2f s", self.url, delay)
             self._stop.wait(delay)
@@ -323,6 +336,9 @@ class FeedConnection:
             ws.shutdown()
 
     def _error(self, _app: websocket.WebSocketApp, error: Exception) -> None:
+        if not self._stop.is_set():
+            lost = "lost the connection to" if self._welcomed_at is not None else "cannot reach"
+            self.last_error = f"{lost} the broadcaster at {self.url}: {error}"
         if self._outage_logged or isinstance(error, ConnectionRefusedError):
             log.debug("feed %s: %s", self.url, error)
         else:
@@ -330,10 +346,15 @@ class FeedConnection:
 
     def _closed(self, _app: websocket.WebSocketApp, code: Any, reason: Any) -> None:
         if self._welcomed_at is not None and not self._stop.is_set():
+            self.last_error = f"the broadcaster at {self.url} closed the connection (code {code})"
             log.info("connection to %s closed (%s %s); reconnecting", self.url, code or "", reason or "")
         self._connection_lost()
 
     def _message(self, _app: websocket.WebSocketApp, text: str | bytes) -> None:
+        self.handle_message(text)
+
+    def handle_message(self, text: str | bytes) -> None:
+        """Sort one message from the broadcaster (public so tests can feed text directly)."""
         try:
             data = json.loads(text)
         except (TypeError, ValueError):
@@ -352,9 +373,15 @@ class FeedConnection:
             if "symbol" in data:
                 self._tick(data)
         elif kind == "snapshot":
-            for tick in data.get("ticks") or ():
-                if is_tick(tick):
+            ticks = [tick for tick in data.get("ticks") or () if is_tick(tick)]
+            if self._on_snapshot is None:
+                for tick in ticks:
                     self._tick(tick)
+            elif ticks:
+                try:
+                    self._on_snapshot(ticks)
+                except Exception:
+                    log.exception("snapshot handler failed")
         elif kind == "welcome":
             self._welcome(data)
         elif kind == "error":

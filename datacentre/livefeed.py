@@ -1,6 +1,7 @@
 """The app's live feed and the embedded data centre it may start; no Streamlit in here.
 
-:class:`LiveFeed` is one daemon thread on ``websocket-client`` that asks the
+:class:`LiveFeed` is a :class:`~datacentre.client.FeedConnection` (one daemon
+thread on ``websocket-client``, reconnecting with capped backoff) that asks the
 broadcaster for one message per snapshot and keeps, under one lock:
 
 * the latest tick of every symbol and the latest complete snapshot;
@@ -10,8 +11,7 @@ broadcaster for one message per snapshot and keeps, under one lock:
 
 Readers get copies, so a page can never see a half-applied snapshot. The thread
 never calls Streamlit; the app creates it through ``st.cache_resource`` (see
-:mod:`datacentre.ui`) and reads it from the script thread. It reconnects by
-itself with exponential backoff.
+:mod:`datacentre.ui`) and reads it from the script thread.
 
 Duplicate threads are the classic failure of a background thread under
 Streamlit: editing the cached function's source (or clearing the cache) creates
@@ -37,13 +37,13 @@ from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
+from functools import partial
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
-import websocket
-
+from .client import FeedConnection, backoff_delay
 from .config import Settings, is_loopback
-from .errors import FeedError, SymbolError
+from .errors import SymbolError
 from .instruments import FUT, INDEX, UNDERLYINGS, parse_symbol
 from .ticks import IST, TICK_FIELDS, format_ts, now_utc, parse_ts
 
@@ -54,12 +54,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DEFAULT_HISTORY_LEN = 30_000
-CONNECT_TIMEOUT_S = 5.0
-RECV_TIMEOUT_S = 1.0
 BACKOFF_INITIAL_S = 0.5
 BACKOFF_MAX_S = 10.0
-# The broadcaster pings every 20 s; a connection silent for longer than this is probed.
-QUIET_PING_S = 30.0
 RATE_WINDOW_S = 30.0
 HEALTH_TIMEOUT_S = 1.0
 LATEST_ALL_LIMIT = 10_000
@@ -100,22 +96,19 @@ class LiveFeed:
 
     def __init__(self, ws_url: str, *, token: str | None = None, embedded: bool = False,
                  history_len: int = DEFAULT_HISTORY_LEN, backoff_initial: float = BACKOFF_INITIAL_S,
-                 backoff_max: float = BACKOFF_MAX_S, recv_timeout: float = RECV_TIMEOUT_S) -> None:
+                 backoff_max: float = BACKOFF_MAX_S) -> None:
         if history_len < 1:
             raise ValueError(f"history_len must be at least 1, got {history_len}")
         self.ws_url = ws_url
         self.embedded = embedded
-        self._token = token
         self._history_len = history_len
-        self._backoff_initial = backoff_initial
-        self._backoff_max = backoff_max
-        self._recv_timeout = recv_timeout
+        self._conn = FeedConnection(ws_url, on_tick=lambda tick: self.apply([tick]),
+                                    on_snapshot=self.apply, on_welcome=self._on_welcome,
+                                    reconnect_delay=partial(backoff_delay, base=backoff_initial,
+                                                            cap=backoff_max),
+                                    token=token, name=f"{THREAD_NAME} {ws_url}")
         self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._ws: websocket.WebSocket | None = None
-        self._connected = False
-        self._ever_connected = False
+        self._stopped = threading.Event()
         self._latest: dict[str, dict] = {}
         self._snapshot_ts: str | None = None
         self._snapshot: dict[str, dict] = {}
@@ -123,10 +116,8 @@ class LiveFeed:
         self._history_day: dict[str, date] = {}
         self._rate: deque[tuple[float, int]] = deque(maxlen=4096)
         self._last_message_at: float | None = None
-        self.connects = 0
         self.ticks_received = 0
         self.messages = 0
-        self.last_error: str | None = None
 
     def __repr__(self) -> str:
         return f"LiveFeed({self.ws_url!r}, state={self.state!r})"
@@ -134,53 +125,46 @@ class LiveFeed:
     # ------------------------------------------------------------------ lifecycle
 
     def start(self) -> LiveFeed:
-        with self._lock:
-            if self._thread is not None:
-                return self
-            self._thread = threading.Thread(target=self._run, name=f"{THREAD_NAME} {self.ws_url}",
-                                            daemon=True)
-            setattr(self._thread, _FEED_MARKER, self)
-            self._thread.start()
+        thread = self._conn.start().thread
+        setattr(thread, _FEED_MARKER, self)  # found by running_feeds() after a module reload
         return self
 
-    def stop(self, timeout: float | None = 5.0) -> None:
+    def stop(self, timeout: float = 5.0) -> None:
         """Stop the thread and close the connection; safe to call twice or from any thread."""
-        self._stop.set()
-        ws = self._ws
-        if ws is not None:
-            try:
-                ws.abort()  # wakes a blocked recv() at once
-            except Exception:
-                pass
-        thread = self._thread
-        if thread is not None and thread is not threading.current_thread() and timeout:
-            thread.join(timeout)
+        self._stopped.set()
+        self._conn.stop(timeout)
 
     @property
     def alive(self) -> bool:
         """True while the thread runs and has not been asked to stop."""
-        return self._thread is not None and self._thread.is_alive() and not self._stop.is_set()
+        thread = self._conn.thread
+        return thread is not None and thread.is_alive() and not self._stopped.is_set()
 
     @property
     def state(self) -> str:
         """``connecting``, ``connected`` (or ``embedded``), ``reconnecting`` or ``stopped``."""
-        if self._stop.is_set() or (self._thread is not None and not self._thread.is_alive()):
+        thread = self._conn.thread
+        if self._stopped.is_set() or (thread is not None and not thread.is_alive()):
             return STOPPED
-        if self._connected:
+        if self._conn.connected:
             return EMBEDDED if self.embedded else CONNECTED
-        return RECONNECTING if self._ever_connected else CONNECTING
+        return RECONNECTING if self.connects else CONNECTING
 
     @property
     def connected(self) -> bool:
-        return self._connected and not self._stop.is_set()
+        return self._conn.connected and not self._stopped.is_set()
+
+    @property
+    def connects(self) -> int:
+        """Connections made so far (each welcome of the broadcaster)."""
+        return self._conn.connections
+
+    @property
+    def last_error(self) -> str | None:
+        return self._conn.last_error
 
     def wait_connected(self, timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.connected:
-                return True
-            time.sleep(0.02)
-        return self.connected
+        return self._conn.wait_connected(timeout) and not self._stopped.is_set()
 
     def wait_for_ticks(self, timeout: float, *, after: int = 0) -> bool:
         """Wait until more than ``after`` ticks have been received in total."""
@@ -191,95 +175,26 @@ class LiveFeed:
             time.sleep(0.02)
         return self.ticks_received > after
 
-    # ------------------------------------------------------------------ the thread
+    # ------------------------------------------------------------------ the connection's thread
 
-    def _connect(self) -> websocket.WebSocket:
-        header = [f"Authorization: Bearer {self._token}"] if self._token else None
-        try:
-            ws = websocket.create_connection(self.ws_url, timeout=CONNECT_TIMEOUT_S, header=header,
-                                             enable_multithread=True)
-        except (websocket.WebSocketException, OSError) as exc:
-            raise FeedError(f"cannot reach the broadcaster at {self.ws_url}: {exc}") from exc
-        ws.settimeout(self._recv_timeout)
-        ws.send(json.dumps({"type": "set_format", "format": "snapshot"}))
-        # The latest tick of every symbol now, rather than only from the next snapshot on.
-        ws.send(json.dumps({"type": "get_latest_all", "limit": LATEST_ALL_LIMIT}))
-        return ws
+    def _on_welcome(self) -> None:
+        # Whole snapshots from now on, and the latest tick of every symbol now rather
+        # than only from the next snapshot on.
+        self._conn.request_async({"type": "set_format", "format": "snapshot"}, self._on_reply)
+        self._conn.request_async({"type": "get_latest_all", "limit": LATEST_ALL_LIMIT}, self._on_reply)
 
-    def _run(self) -> None:
-        delay = self._backoff_initial
-        while not self._stop.is_set():
-            try:
-                ws = self._connect()
-            except FeedError as exc:
-                self.last_error = str(exc)
-                log.debug("%s", exc)
-            else:
-                self._ws = ws
-                if self._stop.is_set():  # stop() ran before _ws was set
-                    ws.abort()
-                self._connected = self._ever_connected = True
-                self.connects += 1
-                self._last_message_at = time.monotonic()
-                delay = self._backoff_initial
-                log.info("live feed connected to %s", self.ws_url)
-                try:
-                    self._receive(ws)
-                except (websocket.WebSocketException, OSError) as exc:
-                    if not self._stop.is_set():
-                        self.last_error = f"connection lost: {exc.__class__.__name__}: {exc}"
-                        log.info("live feed lost %s: %s", self.ws_url, exc)
-                except Exception:
-                    self.last_error = "the feed thread failed; see the log"
-                    log.exception("live feed failed on %s", self.ws_url)
-                finally:
-                    self._connected = False
-                    self._ws = None
-                    try:
-                        ws.close(timeout=0.2)
-                    except Exception:
-                        pass
-            if self._stop.wait(delay):
-                break
-            delay = min(delay * 2, self._backoff_max)
-        self._connected = False
-
-    def _receive(self, ws: websocket.WebSocket) -> None:
-        while not self._stop.is_set():
-            try:
-                text = ws.recv()
-            except websocket.WebSocketTimeoutException:
-                quiet = time.monotonic() - (self._last_message_at or 0.0)
-                if quiet > QUIET_PING_S:
-                    ws.send(json.dumps({"type": "ping"}))
-                    self._last_message_at = time.monotonic()
-                continue
-            if not text:  # a close frame
-                raise websocket.WebSocketConnectionClosedException("closed by the broadcaster")
-            self._last_message_at = time.monotonic()
-            self.messages += 1
-            self.handle_message(text)
+    def _on_reply(self, reply: dict | None, error: Exception | None) -> None:
+        if error is not None or reply is None or reply.get("type") == "error":
+            log.info("live feed: a request to %s failed: %s", self.ws_url,
+                     error or (reply or {}).get("message"))
+        elif reply.get("type") == "latest_all" and isinstance(reply.get("ticks"), list):
+            self.apply(reply["ticks"], live=False)
 
     # ------------------------------------------------------------------ messages
 
     def handle_message(self, text: str | bytes) -> None:
         """Apply one message from the broadcaster (public so tests can feed text directly)."""
-        try:
-            msg = json.loads(text)
-        except ValueError:
-            log.warning("live feed: ignoring a message that is not JSON: %.80r", text)
-            return
-        if not isinstance(msg, dict):
-            return
-        kind = msg.get("type")
-        if kind is None and "symbol" in msg:
-            self.apply([msg])
-        elif kind == "snapshot" and isinstance(msg.get("ticks"), list):
-            self.apply(msg["ticks"])
-        elif kind == "latest_all" and isinstance(msg.get("ticks"), list):
-            self.apply(msg["ticks"], live=False)
-        elif kind == "error":
-            log.warning("broadcaster error: %s: %s", msg.get("code"), msg.get("message"))
+        self._conn.handle_message(text)
 
     def apply(self, ticks: Sequence[dict], *, live: bool = True) -> None:
         """Take ticks into the latest table, the current snapshot and the day's history.
@@ -304,8 +219,10 @@ class LiveFeed:
             for tick in ticks:
                 self._record_point(tick)
             if live:
+                self.messages += 1
                 self.ticks_received += len(ticks)
-                self._rate.append((time.monotonic(), len(ticks)))
+                self._last_message_at = time.monotonic()
+                self._rate.append((self._last_message_at, len(ticks)))
 
     def _record_point(self, tick: dict) -> None:
         try:

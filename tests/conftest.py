@@ -226,15 +226,6 @@ APP_PATH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__
 APP_TIMEOUT_S = 60
 
 
-def free_port() -> int:
-    """A loopback TCP port free right now (for a broadcaster or a Streamlit server)."""
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def app_test():
     """The app's first run in Streamlit's AppTest, checked to have raised nothing."""
     from streamlit.testing.v1 import AppTest

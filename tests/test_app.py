@@ -9,8 +9,9 @@ from __future__ import annotations
 import threading
 
 import pytest
-from conftest import app_test, free_port
+from conftest import app_test
 from streamlit.testing.v1 import AppTest
+from support import free_port
 
 from datacentre import livefeed
 from datacentre.broadcaster import BroadcasterThread

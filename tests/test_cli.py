@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import pytest
+from support import free_port
 
 from datacentre.store import TickStore
 from datacentre.ticks import TICK_FIELDS
@@ -110,16 +111,9 @@ def test_import_bad_file_reports_lines(tmp_path, db_url):
     assert TickStore(db_url).count() == 0
 
 
-def _free_port() -> int:
-    import socket
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _serve(*args, env=None):
     """Start a long-running command; return (process, port)."""
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "datacentre", *args, "--port", str(port)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, **(env or {})})

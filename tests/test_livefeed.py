@@ -6,7 +6,8 @@ import time
 from datetime import timedelta
 
 import pytest
-from conftest import free_port, synthetic_snapshot
+from conftest import synthetic_snapshot
+from support import free_port, wait_until
 
 from datacentre import livefeed
 from datacentre.broadcaster import BroadcasterThread
@@ -14,15 +15,6 @@ from datacentre.config import Settings
 from datacentre.livefeed import LiveFeed, Point, ensure_data_centre, running_feeds, start_feed
 from datacentre.store import TickStore
 from datacentre.ticks import format_ts, now_utc
-
-
-def wait_until(predicate, timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return bool(predicate())
 
 
 def feed_threads() -> list[threading.Thread]:

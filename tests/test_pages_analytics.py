@@ -15,8 +15,9 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from conftest import app_test, free_port, synthetic_snapshot
+from conftest import app_test, synthetic_snapshot
 from streamlit.testing.v1 import AppTest
+from support import free_port
 
 from datacentre import analytics, views
 from datacentre.backfill import backfill, recent_sessions
