@@ -27,7 +27,6 @@ import argparse
 import json
 import random
 import sqlite3
-import statistics
 import sys
 import tempfile
 import time
@@ -36,20 +35,17 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from common import raw_snapshot_at, summary  # noqa: E402
+
 from datacentre import analytics as A  # noqa: E402
 from datacentre import charts as C  # noqa: E402
 from datacentre.sources.simulator import MarketSimulator  # noqa: E402
 from datacentre.store import TickStore, sqlite_path  # noqa: E402
-from datacentre.ticks import TICK_FIELDS  # noqa: E402
 
 DAY = date(2026, 1, 2)
 UNDERLYING = "NIFTY"
 
 
-def summary(samples: list[float]) -> dict:
-    ms = sorted(s * 1000 for s in samples)
-    p95 = ms[min(len(ms) - 1, round(0.95 * (len(ms) - 1)))]
-    return {"median": round(statistics.median(ms), 2), "p95": round(p95, 2), "n": len(ms)}
 
 
 def fill(store: TickStore, seed: int, interval: float) -> tuple[int, int]:
@@ -63,14 +59,6 @@ def fill(store: TickStore, seed: int, interval: float) -> tuple[int, int]:
     return len(snapshots), len(snapshots[0][1])
 
 
-def raw_snapshot_at(conn: sqlite3.Connection, ts: str, underlying: str) -> list[dict]:
-    (at,) = conn.execute("SELECT MAX(ts) FROM ltp_ticks WHERE ts <= ?", (ts,)).fetchone()
-    if at is None:
-        return []
-    cur = conn.execute(
-        f"SELECT {', '.join(TICK_FIELDS)} FROM ltp_ticks WHERE ts = ? AND symbol IN "
-        "(SELECT symbol FROM instruments WHERE underlying = ?) ORDER BY symbol", (at, underlying))
-    return [dict(zip(TICK_FIELDS, row)) for row in cur]
 
 
 def main() -> None:

@@ -164,18 +164,24 @@ def _source(args, settings: Settings, store):
     return make_source(args.source, settings, path=args.csv, loop=args.loop or None)
 
 
+def _serve(start, describe) -> int:
+    """Start a service, say what it does, run until Ctrl-C or SIGTERM, then stop it cleanly."""
+    stop = _wait_for_signal()
+    service = start()
+    print(f"{describe(service)}; Ctrl-C stops", flush=True)
+    try:
+        stop.wait()
+    finally:
+        service.stop()
+    return 0
+
+
 def cmd_run(args, settings: Settings) -> int:
     from .embedded import DataCentre
     store = _store(settings)
     centre = DataCentre(settings, source=_source(args, settings, store), store=store)
-    stop = _wait_for_signal()
-    centre.start(backfill_if_empty=False)
-    print(f"data centre running: {centre.ws_url}, store {centre.store.url}; Ctrl-C stops", flush=True)
-    try:
-        stop.wait()
-    finally:
-        centre.stop()
-    return 0
+    return _serve(lambda: centre.start(backfill_if_empty=False),
+                  lambda c: f"data centre running: {c.ws_url}, store {c.store.url}")
 
 
 def cmd_collect(args, settings: Settings) -> int:
@@ -189,35 +195,24 @@ def cmd_collect(args, settings: Settings) -> int:
 
 def cmd_broadcast(args, settings: Settings) -> int:
     from .broadcaster import BroadcasterThread
-    stop = _wait_for_signal()
     server = BroadcasterThread(_store(settings), host=settings.ws_host, port=settings.ws_port,
-                               token=settings.ws_token).start()
-    print(f"broadcasting on {server.url}; Ctrl-C stops", flush=True)
-    try:
-        stop.wait()
-    finally:
-        server.stop()
-    return 0
+                               token=settings.ws_token)
+    return _serve(server.start, lambda s: f"broadcasting on {s.url}")
 
 
 def cmd_replay(args, settings: Settings) -> int:
+    from .protocol import SPEEDS_ALLOWED, valid_speed
     from .replay import ReplayThread
     from .ticks import normalize_ts
-    if not (args.speed == 0 or 0.1 <= args.speed <= 100):
-        raise ConfigError(f"--speed must be 0 or between 0.1 and 100, got {args.speed:g}")
+    if not valid_speed(args.speed):
+        raise ConfigError(f"--speed must be {SPEEDS_ALLOWED}, got {args.speed:g}")
     start, end = normalize_ts(args.start), normalize_ts(args.end)
     if start > end:
         raise ConfigError(f"--start {start} is after --end {end}")
-    stop = _wait_for_signal()
     server = ReplayThread(_store(settings), start, end, speed=args.speed, host=settings.ws_host,
-                          port=settings.ws_port, token=settings.ws_token).start()
-    print(f"replaying {start} .. {end} at {args.speed:g}x on {server.url}; playback starts when "
-          f"the first client connects; Ctrl-C stops", flush=True)
-    try:
-        stop.wait()
-    finally:
-        server.stop()
-    return 0
+                          port=settings.ws_port, token=settings.ws_token)
+    return _serve(server.start, lambda s: f"replaying {start} .. {end} at {args.speed:g}x on {s.url}; "
+                                          f"playback starts when the first client connects")
 
 
 def cmd_start(args, settings: Settings) -> int:

@@ -1,6 +1,6 @@
 """Python clients of the broadcaster (DESIGN section 6).
 
-:class:`RealtimeDataClient` is the seed's ``realtime_client``: a callback for every
+:class:`RealtimeDataClient` is the client guide's ``realtime_client``: a callback for every
 live tick, plus queries that read the tick store directly when it is reachable and
 ask the broadcaster otherwise.
 

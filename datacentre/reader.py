@@ -1,4 +1,4 @@
-"""WebSocketDataReader: the seed's drop-in for ``OIDataCollector``, fed by the broadcaster.
+"""WebSocketDataReader: the client guide's drop-in for ``OIDataCollector``, fed by the broadcaster.
 
 The reader keeps the newest tick of every symbol in ``_data_cache`` and answers
 the trading system's questions (spot, future, ATM watchlist, market data, Greeks)

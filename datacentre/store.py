@@ -178,7 +178,7 @@ def _in_ts(value) -> str | None:
 
 
 def _placeholders_to_pyformat(sql: str) -> str:
-    """Turn the seed's ``?`` placeholders into psycopg's ``%s`` (outside quotes)."""
+    """Turn the client guide's ``?`` placeholders into psycopg's ``%s`` (outside quotes)."""
     out, quote = [], None
     for ch in sql:
         if quote:

@@ -1,4 +1,4 @@
-"""``python -m datacentre verify``: the seed's ``verify_data_reception.py``.
+"""``python -m datacentre verify``: the client guide's ``verify_data_reception.py``.
 
 Connects to the broadcaster like any client program would (a
 :class:`~datacentre.reader.WebSocketDataReader`), and checks what arrives:

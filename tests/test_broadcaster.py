@@ -230,7 +230,7 @@ def test_seed_sample_get_latest_with_websockets(feed, store):
         assert time.monotonic() < deadline              # sample's first recv() is its reply
         time.sleep(0.01)
 
-    async def request_latest():  # the seed's "Request Latest Data for a Symbol", verbatim
+    async def request_latest():  # the client guide's "Request Latest Data for a Symbol", verbatim
         uri = feed.url
         async with websockets.connect(uri) as websocket:
             await websocket.recv()

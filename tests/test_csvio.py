@@ -1,4 +1,4 @@
-"""CSV export and import: the seed's 14 fields, ts order, validation with line numbers."""
+"""CSV export and import: the client guide's 14 fields, ts order, validation with line numbers."""
 from __future__ import annotations
 
 import csv

@@ -172,7 +172,7 @@ def test_messages_the_feed_understands():
     assert feed.snapshot() is None
     import json
 
-    feed.handle_message(json.dumps(ticks[0]))  # the seed's one-tick-per-message format
+    feed.handle_message(json.dumps(ticks[0]))  # the client guide's one-tick-per-message format
     assert feed.latest()["NIFTY 50"]["ltp"] == ticks[0]["ltp"]
     feed.handle_message(json.dumps({"type": "snapshot", "ts": format_ts(moment), "ticks": ticks}))
     assert len(feed.snapshot()["ticks"]) == len(ticks)

@@ -203,7 +203,7 @@ def test_newer_ticks_replace_older_ones_never_the_reverse(store, live_broadcaste
 
 
 def test_seed_style_iteration_is_safe_while_ticks_arrive(live_broadcaster, live_market):
-    """The seed loops over ``reader._data_cache.keys()`` and indexes it while the feed writes."""
+    """The client guide loops over ``reader._data_cache.keys()`` and indexes it while the feed writes."""
     reader = WebSocketDataReader(live_broadcaster.url)
     errors: list[Exception] = []
     try:
@@ -212,7 +212,7 @@ def test_seed_style_iteration_is_safe_while_ticks_arrive(live_broadcaster, live_
         loops = 0
         while time.monotonic() < deadline:
             try:
-                for symbol in reader._data_cache.keys():  # noqa: SIM118 (the seed's code)
+                for symbol in reader._data_cache.keys():  # noqa: SIM118 (the client guide's code)
                     if "FUT" in symbol and "NIFTY" in symbol:
                         fut_data = reader._data_cache[symbol]
                         break

@@ -528,7 +528,7 @@ def adapt(name: str, *, port: int | None = None, db_path: Path | None = None,
 def run(code: str, namespace: dict | None = None, name: str = "sample") -> dict:
     namespace = {} if namespace is None else namespace
     namespace.setdefault("__name__", "__seed_sample__")
-    exec(compile(code, f"<seed sample {name}>", "exec"), namespace)
+    exec(compile(code, f"<client-guide sample {name}>", "exec"), namespace)
     return namespace
 
 
@@ -804,7 +804,7 @@ def test_troubleshooting_latest_data(store, seed_day, db_path, capsys):
 
 
 def test_direct_database_is_shared_with_a_live_collector(store, market, db_path):
-    """The seed's sqlite3 reads work while the collector writes (WAL: readers never block)."""
+    """The client guide's sqlite3 reads work while the collector writes (WAL: readers never block)."""
     for _ in range(20):
         conn = sqlite3.connect(str(db_path))
         try:
