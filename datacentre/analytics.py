@@ -726,3 +726,66 @@ def break_gaps(frame: pd.DataFrame, *, longer_than: pd.Timedelta = SERIES_GAP) -
         out, gaps = frame.copy(deep=False), []
     out.attrs = {**frame.attrs, "gaps": gaps}
     return out
+
+
+# ---------------------------------------------------------------- day-wide OI totals
+
+def snapshot_oi(ticks, underlying: str, expiry) -> dict[str, tuple[str, float]]:
+    """``symbol -> (kind, oi)`` of ``underlying``'s options of ``expiry`` in ``ticks``
+    (the newest row per symbol; options without an OI are left out)."""
+    cols = _Columns(ticks_frame(ticks))
+    legs, _, _ = _option_legs(cols, _base(underlying), _as_date(expiry))
+    return {s: (k, float(o)) for s, k, o in zip(cols["symbol"][legs], cols["kind"][legs], cols["oi"][legs])
+            if math.isfinite(o)}
+
+
+def held_oi(oi: pd.DataFrame, moment: tuple[str, dict[str, tuple[str, float]]] | None = None,
+            *, upto: bool = False) -> pd.DataFrame:
+    """Each option's OI at each snapshot of a day, every strike seen that day counted.
+
+    ``oi`` is indexed by snapshot time (store text) with ``(kind, symbol)`` columns
+    (``kind`` CE or PE), NaN where a snapshot lacks the contract (the collector stores
+    a window of strikes that moves with the spot). ``moment`` = ``(ts, snapshot_oi)``
+    adds (or replaces) the row of that snapshot; ``upto`` drops the rows after it.
+
+    A contract absent from a snapshot counts with its nearest known OI: the last seen,
+    or the first for a strike that enters later. The totals then move only with open
+    interest, not with the window.
+    """
+    frame = oi.copy()
+    if moment is not None:
+        ts, values = moment
+        for symbol, (kind, _) in values.items():
+            if (kind, symbol) not in frame.columns:
+                frame[(kind, symbol)] = np.nan
+        row = pd.DataFrame([[values.get(s, (k, math.nan))[1] for k, s in frame.columns]],
+                           index=[ts], columns=frame.columns)
+        frame = pd.concat([frame.drop(index=ts, errors="ignore"), row])
+        if upto:
+            frame = frame[frame.index <= ts]
+    return frame.sort_index().ffill().bfill()
+
+
+def oi_totals_series(held: pd.DataFrame, expiry=None) -> pd.DataFrame:
+    """:func:`held_oi` summed into call and put totals and the PCR through the day, in
+    :func:`series_frame`'s shape (``pcr`` = put OI / call OI over the same strikes)."""
+    if held.empty:
+        return pd.DataFrame()
+    kinds = held.columns.get_level_values(0)
+    calls = held.loc[:, kinds == CE].sum(axis=1).to_numpy(dtype=float)
+    puts = held.loc[:, kinds == PE].sum(axis=1).to_numpy(dtype=float)
+    expiry = expiry.isoformat() if isinstance(expiry, date) else expiry
+    return series_frame([{"ts": ts, "ce_oi": c, "pe_oi": p, "expiry": expiry}
+                         for ts, c, p in zip(held.index, calls, puts)])
+
+
+def totals_at(series: pd.DataFrame, ts: str | None) -> tuple[float, float, float]:
+    """``(call OI, put OI, PCR)`` of :func:`oi_totals_series` at snapshot ``ts`` (NaNs
+    when it has no such row)."""
+    if ts is None or series.empty:
+        return math.nan, math.nan, math.nan
+    row = series[series["ts"] == ts]
+    if row.empty:
+        return math.nan, math.nan, math.nan
+    last = row.iloc[-1]
+    return float(last["ce_oi"]), float(last["pe_oi"]), float(last["pcr"])

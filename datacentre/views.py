@@ -9,7 +9,8 @@ for:
 * :func:`stored_days` — the IST days holding snapshots (one index seek per day);
 * :func:`day_times` — a day's snapshot times (the replay slider's positions);
 * :func:`day_series` — a day's spot, OI, PCR and ATM IV series for the day charts;
-* :func:`oi_totals` — a day's call and put OI over every strike seen that day;
+* :func:`day_oi` — a day's OI per option, for :func:`oi_totals` (call and put OI over
+  every strike seen that day);
 * :func:`ticks_at` — one snapshot's ticks by its exact time (immutable, so cached).
 
 Days before today (IST) never change and are cached until evicted; today's entries
@@ -34,6 +35,7 @@ from bisect import bisect_right
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
+from functools import lru_cache
 from itertools import islice
 from typing import BinaryIO
 
@@ -181,7 +183,7 @@ def day_series(ctx: ui.Context, day: date, expiry: date | None) -> pd.DataFrame:
         return pd.DataFrame()
 
 
-def _oi_totals(db_url: str, base: str, day: date, expiry: str) -> pd.DataFrame:
+def _day_oi(db_url: str, base: str, day: date, expiry: str) -> pd.DataFrame:
     store = ui.get_store(db_url)
     times = store.snapshot_times(base, *analytics.day_bounds(day))
     legs = {r["symbol"]: r["kind"] for r in store.instruments(base)
@@ -201,20 +203,30 @@ def _oi_totals(db_url: str, base: str, day: date, expiry: str) -> pd.DataFrame:
         return pd.DataFrame()
     oi = (pd.DataFrame(rows, columns=["ts", "symbol", "oi"]).astype({"oi": float})
           .pivot(index="ts", columns="symbol", values="oi").sort_index())
-    # A contract outside the collected window has no tick then: hold its nearest known OI.
-    oi = oi.ffill().bfill()
-    calls = [c for c in oi.columns if legs[c] == "CE"]
-    puts = [c for c in oi.columns if legs[c] == "PE"]
-    frame = pd.DataFrame({"ts": oi.index, "ce_oi": oi[calls].sum(axis=1).to_numpy(),
-                          "pe_oi": oi[puts].sum(axis=1).to_numpy(), "expiry": expiry})
-    return analytics.series_frame(frame.to_dict("records"))
+    oi.columns = pd.MultiIndex.from_tuples([(legs[s], s) for s in oi.columns], names=["kind", "symbol"])
+    oi.index.name = None
+    return oi
 
 
-_closed_oi_totals = st.cache_data(max_entries=16, show_spinner=False)(_oi_totals)
-_open_oi_totals = st.cache_data(ttl=OPEN_DAY_TTL_S, show_spinner=False)(_oi_totals)
+_closed_day_oi = st.cache_data(max_entries=16, show_spinner=False)(_day_oi)
+_open_day_oi = st.cache_data(ttl=OPEN_DAY_TTL_S, show_spinner=False)(_day_oi)
 
 
-def oi_totals(ctx: ui.Context, day: date, expiry: date | None) -> pd.DataFrame:
+def day_oi(ctx: ui.Context, day: date, expiry: date | None) -> pd.DataFrame:
+    """Each option of ``expiry``'s OI at ``day``'s snapshots (about 500, evenly picked),
+    indexed by snapshot time with ``(kind, symbol)`` columns, NaN where a snapshot
+    lacks the contract (see :func:`analytics.held_oi`)."""
+    if expiry is None:
+        return pd.DataFrame()
+    read = _closed_day_oi if day < today() else _open_day_oi
+    try:
+        return read(ctx.settings.db_url, ctx.underlying, day, expiry.isoformat())
+    except StoreError:
+        return pd.DataFrame()
+
+
+def oi_totals(ctx: ui.Context, day: date, expiry: date | None, *,
+              moment: tuple[str | None, list[dict]] | None = None, upto: bool = False) -> pd.DataFrame:
     """Total call and put OI and the PCR through ``day`` over every strike of ``expiry``
     collected that day, in :func:`analytics.series_frame`'s shape (about 500 points).
 
@@ -223,14 +235,28 @@ def oi_totals(ctx: ui.Context, day: date, expiry: date | None) -> pd.DataFrame:
     moves. Here a strike outside the window counts with its nearest known OI (the
     last seen, or the first for strikes that enter later): the totals move only with
     open interest.
+
+    ``moment`` = ``(ts, ticks)`` puts that snapshot's row in the series (the live one,
+    or a stored one between the picked points) with the same definition, so a page's
+    cards (:func:`analytics.totals_at`) and its chart show the same totals; ``upto``
+    ends the series there.
     """
     if expiry is None:
         return pd.DataFrame()
-    read = _closed_oi_totals if day < today() else _open_oi_totals
-    try:
-        return read(ctx.settings.db_url, ctx.underlying, day, expiry.isoformat())
-    except StoreError:
+    oi = day_oi(ctx, day, expiry)
+    ts, ticks = moment if moment is not None else (None, [])
+    if ts and ticks:
+        values = analytics.snapshot_oi(ticks, ctx.underlying, expiry)
+        if oi.empty and not values:
+            return pd.DataFrame()
+        if oi.empty:
+            oi = pd.DataFrame(columns=pd.MultiIndex.from_tuples([], names=["kind", "symbol"]), dtype=float)
+        held = analytics.held_oi(oi, (ts, values), upto=upto)
+    elif oi.empty:
         return pd.DataFrame()
+    else:
+        held = analytics.held_oi(oi)
+    return analytics.oi_totals_series(held, expiry)
 
 
 @st.cache_data(max_entries=256, show_spinner=False)
@@ -640,6 +666,34 @@ def play_cadence(speed: float, interval: float) -> tuple[float, float]:
 def position_of(times: Sequence[str], ts: str) -> int:
     """Index in ``times`` of the snapshot in force at ``ts`` (the first before it)."""
     return max(bisect_right(times, ts) - 1, 0)
+
+
+def snapshot_labels(times: Sequence[str]) -> list[str]:
+    """The replay slider's labels: each snapshot's IST time, ``'13:07:05'``, with
+    milliseconds (``'13:07:05.500'``) where snapshots share a second, so every label
+    is unique (the select slider tells its positions apart by label). Memoised: a
+    page run costs a hash of the list."""
+    return list(_snapshot_labels(tuple(times)))
+
+
+@lru_cache(maxsize=8)
+def _snapshot_labels(times: tuple[str, ...]) -> tuple[str, ...]:
+    if not len(times):
+        return []
+    moments = pd.to_datetime(pd.Series(times), utc=True, format="ISO8601").dt.tz_convert(IST)
+    hours, minutes, seconds = (moments.dt.hour.to_numpy(), moments.dt.minute.to_numpy(),
+                               moments.dt.second.to_numpy())
+    labels = [f"{h:02d}:{m:02d}:{s:02d}" for h, m, s in zip(hours, minutes, seconds)]
+    if len(set(labels)) < len(labels):
+        millis = moments.dt.microsecond.to_numpy() // 1000
+        shared = pd.Series(labels).duplicated(keep=False).to_numpy()
+        labels = [f"{label}.{ms:03d}" if twin else label for label, ms, twin in zip(labels, millis, shared)]
+        seen: dict[str, int] = {}
+        for i, label in enumerate(labels):  # a last resort: the store keeps milliseconds
+            seen[label] = seen.get(label, 0) + 1
+            if seen[label] > 1:
+                labels[i] = f"{label} #{seen[label]}"
+    return tuple(labels)
 
 
 def play_step(times: Sequence[str], pos: str, market: datetime) -> tuple[str, datetime]:

@@ -10,6 +10,8 @@ OPEN, PREVIOUS_CLOSE, HOUR_AGO, QUARTER_AGO, CHOSEN = (
     "Day open", "Previous close", "1 h ago", "15 min ago", "Chosen time")
 BASES = (OPEN, PREVIOUS_CLOSE, HOUR_AGO, QUARTER_AGO, CHOSEN)
 AGO = {HOUR_AGO: timedelta(hours=1), QUARTER_AGO: timedelta(minutes=15)}
+DAY_WIDE = ("a strike outside the collected window counts with its nearest known OI: the last seen, "
+            "or the first for one that enters later")
 
 ctx = ui.context()
 ui.page_header("OI build-up", ctx)
@@ -57,11 +59,14 @@ def buildup_page() -> None:
 
     support = analytics.support_resistance(chain)
     then = analytics.support_resistance(base_chain) if base_chain is not None else None
-    ratio = analytics.pcr(chain)
-    then_ratio = analytics.pcr(base_chain) if base_chain is not None else None
-    ce_total, pe_total = chain["ce_oi"].sum(), chain["pe_oi"].sum()
-    then_ce = base_chain["ce_oi"].sum() if base_chain is not None else None
-    then_pe = base_chain["pe_oi"].sum() if base_chain is not None else None
+    # The cards' totals and PCR are the day chart's, at the same snapshot: every strike of
+    # the expiry seen that day, one outside the collected window at its nearest known OI.
+    series = views.oi_totals(ctx, views.ist_day(ts), expiry, moment=(ts, ticks), upto=when.live)
+    ce_total, pe_total, ratio = analytics.totals_at(series, ts)
+    then_ce = then_pe = then_ratio = None
+    if base_ts and base_ticks:
+        base_series = views.oi_totals(ctx, views.ist_day(base_ts), expiry, moment=(base_ts, base_ticks))
+        then_ce, then_pe, then_ratio = analytics.totals_at(base_series, base_ts)
 
     def moved(now, before) -> str | None:
         if before is None or now is None:
@@ -75,11 +80,16 @@ def buildup_page() -> None:
     m[0].metric(ctx.index_symbol, fmt_price(spot), fmt_delta(spot, then_spot), border=True,
                 help=f"Index level; change since {label}")
     m[1].metric("Call OI", fmt_oi(ce_total), fmt_delta(ce_total, then_ce, kind="oi"), delta_color="red",
-                border=True, help=f"Total call OI of this expiry; change since {label}")
+                border=True,
+                help=f"Total call OI of this expiry over every strike seen that day ({DAY_WIDE}); "
+                     f"change since {label}")
     m[2].metric("Put OI", fmt_oi(pe_total), fmt_delta(pe_total, then_pe, kind="oi"), delta_color="green",
-                border=True, help=f"Total put OI of this expiry; change since {label}")
+                border=True,
+                help=f"Total put OI of this expiry over every strike seen that day ({DAY_WIDE}); "
+                     f"change since {label}")
     m[3].metric("PCR (OI)", fmt_ratio(ratio), fmt_delta(ratio, then_ratio), border=True,
-                help=f"Put OI / call OI; change since {label}")
+                help=f"Put OI / call OI of this expiry over every strike seen that day ({DAY_WIDE}), "
+                     f"as on the PCR line of the day chart below; change since {label}")
     if len(fut):
         f = fut.iloc[0]
         badge = f":{views.BUILDUP_BADGES.get(f['buildup'], 'gray')}-badge[{f['buildup']}]"
@@ -138,11 +148,10 @@ def buildup_page() -> None:
                         config={"displayModeBar": False})
     with right:
         st.markdown("##### Total OI and PCR through the day")
-        series = views.oi_totals(ctx, views.ist_day(ts), expiry)
         st.plotly_chart(charts.oi_series_chart(series, None if when.live else ts, height=480),
                         key="oi_series", config={"displayModeBar": False})
-        st.caption(f"All strikes of the {expiry:%d %b} expiry collected that day; a strike outside the "
-                   "collected window counts with its nearest known OI")
+        st.caption(f"Every strike of the {expiry:%d %b} expiry seen that day, as in the Call OI, Put OI "
+                   f"and PCR cards ({DAY_WIDE})")
 
     st.markdown("##### Futures")
     futures = views.futures_view(table)

@@ -1,7 +1,10 @@
 """Replay: step or play through a stored session and see the market as it was.
 
 The day's snapshot times, spot/OI series and opening snapshot are cached per store
-and day (:mod:`datacentre.views`); a step fetches only the one as-of snapshot.
+and day (:mod:`datacentre.views`); a step fetches only the one as-of snapshot. The
+time slider moves over the day's snapshots, one position each, labelled with their
+IST time: a day with an evening of live ticks after the session keeps the session
+as easy to drag through as any other day.
 
 Speed ``N×`` plays ``N`` seconds of market time per real second. The player steps
 every ``interval / N`` seconds (one snapshot a step), but never more often than every
@@ -25,7 +28,7 @@ SPEEDS = (1, 2, 5, 10, 30, 60)
 DEFAULT_SPEED = 10
 POS_KEY = "replay_pos"  # the ts of the snapshot shown (the source of truth)
 PLAYING_KEY = "replay_playing"
-CLOCK_KEY = "replay_clock"
+SLIDER_KEY = "replay_time"  # the slider: an index into the day's snapshots
 PLAY_CLOCK_KEY = "replay_market_clock"  # (wall time, market time, position) of the last step
 MAX_CATCH_UP = 3  # a late step makes up at most this many periods
 ATM_WINDOW = 8
@@ -61,7 +64,7 @@ if st.session_state.get(POS_KEY) not in times:
     # a fresh visit, or another day: start at the day's first snapshot
     st.session_state[POS_KEY] = times[0]
     st.session_state[PLAYING_KEY] = False
-if CLOCK_KEY not in st.session_state:
+if SLIDER_KEY not in st.session_state:
     # Arriving from another page (Streamlit drops an undrawn slider's state): the
     # player's timer stopped when the page was left, so show it paused.
     st.session_state[PLAYING_KEY] = False
@@ -82,6 +85,7 @@ controls[3].caption(f"{len(times):,} snapshots every {interval:g} s · at {speed
                     f"{per_step} snapshot{'s' if per_step > 1 else ''} every {period:g} s")
 
 opening_ts, opening = views.day_open(ctx, day)
+labels = views.snapshot_labels(times)  # the slider's positions are the snapshots, labelled IST
 
 
 def move(by: int) -> None:
@@ -94,9 +98,7 @@ def jump(to: int) -> None:
 
 
 def slid() -> None:
-    clock = st.session_state[CLOCK_KEY]
-    target = views.ist_ts(day, clock.replace(microsecond=999_999))
-    st.session_state[POS_KEY] = times[views.position_of(times, target)]
+    st.session_state[POS_KEY] = times[st.session_state[SLIDER_KEY]]
 
 
 def advance() -> None:
@@ -126,10 +128,11 @@ def player() -> None:
     i = views.position_of(times, ts)
 
     bar = st.columns([14, 1, 1, 1, 1], vertical_alignment="bottom")
-    st.session_state[CLOCK_KEY] = views.ist_clock(ts)
-    bar[0].slider("Time (IST)", min_value=views.ist_clock(times[0]), max_value=views.ist_clock(times[-1]),
-                  step=timedelta(seconds=max(1, round(interval))), format="HH:mm:ss", key=CLOCK_KEY,
-                  on_change=slid, help="Drag to any moment of the session; the snapshot in force is shown")
+    st.session_state[SLIDER_KEY] = i
+    bar[0].select_slider("Time (IST)", options=range(len(times)), format_func=labels.__getitem__,
+                         key=SLIDER_KEY, on_change=slid,
+                         help="One position per stored snapshot, so pauses in the data (the market "
+                              "shut, the collector off) take no room; the arrows step one snapshot")
     bar[1].button("", icon=":material/first_page:", help="First snapshot", on_click=jump, args=(0,),
                   key="replay_first", width="stretch")
     bar[2].button("", icon=":material/chevron_left:", help="Previous snapshot", on_click=move, args=(-1,),

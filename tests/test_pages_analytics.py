@@ -7,13 +7,15 @@ checked by the step a run makes, not by the timer.
 """
 from __future__ import annotations
 
+import base64
+import json
 import subprocess
 import sys
-from bisect import bisect_right
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 from conftest import app_test, synthetic_snapshot
 from streamlit.testing.v1 import AppTest
@@ -22,6 +24,7 @@ from support import free_port
 from datacentre import analytics, views
 from datacentre.backfill import backfill, recent_sessions
 from datacentre.csvio import select_symbols
+from datacentre.formatting import fmt_oi, fmt_ratio
 from datacentre.store import TickStore
 from datacentre.ticks import IST, format_ts, parse_ts
 
@@ -191,6 +194,51 @@ def test_oi_totals_hold_strikes_outside_the_window(app_env):
     assert totals["pcr"].between(0.1, 10).all()
 
 
+def plotly_values(values) -> list:
+    """A trace's values from the figure's JSON (plotly sends numbers as base64 arrays)."""
+    if isinstance(values, dict) and "bdata" in values:
+        array = np.frombuffer(base64.b64decode(values["bdata"]), dtype=np.dtype(values["dtype"]))
+        return [None if not np.isfinite(v) else float(v) for v in array]
+    return list(values)
+
+
+def day_chart(at: AppTest) -> dict[str, tuple[list, list]]:
+    """The OI build-up page's "total OI and PCR" chart: trace name -> (x, y)."""
+    figure = json.loads(at.get("plotly_chart")[2].proto.spec)
+    return {t["name"]: (plotly_values(t["x"]), plotly_values(t["y"])) for t in figure["data"]}
+
+
+def last_point(values: list) -> float:
+    return next(v for v in reversed(values) if v is not None)
+
+
+def test_oi_buildup_cards_match_the_day_chart_live(app_env):
+    """Call OI, put OI and PCR on the cards are the chart's last point: one definition."""
+    at = run("oi_buildup")
+    traces = day_chart(at)
+    assert {"Call OI", "Put OI", "PCR"} <= set(traces)
+    pcr = last_point(traces["PCR"][1])
+    assert metric(at, "PCR (OI)").value == fmt_ratio(pcr)
+    assert metric(at, "Call OI").value == fmt_oi(last_point(traces["Call OI"][1]))
+    assert metric(at, "Put OI").value == fmt_oi(last_point(traces["Put OI"][1]))
+    assert "every strike seen that day" in metric(at, "PCR (OI)").help
+    assert "as in the Call OI, Put OI and PCR cards" in " ".join(c.value for c in at.caption)
+
+
+def test_oi_buildup_cards_match_the_day_chart_at_a_stored_moment(app_env):
+    store, days = app_env
+    at = run("oi_buildup")
+    at.button_group(key="buildup_mode").set_value("Stored").run()
+    at.slider(key=f"buildup_time_{days[-1].isoformat()}").set_value(time(11, 32)).run()
+    check(at)
+    assert metric(at, "As of").value == "11:32:00"
+    x, y = day_chart(at)["PCR"]
+    at_cursor = [v for t, v in zip(x, y) if str(t).startswith(f"{days[-1].isoformat()}T11:32:00")]
+    assert at_cursor and metric(at, "PCR (OI)").value == fmt_ratio(at_cursor[0])
+    # the change is measured on the same definition (from the open, the chart's first point)
+    assert number(metric(at, "PCR (OI)").delta) == pytest.approx(at_cursor[0] - y[0], abs=0.011)
+
+
 # ---------------------------------------------------------------- replay
 
 
@@ -216,20 +264,37 @@ def test_replay_starts_at_the_first_snapshot(app_env):
     assert "strike" in chain.columns and len(chain) == 17  # ATM +/- 8
 
 
-def test_replay_slider_moves_the_as_of_time(app_env):
+def test_replay_slider_moves_over_the_snapshots(app_env):
     store, days = app_env
     at = run("replay")
     times = nifty_times(store, days[-1])
-    at.slider(key="replay_clock").set_value(time(13, 7, 30)).run()
+    slider = at.select_slider(key="replay_time")
+    # one position per stored snapshot, labelled with its IST time
+    assert slider.options == [ist(t) for t in times]
+    assert slider.value == 0
+    chosen = slider.options.index("13:07:00")
+    slider.set_value(chosen).run()
     check(at)
-    target = views.ist_ts(days[-1], time(13, 7, 30, 999_999))
-    expected = times[bisect_right(times, target) - 1]  # the snapshot in force: 13:07:00
+    expected = times[chosen]
+    assert ist(expected) == "13:07:00"
     assert replay_ts(at) == expected
     assert metric(at, "As of").value == ist(expected) == "13:07:00"
+    assert metric(at, "As of").delta == f"snapshot {chosen + 1:,} of {len(times):,}"
     spot = next(t for t in store.snapshot_at(expected, "NIFTY") if t["symbol"] == "NIFTY 50")
     assert number(metric(at, "NIFTY 50").value) == pytest.approx(spot["ltp"], abs=0.005)
     # the change is against the day's first snapshot
     assert metric(at, "NIFTY 50").delta not in (None, "", "0")
+    # the step buttons move the slider with the snapshot shown
+    at.button(key="replay_next").click().run()
+    assert replay_ts(at) == times[chosen + 1]
+    assert at.select_slider(key="replay_time").value == chosen + 1
+    assert metric(at, "As of").value == ist(times[chosen + 1])
+    # the moment chosen survives a visit to another page
+    at.switch_page(PAGES["export"]).run()
+    at.switch_page(PAGES["replay"]).run()
+    check(at)
+    assert replay_ts(at) == times[chosen + 1]
+    assert at.select_slider(key="replay_time").value == chosen + 1
 
 
 def test_replay_step_buttons_and_play(app_env):
@@ -268,6 +333,8 @@ def test_replay_comes_back_paused_where_it_was(app_env):
     check(at)
     assert at.session_state["replay_playing"] is False  # the timer stopped with the page
     assert replay_ts(at) == times[1]
+    assert at.select_slider(key="replay_time").value == 1
+    assert metric(at, "As of").value == ist(times[1])
     assert at.button(key="replay_play").label == "Play"
 
 
@@ -448,3 +515,24 @@ def test_the_replay_player_steps_and_jumps_pauses():
     assert views.play_step(times, session[-1], late) == (evening[0], parse_ts(evening[0]))
     end = parse_ts(evening[-1]) + timedelta(minutes=1)
     assert views.play_step(times, evening[-1], end) == (evening[-1], end)
+
+
+def test_the_replay_slider_has_a_position_per_snapshot():
+    """A session plus evening live ticks: the slider's positions are the snapshots, so
+    the session takes its share of them, not of the clock (which the evening doubles)."""
+    def every(start: datetime, seconds: float, count: int) -> list[str]:
+        return [format_ts(start + timedelta(seconds=seconds * i)) for i in range(count)]
+
+    session = every(datetime(2026, 1, 2, 3, 45, tzinfo=UTC), 60, 376)  # 09:15-15:30 IST
+    evening = every(datetime(2026, 1, 2, 15, 30, tzinfo=UTC), 60, 60)  # from 21:00 IST
+    labels = views.snapshot_labels(session + evening)
+    assert len(labels) == len(set(labels)) == 436
+    assert labels[0] == "09:15:00" and labels[375] == "15:30:00" and labels[376] == "21:00:00"
+    # the session's share of the slider, against its share of the clock
+    on_slider = labels.index("15:30:00") / (len(labels) - 1)
+    on_clock = (parse_ts(session[-1]) - parse_ts(session[0])) / (parse_ts(evening[-1]) - parse_ts(session[0]))
+    assert on_clock < 0.5 and on_slider > 0.85
+    # snapshots within one second keep apart by their milliseconds
+    close = every(datetime(2026, 1, 2, 3, 45, tzinfo=UTC), 0.5, 3)
+    assert views.snapshot_labels(close) == ["09:15:00.000", "09:15:00.500", "09:15:01"]
+    assert views.snapshot_labels([]) == []
