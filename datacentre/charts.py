@@ -37,6 +37,7 @@ FUTURE_COLOR = "#7A7A7A"
 SMILE_COLOR = "#3D3D3D"
 IV_COLOR = "#E07A1F"
 PCR_COLOR = "#7B4FA0"
+PCR_MIN_SPAN = 0.1  # the PCR axis shows at least this range, so its 2-decimal ticks stay distinct
 MARKER_COLOR = "#8A8A8A"  # ATM, max pain, the replay cursor
 OVERLAY_COLORS = ("#6C8EBF", "#B0A16C", "#8FB996", "#C58FB0", "#A0A0A0")
 OVERLAY_DASHES = ("dash", "dot", "dashdot", "longdash", "longdashdot")
@@ -308,8 +309,19 @@ def oi_series_chart(series, cursor_ts=None, *, title: str | None = None,
                                  hovertemplate="PCR %{y:.2f}<extra></extra>"))
         layout["yaxis2"] = {"title": {"text": "Put/call ratio"}, "overlaying": "y", "side": "right",
                             "showgrid": False, "tickformat": ".2f", "nticks": 6,
-                            "automargin": True, "ticks": "", "linecolor": GRID}
+                            "automargin": True, "ticks": "", "linecolor": GRID,
+                            **_min_span(frame["pcr"], PCR_MIN_SPAN)}
     return _day_figure(traces, layout, frame, cursor_ts)
+
+
+def _min_span(values, span: float) -> dict:
+    """An axis range at least ``span`` wide: a flat series would otherwise get ticks closer
+    together than its two-decimal labels can tell apart."""
+    finite = pd.to_numeric(values, errors="coerce").dropna()
+    if finite.empty or finite.max() - finite.min() >= span:
+        return {}
+    mid = (finite.max() + finite.min()) / 2
+    return {"range": [mid - span / 2, mid + span / 2]}
 
 
 def atm_iv_chart(series, cursor_ts=None, *, title: str | None = None,

@@ -253,3 +253,19 @@ def test_term_structure_chart_skips_expiries_without_iv():
     term = pd.DataFrame({"expiry": [date(2026, 1, 6), date(2026, 1, 13)], "days_to_expiry": [4.0, 11.0],
                          "atm_strike": [26000.0, 26000.0], "atm_iv": [11.0, np.nan]})
     assert list(C.term_structure_chart(term).data[0].x) == ["06 Jan 2026"]
+
+
+def test_a_flat_pcr_keeps_distinct_tick_labels():
+    import pandas as pd
+
+    from datacentre import charts
+    times = pd.date_range("2026-01-02 03:45", periods=5, freq="5min", tz="UTC")
+    flat = pd.DataFrame({"ts": times.strftime("%Y-%m-%dT%H:%M:%S+00:00"), "time": times,
+                         "ce_oi": [1e7] * 5, "pe_oi": [0.89e7, 0.891e7, 0.892e7, 0.891e7, 0.89e7]})
+    flat["pcr"] = flat["pe_oi"] / flat["ce_oi"]
+    flat["ce_oi_change"] = flat["ce_oi"] - flat["ce_oi"].iloc[0]
+    flat["pe_oi_change"] = flat["pe_oi"] - flat["pe_oi"].iloc[0]
+    axis = charts.oi_series_chart(flat).layout.yaxis2
+    low, high = axis.range
+    assert high - low >= charts.PCR_MIN_SPAN - 1e-9
+    assert low < flat["pcr"].min() and high > flat["pcr"].max()
