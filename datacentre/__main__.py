@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import signal
 import sys
 import tempfile
@@ -35,6 +36,8 @@ def _positive_float(text: str) -> float:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be greater than 0, got {text}")
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text}")
     return value
 
 
@@ -294,7 +297,11 @@ def cmd_export(args, settings: Settings) -> int:
     start = normalize_ts(args.start) if args.start else None
     end = normalize_ts(args.end) if args.end else None
     if args.out:
-        with open(args.out, "w", newline="", encoding="utf-8") as out:
+        try:
+            out = open(args.out, "w", newline="", encoding="utf-8")  # noqa: SIM115 (closed below)
+        except OSError as exc:
+            raise ConfigError(f"cannot write {args.out}: {exc.strerror}") from None
+        with out:
             rows = export_csv(store, out, symbols=symbols, start_ts=start, end_ts=end)
         print(f"exported {rows} rows to {args.out}", file=sys.stderr)
     else:
@@ -327,6 +334,11 @@ COMMANDS = {
 }
 
 
+def _error(parser: argparse.ArgumentParser, args: argparse.Namespace, exc: Exception) -> None:
+    # One line: driver messages (psycopg's "connection refused ... Is the server running?") wrap.
+    print(f"{parser.prog} {args.command}: error: {' '.join(str(exc).split())}", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -335,10 +347,10 @@ def main(argv: list[str] | None = None) -> int:
         _setup_logging(args)
         return COMMANDS[args.command](args, settings)
     except (ConfigError, SymbolError) as exc:
-        print(f"{parser.prog} {args.command}: error: {exc}", file=sys.stderr)
+        _error(parser, args, exc)
         return 2
     except DataCentreError as exc:
-        print(f"{parser.prog} {args.command}: error: {exc}", file=sys.stderr)
+        _error(parser, args, exc)
         return 1
     except KeyboardInterrupt:
         return 130

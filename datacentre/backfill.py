@@ -72,7 +72,11 @@ def backfill(store: TickStore, sessions: list[date], *, interval: float = DEFAUL
     total = snapshots_per_session(interval) * len(todo)
     done = rows = 0
     started = time.perf_counter()
-    for number, day in enumerate(todo):
+    for number, day in enumerate(sessions):
+        if day in skipped:
+            continue
+        # Numbered within ``sessions``, not the sessions still to do: a day's market is the
+        # same whether or not the days before it were stored by an earlier run.
         sim = MarketSimulator(seed=None if seed is None else seed + number, atm_window=atm_window,
                               risk_free_rate=risk_free_rate)
         with store.bulk_writer() as write:

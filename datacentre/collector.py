@@ -1,10 +1,12 @@
 """The collector: ask a source for a snapshot every interval and store it.
 
 Snapshots are stamped on a fixed grid (multiples of the interval since the epoch),
-so no two share a timestamp and restarts line up with earlier data. A failing
-source is logged and retried at the next slot; a stop request is honoured between
-snapshots, so a shutdown never leaves half a snapshot behind (each snapshot is one
-transaction anyway).
+so restarts line up with earlier data. Each snapshot takes a slot after the previous
+one, so no two share a timestamp and time never runs backwards: a snapshot that
+overruns the interval skips the slots it missed, and when the wall clock steps back
+the collector waits for it to pass the last slot. A failing source is logged and
+retried at the next slot; a stop request is honoured between snapshots, so a
+shutdown never leaves half a snapshot behind (each snapshot is one transaction anyway).
 """
 from __future__ import annotations
 
@@ -53,6 +55,7 @@ class Collector:
         self.snapshots = 0
         self.failures = 0
         self.last_ts: str | None = None
+        self._last_slot: int | None = None  # grid index of the last snapshot taken
 
     def __repr__(self) -> str:
         return f"Collector({self.source.name!r} -> {self.store!r}, every {self.interval:g} s)"
@@ -61,6 +64,7 @@ class Collector:
         """Take one snapshot at ``moment`` (default: the current grid slot) and store it."""
         if moment is None:
             moment = grid_moment(math.floor(time.time() / self.interval) * self.interval, self.interval)
+        self._last_slot = round(moment.timestamp() / self.interval)
         ts = format_ts(moment)
         ticks = self.source.snapshot(moment)
         written = self.store.write_snapshot(ts, ticks)
@@ -75,7 +79,13 @@ class Collector:
         log.info("collector started: %r", self)
         while not stop.is_set():
             slot = next_slot(time.time(), self.interval)
-            if stop.wait(max(slot - time.time(), 0.0)):
+            if self._last_slot is not None and slot <= self._last_slot * self.interval:
+                slot = (self._last_slot + 1) * self.interval
+            delay = slot - time.time()
+            if delay > self.interval:
+                log.warning("the clock went back: waiting %.0f s for it to pass the last snapshot, %s",
+                            delay, self.last_ts)
+            if stop.wait(max(delay, 0.0)):
                 break
             try:
                 rows = self.collect_once(grid_moment(slot, self.interval))

@@ -16,6 +16,7 @@
 """
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -58,6 +59,8 @@ def _env_int(name: str, default: int | None) -> int | None:
 def check_interval(seconds: float) -> float:
     if not seconds >= MIN_INTERVAL:
         raise ConfigError(f"interval must be at least {MIN_INTERVAL} s, got {seconds}")
+    if not math.isfinite(seconds):
+        raise ConfigError(f"interval must be a finite number of seconds, got {seconds}")
     return float(seconds)
 
 
@@ -86,6 +89,10 @@ class Settings:
             raise ConfigError(f"port must be between 1 and 65535, got {self.ws_port}")
         if self.atm_window < 1:
             raise ConfigError(f"ATM window must be at least 1 strike, got {self.atm_window}")
+        if self.seed is not None and self.seed < 0:
+            raise ConfigError(f"seed must be 0 or more, got {self.seed}")
+        if not math.isfinite(self.risk_free_rate):
+            raise ConfigError(f"risk-free rate must be a finite number, got {self.risk_free_rate}")
 
     @classmethod
     def from_env(cls, **overrides) -> Settings:

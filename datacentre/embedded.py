@@ -29,6 +29,7 @@ class DataCentre:
     def __init__(self, settings: Settings, *, source: Source | None = None,
                  store: TickStore | None = None) -> None:
         self.settings = settings
+        self._owns_store = store is None
         self.store = store or TickStore(settings.db_url)
         self._source = source
         self.broadcaster: BroadcasterThread | None = None
@@ -75,11 +76,15 @@ class DataCentre:
             return self
 
     def stop(self) -> None:
+        """Stop collecting first, so the broadcaster outlives the last commit, then close the
+        store if this data centre opened it (a later start() opens connections again)."""
         with self._lock:
             if self.collector is not None:
                 self.collector.stop()
             if self.broadcaster is not None:
                 self.broadcaster.stop()
+            if self._owns_store:
+                self.store.close()
 
     def status(self) -> dict:
         collector = self.collector.collector if self.collector else None

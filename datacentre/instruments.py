@@ -95,7 +95,8 @@ def parse_expiry(text: str) -> date:
 
 
 def _strike_text(strike: float) -> str:
-    return str(int(strike)) if float(strike).is_integer() else f"{strike:g}"
+    # str(), not :g, which keeps 6 digits and would write 126500.5 as 126500
+    return str(int(strike)) if float(strike).is_integer() else str(float(strike))
 
 
 def format_future(base: str, expiry: date) -> str:
@@ -137,6 +138,8 @@ def parse_symbol(symbol: str) -> Instrument:
     value = float(strike)
     if value <= 0:
         raise SymbolError(symbol, "strike must be positive")
+    if strike != _strike_text(value):
+        raise SymbolError(symbol, f"write the strike as {_strike_text(value)}")
     return Instrument(symbol, token_for(symbol), base, right, expiry, value, u.lot_size)
 
 

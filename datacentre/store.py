@@ -14,8 +14,9 @@ from __future__ import annotations
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from datetime import datetime
+from functools import cached_property
 from itertools import islice
 from pathlib import Path
 from typing import Any, Self
@@ -131,7 +132,11 @@ def make_engine(url: str) -> Engine:
     if backend == "sqlite":
         path = sqlite_path(url)
         if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StoreError(f"cannot create the folder {path.parent} for the store: "
+                                 f"{exc.strerror}") from exc
         engine = sa.create_engine(u, connect_args={"check_same_thread": False,
                                                    "timeout": BUSY_TIMEOUT_MS / 1000})
         event.listen(engine, "connect", _sqlite_pragmas)
@@ -178,23 +183,52 @@ def _in_ts(value) -> str | None:
 
 
 def _placeholders_to_pyformat(sql: str) -> str:
-    """Turn the client guide's ``?`` placeholders into psycopg's ``%s`` (outside quotes)."""
+    """Turn the client guide's ``?`` placeholders (outside quotes) into psycopg's ``%s``.
+
+    psycopg reads ``%`` everywhere, quoted or not, so every literal ``%`` is doubled.
+    """
     out, quote = [], None
     for ch in sql:
-        if quote:
+        if ch == "%":
+            out.append("%%")
+        elif quote:
             out.append(ch)
             if ch == quote:
                 quote = None
         elif ch in ("'", '"'):
             quote = ch
             out.append(ch)
-        elif ch == "?":
-            out.append("%s")
-        elif ch == "%":
-            out.append("%%")
         else:
-            out.append(ch)
+            out.append("%s" if ch == "?" else ch)
     return "".join(out)
+
+
+# What a read-only query may do beyond mode=ro and query_only, which already refuse
+# writes to the store: no ATTACH (reads other files; VACUUM INTO creates one), no
+# pragma that changes a setting or runs a checkpoint, no extension loading.
+_READ_PRAGMAS = frozenset({
+    "application_id", "collation_list", "compile_options", "data_version", "database_list",
+    "encoding", "foreign_key_check", "foreign_key_list", "freelist_count", "function_list",
+    "index_info", "index_list", "index_xinfo", "integrity_check", "journal_mode",
+    "module_list", "page_count", "page_size", "pragma_list", "quick_check", "schema_version",
+    "table_info", "table_list", "table_xinfo", "user_version",
+})
+_PRAGMAS_WITH_ARGUMENT = frozenset({
+    "foreign_key_check", "foreign_key_list", "index_info", "index_list", "index_xinfo",
+    "integrity_check", "quick_check", "table_info", "table_list", "table_xinfo",
+})
+
+
+def _authorize_read(action, arg1, arg2, _db, _trigger) -> int:
+    if action in (sqlite3.SQLITE_ATTACH, sqlite3.SQLITE_DETACH):
+        return sqlite3.SQLITE_DENY
+    if action == sqlite3.SQLITE_PRAGMA:
+        name = arg1.lower()
+        allowed = name in _READ_PRAGMAS and (arg2 is None or name in _PRAGMAS_WITH_ARGUMENT)
+        return sqlite3.SQLITE_OK if allowed else sqlite3.SQLITE_DENY
+    if action == sqlite3.SQLITE_FUNCTION and arg2 and arg2.lower() == "load_extension":
+        return sqlite3.SQLITE_DENY
+    return sqlite3.SQLITE_OK
 
 
 class TickStore:
@@ -218,6 +252,8 @@ class TickStore:
 
     def close(self) -> None:
         self.engine.dispose()
+        if "_query_engine" in self.__dict__:
+            self._query_engine.dispose()
 
     def __enter__(self) -> Self:
         return self
@@ -493,25 +529,27 @@ class TickStore:
         path = sqlite_path(self.url)
         if path is None:
             raise StoreError("read-only queries need a file database")
-        conn = sqlite3.connect(f"file:{path.resolve()}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_MS / 1000)
-        deadline = time.monotonic() + timeout
-        conn.set_progress_handler(lambda: int(time.monotonic() > deadline), 10_000)
-        conn.execute("PRAGMA query_only=ON")
+        # as_uri() escapes '#', '?' and '%' in folder names, which a bare file: URI would cut at
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True,
+                               timeout=BUSY_TIMEOUT_MS / 1000)
         try:
+            deadline = time.monotonic() + timeout
+            conn.set_progress_handler(lambda: int(time.monotonic() > deadline), 10_000)
+            conn.execute("PRAGMA query_only=ON")
+            conn.set_authorizer(_authorize_read)
             cur = conn.execute(sql, params)
             names = [d[0] for d in cur.description or ()]
             return [dict(zip(names, row)) for row in cur.fetchmany(max_rows)]
-        except sqlite3.OperationalError as exc:
+        except (sqlite3.Error, ValueError) as exc:
             msg = str(exc)
-            if "readonly" in msg or "read-only" in msg or "query_only" in msg:
-                raise ReadOnlyError(f"queries are read-only: {msg}") from exc
+            if any(word in msg for word in ("readonly", "read-only", "query_only", "authoriz")):
+                raise ReadOnlyError(f"queries are read-only (no ATTACH, no pragma changes, "
+                                    f"no extensions): {msg}") from exc
             if "interrupted" in msg:
                 raise StoreError(f"query took longer than {timeout:g} s and was stopped") from exc
-            raise StoreError(f"query failed: {msg}") from exc
-        except (sqlite3.Error, ValueError) as exc:
-            if isinstance(exc, sqlite3.ProgrammingError) and "one statement" in str(exc):
+            if "one statement" in msg:
                 raise StoreError("query takes one SQL statement at a time") from exc
-            raise StoreError(f"query failed: {exc}") from exc
+            raise StoreError(f"query failed: {msg}") from exc
         finally:
             conn.close()
 
@@ -520,15 +558,25 @@ class TickStore:
             statement, args = sql, params
         else:
             statement, args = _placeholders_to_pyformat(sql), tuple(params)
-        raw = self.engine.raw_connection()
+        try:
+            # A connection of its own, closed afterwards: whatever the statement leaves in its
+            # session (an advisory lock on the writers' key, SET, prepared statements) dies
+            # with it instead of going back to the pool the writers use.
+            raw = self._query_engine.raw_connection()
+        except sa.exc.SQLAlchemyError as exc:
+            raise StoreError(f"query failed: {getattr(exc, 'orig', None) or exc}") from exc
         try:
             cur = raw.cursor()
-            cur.execute("BEGIN READ ONLY")
+            # psycopg has opened the transaction already (so no BEGIN here): make it read-only.
+            cur.execute("SET TRANSACTION READ ONLY")
             cur.execute(f"SET LOCAL statement_timeout = {int(timeout * 1000)}")
-            cur.execute(statement, args or None)
-            names = [d[0] for d in cur.description or ()]
-            rows = [dict(zip(names, r)) for r in cur.fetchmany(max_rows)] if names else []
-            return [{k: format_ts(v) if isinstance(v, datetime) else v for k, v in r.items()}
+            # Always with parameters: the extended protocol takes exactly one statement, so
+            # "COMMIT; DELETE ..." is refused. stream() reads row by row: a huge result is
+            # cut at max_rows on the client instead of being buffered whole.
+            with closing(cur.stream(statement, args)) as stream:
+                rows = list(islice(stream, max_rows))
+                names = [d[0] for d in cur.description or ()]
+            return [{k: format_ts(v) if isinstance(v, datetime) else v for k, v in zip(names, r)}
                     for r in rows]
         except Exception as exc:
             msg = str(exc).strip()
@@ -536,11 +584,17 @@ class TickStore:
                 raise ReadOnlyError(f"queries are read-only: {msg}") from exc
             if "statement timeout" in msg:
                 raise StoreError(f"query took longer than {timeout:g} s and was stopped") from exc
+            if "multiple commands" in msg:
+                raise StoreError("query takes one SQL statement at a time") from exc
+            if "didn't produce a result" in msg:
+                raise StoreError("query takes a statement that returns rows, such as SELECT") from exc
             raise StoreError(f"query failed: {msg}") from exc
         finally:
-            raw.rollback()
             raw.close()
 
+    @cached_property
+    def _query_engine(self) -> Engine:
+        return sa.create_engine(self.engine.url, poolclass=sa.pool.NullPool)
 
     # ---- analytics queries
     # Read-only queries behind datacentre.analytics and the app's day charts; kept in

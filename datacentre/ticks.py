@@ -30,8 +30,10 @@ def format_ts(moment: datetime) -> str:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     moment = moment.astimezone(UTC)
-    if moment.microsecond:
-        ms = moment.microsecond // 1000
+    # Milliseconds first, then the form: an instant under a millisecond past the second is
+    # the whole second, so it gets the whole-second text (never "…05.000+00:00" beside "…05+00:00").
+    ms = moment.microsecond // 1000
+    if ms:
         return moment.strftime("%Y-%m-%dT%H:%M:%S") + f".{ms:03d}+00:00"
     return moment.strftime("%Y-%m-%dT%H:%M:%S+00:00")
 

@@ -58,6 +58,9 @@ def test_each_command_has_help(name):
     (["run", "--source", "bloomberg"], "invalid choice"),
     (["replay", "--start", "2026-01-02T09:00:00Z", "--end", "2026-01-02T08:00:00Z"], "after --end"),
     (["replay", "--start", "2026-01-02", "--end", "2026-01-03", "--speed", "500"], "--speed"),
+    (["backfill", "--seed", "-1"], "seed"),
+    (["collect", "--interval", "inf"], "finite"),
+    (["export", "--out", "/no/such/folder/ticks.csv"], "cannot write"),
 ])
 def test_bad_arguments_one_line_exit_2(args, message, db_url):
     out = cli(*args, "--db", db_url) if args[0] != "nonsense" else cli(*args)
@@ -65,6 +68,15 @@ def test_bad_arguments_one_line_exit_2(args, message, db_url):
     assert message in out.stderr
     assert len(out.stderr.strip().splitlines()) == 1, out.stderr
     assert "Traceback" not in out.stderr
+
+
+@pytest.mark.parametrize("url", ["sqlite:////proc/no/such/ticks.db",
+                                 "postgresql://nobody@127.0.0.1:1/nothing"])
+def test_store_that_cannot_open_fails_in_one_line(url):
+    out = cli("export", "--db", url)
+    assert out.returncode == 1, out.stderr
+    assert "Traceback" not in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1, out.stderr
 
 
 def test_backfill_export_import_round_trip(tmp_path, db_url):

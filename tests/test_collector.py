@@ -139,3 +139,71 @@ def test_killed_processes_leave_whole_snapshots_only(tmp_path):
     counts = Counter(r["ts"] for r in store.iter_ticks(start_ts="2026-11-28"))
     assert len(counts) >= 10
     assert len(set(counts.values())) == 1, "every live snapshot holds all its rows"
+
+
+class FakeClock:
+    """Wall clock the test moves by hand; ``wait`` lets the time pass (a stop Event's part)."""
+
+    def __init__(self, now: float, rounds: int) -> None:
+        self.now, self.rounds, self.waits = now, rounds, []
+
+    def time(self) -> float:
+        return self.now
+
+    def is_set(self) -> bool:
+        return self.rounds <= 0
+
+    def wait(self, timeout: float) -> bool:
+        self.waits.append(timeout)
+        self.now += timeout
+        self.rounds -= 1
+        return False
+
+
+def test_clock_stepping_back_never_repeats_or_reverses_a_ts(store, monkeypatch):
+    import datacentre.collector as collector_module
+    clock = FakeClock(1_767_341_585.0, rounds=2)  # 2026-01-02T08:13:05Z
+    monkeypatch.setattr(collector_module, "time", clock)
+    c = Collector(store, CountingSource(), interval=5)
+    c.collect_once()
+    clock.now -= 12  # NTP steps the clock back
+    c.run(clock)
+    stamps = [r["ts"] for r in store.iter_ticks(["NIFTY 50"])]
+    assert stamps == ["2026-01-02T08:13:05+00:00", "2026-01-02T08:13:10+00:00",
+                      "2026-01-02T08:13:15+00:00"]
+    assert [r["ts"] for r in store.after(0)][::2] == stamps  # ids in ts order too
+
+
+def test_overrunning_snapshot_skips_missed_slots(store, monkeypatch):
+    import datacentre.collector as collector_module
+    clock = FakeClock(1_767_341_585.0, rounds=3)
+
+    class SlowSource(CountingSource):
+        def snapshot(self, moment):
+            clock.now += 7  # longer than the interval
+            return super().snapshot(moment)
+
+    monkeypatch.setattr(collector_module, "time", clock)
+    Collector(store, SlowSource(), interval=5).run(clock)
+    stamps = store.timestamps()
+    assert stamps == sorted(set(stamps)) and len(stamps) == 3
+    assert stamps[1:] == ["2026-01-02T08:13:20+00:00", "2026-01-02T08:13:30+00:00"]
+
+
+def test_embedded_data_centre_stops_in_order_and_releases_its_store(db_url):
+    from support import free_port
+
+    from datacentre.config import Settings
+    from datacentre.embedded import DataCentre
+    dc = DataCentre(Settings(db_url=db_url, ws_port=free_port(), interval=1), source=CountingSource())
+    dc.start(backfill_if_empty=False)
+    try:
+        assert dc.running and dc.store.count() == 2  # the first snapshot, taken at once
+        deadline = time.monotonic() + 10
+        while dc.broadcaster.stats()["cursor"] != dc.store.max_id() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert dc.broadcaster.stats()["cursor"] == dc.store.max_id()
+    finally:
+        dc.stop()
+    assert not dc.running and not dc.broadcaster.is_running()
+    assert dc.store.engine.pool.checkedin() == 0  # the store it opened is closed again

@@ -139,3 +139,18 @@ def test_strikes():
     assert atm_strike(59049, 100) == 59000
     window = strike_window(26010, 50, 2)
     assert window == [25900, 25950, 26000, 26050, 26100]
+
+
+@pytest.mark.parametrize("symbol", ["NIFTY06JAN26026500CE", "NIFTY06JAN2626500.0PE",
+                                    "NIFTY06JAN2626500.50CE"])
+def test_one_spelling_per_contract(symbol):
+    # Two spellings of one contract would store it as two symbols (two rows per snapshot).
+    with pytest.raises(SymbolError, match="strike"):
+        parse_symbol(symbol)
+
+
+def test_fractional_strike_round_trips():
+    from datacentre.instruments import format_option
+    symbol = format_option("BANKNIFTY", date(2026, 1, 27), 126500.5, "CE")
+    assert symbol == "BANKNIFTY27JAN26126500.5CE"
+    assert parse_symbol(symbol).strike == 126500.5

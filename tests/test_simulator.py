@@ -528,3 +528,16 @@ def test_constructor_validates():
     ticks = only.snapshot(datetime(2026, 1, 7, 5, 0, tzinfo=UTC))
     assert {parse_symbol(t["symbol"]).underlying for t in ticks} == {"BANKNIFTY"}
     assert len(ticks) == 2 + 2 * 7
+
+
+def test_backfill_market_of_a_day_does_not_depend_on_sessions_already_stored(tmp_path):
+    from datacentre.backfill import backfill
+    from datacentre.store import TickStore
+    days = [date(2026, 1, 5), date(2026, 1, 6)]
+    with TickStore(f"sqlite:///{tmp_path / 'a.db'}") as a, TickStore(f"sqlite:///{tmp_path / 'b.db'}") as b:
+        backfill(a, days, interval=900, seed=3)
+        backfill(b, days[:1], interval=900, seed=3)
+        result = backfill(b, days, interval=900, seed=3)  # the first day is stored already
+        assert result.skipped == days[:1] and result.sessions == days[1:]
+        assert [t["ltp"] for t in b.iter_ticks(["NIFTY 50"])] == \
+            [t["ltp"] for t in a.iter_ticks(["NIFTY 50"])]

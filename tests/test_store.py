@@ -4,6 +4,8 @@ from __future__ import annotations
 import sqlite3
 import subprocess
 import sys
+import threading
+import time
 
 import pytest
 
@@ -211,3 +213,87 @@ def test_postgres_ts_is_timestamptz(pg_store, sample_ticks):
             "AND column_name = 'ts' AND table_schema = current_schema()")).scalar()
     assert kind == "timestamp with time zone"
     assert pg_store.latest("NIFTY 50")["ts"] == T1
+
+
+# ---------------------------------------------------------------- hostile read-only queries
+
+@pytest.mark.parametrize("sql", [
+    "COMMIT; DELETE FROM ltp_ticks",
+    "ROLLBACK; DELETE FROM ltp_ticks",
+    "SET TRANSACTION READ WRITE; DELETE FROM ltp_ticks",
+    "SELECT 1; DELETE FROM ltp_ticks",
+])
+def test_postgres_query_refuses_stacked_statements(pg_store, sample_ticks, sql):
+    fill(pg_store, sample_ticks)
+    with pytest.raises(StoreError):
+        pg_store.query(sql)
+    assert pg_store.count() == 3 * len(sample_ticks)
+
+
+def test_postgres_query_session_state_never_reaches_writers(pg_store, sample_ticks):
+    from datacentre.store import WRITER_LOCK_KEY
+    # A session-level advisory lock on the writers' key would block every later snapshot.
+    pg_store.query(f"SELECT pg_advisory_lock({WRITER_LOCK_KEY})")
+    done = []
+    with TickStore(pg_store.url) as other:  # another process's writer, on its own connections
+        writer = threading.Thread(target=lambda: done.append(other.write_snapshot(T1, sample_ticks)),
+                                  daemon=True)
+        writer.start()
+        writer.join(10)
+    assert done == [len(sample_ticks)]
+
+
+def test_postgres_query_percent_signs(pg_store, sample_ticks):
+    fill(pg_store, sample_ticks)
+    assert pg_store.query("SELECT 7 % 3 AS m") == [{"m": 1}]
+    rows = pg_store.query("SELECT DISTINCT symbol FROM ltp_ticks WHERE symbol LIKE 'BANK%' "
+                          "AND ts >= ? ORDER BY symbol", (T1,))
+    assert rows == [{"symbol": "BANKNIFTY27JAN2659000CE"}]
+
+
+def test_postgres_query_stops_reading_at_max_rows(pg_store):
+    started = time.monotonic()
+    endless = "WITH RECURSIVE c(g) AS (SELECT 1 UNION ALL SELECT g + 1 FROM c) SELECT g FROM c"
+    rows = pg_store.query(endless, max_rows=5, timeout=20)
+    assert [r["g"] for r in rows] == [1, 2, 3, 4, 5]
+    assert time.monotonic() - started < 5  # not the whole series, not the timeout
+
+
+@pytest.mark.parametrize("sql", [
+    "ATTACH DATABASE '{other}' AS o",
+    "VACUUM INTO '{other}'",
+    "PRAGMA query_only=OFF",
+    "PRAGMA journal_mode=DELETE",
+    "PRAGMA wal_checkpoint(TRUNCATE)",
+    "SELECT load_extension('/nonexistent')",
+])
+def test_sqlite_query_refuses_attach_pragma_writes_and_extensions(store, sample_ticks, tmp_path, sql):
+    fill(store, sample_ticks)
+    other = tmp_path / "other.db"
+    with pytest.raises(ReadOnlyError):
+        store.query(sql.format(other=other))
+    assert not other.exists()
+    assert store.count() == 3 * len(sample_ticks)
+
+
+def test_sqlite_query_allows_schema_reads(store, sample_ticks):
+    fill(store, sample_ticks)
+    names = [r["name"] for r in store.query("PRAGMA table_info(ltp_ticks)")]
+    assert names[:4] == ["id", "symbol", "token", "ts"]
+    assert store.query("SELECT count(*) AS n FROM pragma_table_info('ltp_ticks')") == [{"n": 15}]
+
+
+def test_sqlite_query_in_a_folder_with_uri_characters(tmp_path, sample_ticks):
+    folder = tmp_path / "C# ticks?100%"
+    with TickStore(f"sqlite:///{folder / 'ticks.db'}") as s:
+        s.write_snapshot(T1, sample_ticks)
+        assert s.query("SELECT count(*) AS n FROM ltp_ticks") == [{"n": len(sample_ticks)}]
+
+
+def test_timestamps_have_one_text_form_per_instant(store, sample_ticks):
+    from datacentre.ticks import normalize_ts
+    # under a millisecond: the same instant as whole seconds, so the same text
+    assert normalize_ts("2026-01-02T08:13:05.000400+00:00") == T1
+    store.write_snapshot(T1, sample_ticks)
+    assert store.write_snapshot("2026-01-02T08:13:05.0004+00:00", sample_ticks) == 0
+    assert store.timestamps() == [T1]
