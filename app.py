@@ -2,11 +2,11 @@
 
 Page URLs are a contract (DESIGN section 9): ``/`` overview, ``/option_chain``,
 ``/iv_smile``, ``/oi_buildup``, ``/replay``, ``/export``, ``/status``. Pages are thin
-files in ``pages/``; shared resources and the sidebar come from ``datacentre.ui``.
+files in ``pages/``; shared resources and the sidebar come from ``datacentre.app.ui``.
 """
 import streamlit as st
 
-from datacentre import ui
+from datacentre.app import ui
 
 st.set_page_config(page_title="NIFTY Options Data Centre", page_icon=":material/candlestick_chart:",
                    layout="wide", initial_sidebar_state="expanded")

@@ -38,9 +38,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from common import raw_snapshot_at, summary  # noqa: E402
 
 from datacentre import analytics as A  # noqa: E402
-from datacentre import charts as C  # noqa: E402
+from datacentre.app import charts as C  # noqa: E402
 from datacentre.sources.simulator import MarketSimulator  # noqa: E402
-from datacentre.store import TickStore, sqlite_path  # noqa: E402
+from datacentre.store.tickstore import TickStore, sqlite_path  # noqa: E402
 
 DAY = date(2026, 1, 2)
 UNDERLYING = "NIFTY"

@@ -17,7 +17,7 @@ What is timed
     the kernel took it or asyncio buffered it). All processes share one machine and clock.
 
 Servers
-    * ``datacentre``: :class:`datacentre.broadcaster.Broadcaster` in its own thread (frames
+    * ``datacentre``: :class:`datacentre.feed.broadcaster.Broadcaster` in its own thread (frames
       encoded once per snapshot, one ``transport.write()`` per client).
     * ``baseline``: a bare websockets server (also ``compression=None``) that reads the same
       rows from the store the same way and calls ``websockets.broadcast()`` once per tick.
@@ -463,7 +463,7 @@ class BaselineServer:
 
 def timed_broadcaster(store):
     """A BroadcasterThread whose server notes when each snapshot's fan-out has been written."""
-    from datacentre.broadcaster import Broadcaster, ServerThread
+    from datacentre.feed.broadcaster import Broadcaster, ServerThread
 
     class TimedBroadcaster(Broadcaster):
         def __init__(self, *args, **kwargs) -> None:
@@ -632,7 +632,7 @@ def main() -> None:
     import logging
 
     from datacentre.sources import MarketSimulator
-    from datacentre.store import TickStore
+    from datacentre.store.tickstore import TickStore
 
     signal.signal(signal.SIGTERM, _sigterm)
     logging.basicConfig(level=logging.ERROR)

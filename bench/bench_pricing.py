@@ -5,7 +5,7 @@
 Builds ``--n`` NIFTY options the way a chain looks: spot 26,000, strikes every 50 points
 within ±2,000, expiries 1 to 60 days, CE and PE, a skewed smile between 8 % and 40 %, and
 exact Black-Scholes prices (no tick rounding, so the true sigma is known). Times
-:func:`datacentre.pricing.implied_vol` on the whole array (flag strings included, best of
+:func:`datacentre.core.pricing.implied_vol` on the whole array (flag strings included, best of
 ``--repeats``) and ``vollib.black_scholes.implied_volatility.implied_volatility`` in a Python
 loop over a random ``--vollib-n`` subsample, in the same run. The loop is timed in chunks of
 200 options (best of three per chunk, summed): like the single vectorised call, each chunk
@@ -38,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from vollib.black_scholes.implied_volatility import implied_volatility as vollib_iv  # noqa: E402
 
-from datacentre.pricing import bs_price, greeks, implied_vol  # noqa: E402
+from datacentre.core.pricing import bs_price, greeks, implied_vol  # noqa: E402
 
 SPOT = 26_000.0
 RATE = 0.065

@@ -52,8 +52,8 @@ from streamlit.elements.lib.pandas_styler_utils import marshall_styler  # noqa: 
 from streamlit.proto.ArrowData_pb2 import ArrowData as ArrowDataProto  # noqa: E402
 
 from datacentre import analytics, views  # noqa: E402
-from datacentre.backfill import backfill  # noqa: E402
-from datacentre.store import TickStore, sqlite_path  # noqa: E402
+from datacentre.ops.backfill import backfill  # noqa: E402
+from datacentre.store.tickstore import TickStore, sqlite_path  # noqa: E402
 
 DAY = date(2026, 1, 2)
 UNDERLYING = "NIFTY"

@@ -23,10 +23,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from datacentre.backfill import backfill  # noqa: E402
+from datacentre.core.ticks import TICK_FIELDS, format_ts  # noqa: E402
+from datacentre.ops.backfill import backfill  # noqa: E402
 from datacentre.sources import MarketSimulator  # noqa: E402
-from datacentre.store import TickStore  # noqa: E402
-from datacentre.ticks import TICK_FIELDS, format_ts  # noqa: E402
+from datacentre.store.tickstore import TickStore  # noqa: E402
 
 DAY = date(2026, 11, 27)
 

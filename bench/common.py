@@ -4,7 +4,7 @@ from __future__ import annotations
 import sqlite3
 import statistics
 
-from datacentre.ticks import TICK_FIELDS
+from datacentre.core.ticks import TICK_FIELDS
 
 
 def summary(samples: list[float]) -> dict:

@@ -15,9 +15,9 @@ import tempfile
 import threading
 from datetime import date
 
-from . import __version__
-from .config import Settings
-from .errors import ConfigError, DataCentreError, SymbolError
+from datacentre import __version__
+from datacentre.core.config import Settings
+from datacentre.core.errors import ConfigError, DataCentreError, SymbolError
 
 log = logging.getLogger("datacentre")
 
@@ -112,7 +112,7 @@ def build_parser() -> Parser:
 
 
 def _source_options(p: argparse.ArgumentParser) -> None:
-    from .sources import SOURCE_NAMES
+    from datacentre.sources import SOURCE_NAMES
     p.add_argument("--source", choices=SOURCE_NAMES, default="sim",
                    help="sim: the built-in market simulator (default); smartapi: Angel One SmartAPI "
                         "(credentials from DATACENTRE_SMARTAPI_* variables); csv: play back a CSV export")
@@ -135,7 +135,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
 
 def _setup_logging(args: argparse.Namespace) -> None:
     level = logging.DEBUG if args.verbose else logging.INFO
-    from .services import setup_logging
+    from datacentre.ops.services import setup_logging
     setup_logging(args.log_file, level)
 
 
@@ -152,14 +152,14 @@ def _wait_for_signal() -> threading.Event:
 
 
 def _store(settings: Settings):
-    from .store import TickStore
+    from datacentre.store.tickstore import TickStore
     return TickStore(settings.db_url)
 
 
 # ---------------------------------------------------------------- commands
 
 def _source(args, settings: Settings, store):
-    from .sources import make_source
+    from datacentre.sources import make_source
     if args.source == "sim":
         return make_source("sim", settings, resume_from=store.latest_all(limit=None))
     if args.source == "csv" and not args.csv:
@@ -180,7 +180,7 @@ def _serve(start, describe) -> int:
 
 
 def cmd_run(args, settings: Settings) -> int:
-    from .embedded import DataCentre
+    from datacentre.ops.embedded import DataCentre
     store = _store(settings)
     centre = DataCentre(settings, source=_source(args, settings, store), store=store)
     return _serve(lambda: centre.start(backfill_if_empty=False),
@@ -188,7 +188,7 @@ def cmd_run(args, settings: Settings) -> int:
 
 
 def cmd_collect(args, settings: Settings) -> int:
-    from .collector import Collector
+    from datacentre.ops.collector import Collector
     store = _store(settings)
     source = _source(args, settings, store)
     stop = _wait_for_signal()
@@ -197,16 +197,16 @@ def cmd_collect(args, settings: Settings) -> int:
 
 
 def cmd_broadcast(args, settings: Settings) -> int:
-    from .broadcaster import BroadcasterThread
+    from datacentre.feed.broadcaster import BroadcasterThread
     server = BroadcasterThread(_store(settings), host=settings.ws_host, port=settings.ws_port,
                                token=settings.ws_token)
     return _serve(server.start, lambda s: f"broadcasting on {s.url}")
 
 
 def cmd_replay(args, settings: Settings) -> int:
-    from .protocol import SPEEDS_ALLOWED, valid_speed
-    from .replay import ReplayThread
-    from .ticks import normalize_ts
+    from datacentre.core.ticks import normalize_ts
+    from datacentre.feed.protocol import SPEEDS_ALLOWED, valid_speed
+    from datacentre.feed.replay import ReplayThread
     if not valid_speed(args.speed):
         raise ConfigError(f"--speed must be {SPEEDS_ALLOWED}, got {args.speed:g}")
     start, end = normalize_ts(args.start), normalize_ts(args.end)
@@ -219,7 +219,7 @@ def cmd_replay(args, settings: Settings) -> int:
 
 
 def cmd_start(args, settings: Settings) -> int:
-    from .services import start_services
+    from datacentre.ops.services import start_services
     results = start_services(settings)
     for svc in results:
         print(f"{svc['name']:<12} {svc.get('result', '')}")
@@ -227,28 +227,28 @@ def cmd_start(args, settings: Settings) -> int:
 
 
 def cmd_stop(args, settings: Settings) -> int:
-    from .services import stop_services
+    from datacentre.ops.services import stop_services
     for svc in stop_services(settings):
         print(f"{svc['name']:<12} {svc.get('result', 'stopped')}")
     return 0
 
 
 def cmd_status(args, settings: Settings) -> int:
-    from .services import format_status, service_status
+    from datacentre.ops.services import format_status, service_status
     rows = service_status(settings)
     print(format_status(rows))
     return 0 if all(r.get("alive") for r in rows) else 1
 
 
 def cmd_verify(args, settings: Settings) -> int:
-    from .verify import format_table, run_verify
+    from datacentre.ops.verify import format_table, run_verify
     checks = run_verify(settings.ws_url, timeout=args.timeout, db_url=args.db, interval=settings.interval)
     print(format_table(checks))
     return 0 if all(c.ok for c in checks) else 1
 
 
 def cmd_backfill(args, settings: Settings) -> int:
-    from .backfill import backfill, check_session, recent_sessions
+    from datacentre.ops.backfill import backfill, check_session, recent_sessions
     days = 1 if args.days is None else args.days
     sessions = [check_session(args.date)] if args.date else recent_sessions(days)
     store = _store(settings)
@@ -279,8 +279,8 @@ def cmd_backfill(args, settings: Settings) -> int:
 
 
 def _symbols(args, store) -> list[str] | None:
-    from .csvio import select_symbols
-    from .instruments import parse_symbol
+    from datacentre.core.instruments import parse_symbol
+    from datacentre.store.csvio import select_symbols
     symbols = [parse_symbol(s).symbol for s in args.symbol or []]
     if args.underlying:
         symbols += select_symbols(store, args.underlying, args.expiry.isoformat() if args.expiry else None)
@@ -290,8 +290,8 @@ def _symbols(args, store) -> list[str] | None:
 
 
 def cmd_export(args, settings: Settings) -> int:
-    from .csvio import export_csv
-    from .ticks import normalize_ts
+    from datacentre.core.ticks import normalize_ts
+    from datacentre.store.csvio import export_csv
     store = _store(settings)
     symbols = _symbols(args, store)
     start = normalize_ts(args.start) if args.start else None
@@ -310,7 +310,7 @@ def cmd_export(args, settings: Settings) -> int:
 
 
 def cmd_import(args, settings: Settings) -> int:
-    from .csvio import import_csv
+    from datacentre.store.csvio import import_csv
     store = _store(settings)
     if args.file == "-":
         with tempfile.TemporaryFile("w+", newline="", encoding="utf-8") as spool:

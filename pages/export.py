@@ -3,10 +3,10 @@ from datetime import date, time, timedelta
 
 import streamlit as st
 
-from datacentre import ui, views
-from datacentre.errors import StoreError
-from datacentre.formatting import fmt_expiry, fmt_number
-from datacentre.ticks import IST, parse_ts
+from datacentre.app import ui, views
+from datacentre.app.formatting import fmt_expiry, fmt_number
+from datacentre.core.errors import StoreError
+from datacentre.core.ticks import IST, parse_ts
 
 ALL, EXPIRY, SYMBOLS = "Underlying", "One expiry", "Symbols"
 MODES = (ALL, EXPIRY, SYMBOLS)

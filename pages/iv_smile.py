@@ -5,8 +5,9 @@ from datetime import time, timedelta
 import pandas as pd
 import streamlit as st
 
-from datacentre import analytics, charts, ui, views
-from datacentre.formatting import MISSING, fmt_change, fmt_delta, fmt_pct, fmt_strike
+from datacentre import analytics
+from datacentre.app import charts, ui, views
+from datacentre.app.formatting import MISSING, fmt_change, fmt_delta, fmt_pct, fmt_strike
 
 OPEN, HOUR_AGO, CHOSEN = "Open", "1 h ago", "Chosen time"
 OVERLAYS = (OPEN, HOUR_AGO, CHOSEN)

@@ -3,8 +3,9 @@ from datetime import time, timedelta
 
 import streamlit as st
 
-from datacentre import analytics, charts, ui, views
-from datacentre.formatting import MISSING, fmt_change, fmt_delta, fmt_oi, fmt_price, fmt_ratio, fmt_strike
+from datacentre import analytics
+from datacentre.app import charts, ui, views
+from datacentre.app.formatting import MISSING, fmt_change, fmt_delta, fmt_oi, fmt_price, fmt_ratio, fmt_strike
 
 OPEN, PREVIOUS_CLOSE, HOUR_AGO, QUARTER_AGO, CHOSEN = (
     "Day open", "Previous close", "1 h ago", "15 min ago", "Chosen time")

@@ -1,8 +1,9 @@
 """Option chain in the exchange's layout: calls | strike | puts, refreshed live."""
 import streamlit as st
 
-from datacentre import analytics, ui, views
-from datacentre.formatting import MISSING, fmt_change, fmt_delta, fmt_oi, fmt_price, fmt_ratio, fmt_strike
+from datacentre import analytics
+from datacentre.app import ui, views
+from datacentre.app.formatting import MISSING, fmt_change, fmt_delta, fmt_oi, fmt_price, fmt_ratio, fmt_strike
 
 WINDOWS = {5: "±5", 10: "±10", 15: "±15", 0: "All"}
 

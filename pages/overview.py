@@ -1,8 +1,17 @@
 """Overview: the market at a glance, refreshed live without reloading the page."""
 import streamlit as st
 
-from datacentre import analytics, charts, ui
-from datacentre.formatting import MISSING, fmt_change, fmt_delta, fmt_pct, fmt_price, fmt_ratio, fmt_strike
+from datacentre import analytics
+from datacentre.app import charts, ui
+from datacentre.app.formatting import (
+    MISSING,
+    fmt_change,
+    fmt_delta,
+    fmt_pct,
+    fmt_price,
+    fmt_ratio,
+    fmt_strike,
+)
 
 MAX_POINTS = 2_000  # a second's resolution over a whole day is more than a chart can show
 

@@ -1,7 +1,7 @@
 """Replay: step or play through a stored session and see the market as it was.
 
 The day's snapshot times, spot/OI series and opening snapshot are cached per store
-and day (:mod:`datacentre.views`); a step fetches only the one as-of snapshot. The
+and day (:mod:`datacentre.app.views`); a step fetches only the one as-of snapshot. The
 time slider moves over the day's snapshots, one position each, labelled with their
 IST time: a day with an evening of live ticks after the session keeps the session
 as easy to drag through as any other day.
@@ -20,9 +20,18 @@ from datetime import timedelta
 
 import streamlit as st
 
-from datacentre import analytics, ui, views
-from datacentre.formatting import MISSING, fmt_change, fmt_delta, fmt_pct, fmt_price, fmt_ratio, fmt_strike
-from datacentre.ticks import parse_ts
+from datacentre import analytics
+from datacentre.app import ui, views
+from datacentre.app.formatting import (
+    MISSING,
+    fmt_change,
+    fmt_delta,
+    fmt_pct,
+    fmt_price,
+    fmt_ratio,
+    fmt_strike,
+)
+from datacentre.core.ticks import parse_ts
 
 SPEEDS = (1, 2, 5, 10, 30, 60)
 DEFAULT_SPEED = 10

@@ -4,10 +4,10 @@ import time
 import pandas as pd
 import streamlit as st
 
-from datacentre import livefeed, ui
-from datacentre.errors import StoreError
-from datacentre.formatting import MISSING, fmt_bytes, fmt_number, fmt_price
-from datacentre.instruments import UNDERLYINGS
+from datacentre.app import livefeed, ui
+from datacentre.app.formatting import MISSING, fmt_bytes, fmt_number, fmt_price
+from datacentre.core.errors import StoreError
+from datacentre.core.instruments import UNDERLYINGS
 
 STATS_TTL_S = 10.0
 RATE_KEY = "status_rate_sample"

@@ -7,7 +7,7 @@ import uuid
 import pytest
 import sqlalchemy as sa
 
-from datacentre.store import TickStore
+from datacentre.store.tickstore import TickStore
 
 PG_URL = os.environ.get("DATACENTRE_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
@@ -48,7 +48,7 @@ def pg_store():
 
 def make_tick(symbol: str, ltp: float, **fields) -> dict:
     """A tick dict with all 14 fields (None where not given)."""
-    from datacentre.instruments import token_for
+    from datacentre.core.instruments import token_for
     tick = {"symbol": symbol, "token": token_for(symbol), "ts": None, "ltp": ltp, "bid": None,
             "ask": None, "volume": 0, "oi": None, "delta": None, "gamma": None, "theta": None,
             "vega": None, "iv": None, "source": "sim"}
@@ -81,7 +81,7 @@ def synthetic_snapshot(moment, *, nifty: float = 26000.0, bank: float = 59000.0,
     of the nearest expiry, with plausible prices, OI, volume, IV and delta."""
     import math
 
-    from datacentre.instruments import (
+    from datacentre.core.instruments import (
         atm_strike,
         current_future_expiry,
         format_future,
@@ -90,7 +90,7 @@ def synthetic_snapshot(moment, *, nifty: float = 26000.0, bank: float = 59000.0,
         time_to_expiry,
         underlying,
     )
-    from datacentre.ticks import format_ts
+    from datacentre.core.ticks import format_ts
 
     ticks = []
     for base, spot in (("NIFTY", nifty), ("BANKNIFTY", bank)):
@@ -129,7 +129,7 @@ def fill_market(store, start, count: int, *, every_s: float = 60.0) -> list[str]
     import math
     from datetime import timedelta
 
-    from datacentre.ticks import format_ts
+    from datacentre.core.ticks import format_ts
 
     stamps = []
     for n in range(count):
@@ -144,8 +144,8 @@ def fill_market(store, start, count: int, *, every_s: float = 60.0) -> list[str]
 @pytest.fixture
 def market_db(tmp_path) -> str:
     """A SQLite store with 60 one-minute snapshots of the last complete session."""
-    from datacentre.instruments import last_complete_session, session_bounds
-    from datacentre.ticks import now_utc
+    from datacentre.core.instruments import last_complete_session, session_bounds
+    from datacentre.core.ticks import now_utc
 
     url = f"sqlite:///{tmp_path / 'market.db'}"
     with TickStore(url) as s:
@@ -160,7 +160,7 @@ def market_db(tmp_path) -> str:
 @pytest.fixture
 def live_broadcaster(store):
     """A real BroadcasterThread over ``store`` on a free loopback port (stopped afterwards)."""
-    from datacentre.broadcaster import BroadcasterThread
+    from datacentre.feed.broadcaster import BroadcasterThread
 
     server = BroadcasterThread(store, port=0, poll_interval=0.02).start()
     yield server
@@ -170,7 +170,7 @@ def live_broadcaster(store):
 @pytest.fixture
 def live_market(store, live_broadcaster):
     """The simulator (seed 1) collected every 0.2 s into ``store`` and pushed out at once."""
-    from datacentre.collector import Collector, CollectorThread
+    from datacentre.ops.collector import Collector, CollectorThread
     from datacentre.sources import MarketSimulator
 
     collector = Collector(store, MarketSimulator(seed=1), interval=0.2,
@@ -242,7 +242,7 @@ def release_app_resources():
     yield
     import streamlit as st
 
-    from datacentre import livefeed
+    from datacentre.app import livefeed
 
     st.cache_resource.clear()
     st.cache_data.clear()

@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 from datacentre import analytics as A
-from datacentre.instruments import token_for
-from datacentre.store import TickStore
+from datacentre.core.instruments import token_for
+from datacentre.store.tickstore import TickStore
 
 TS = "2026-01-02T08:13:05+00:00"  # a Friday; NIFTY weeklies expire 06 and 13 Jan
 OPEN_TS = "2026-01-02T03:45:00+00:00"

@@ -13,9 +13,9 @@ from conftest import app_test
 from streamlit.testing.v1 import AppTest
 from support import free_port
 
-from datacentre import livefeed
-from datacentre.broadcaster import BroadcasterThread
-from datacentre.store import TickStore
+from datacentre.app import livefeed
+from datacentre.feed.broadcaster import BroadcasterThread
+from datacentre.store.tickstore import TickStore
 
 PAGES = {
     "overview": "pages/overview.py",

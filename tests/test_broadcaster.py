@@ -17,9 +17,9 @@ import websocket
 import websockets
 from conftest import make_tick
 
-from datacentre.broadcaster import Broadcaster, BroadcasterThread
-from datacentre.errors import ConfigError, FeedError, StoreError
-from datacentre.ticks import TICK_FIELDS, format_ts
+from datacentre.core.errors import ConfigError, FeedError, StoreError
+from datacentre.core.ticks import TICK_FIELDS, format_ts
+from datacentre.feed.broadcaster import Broadcaster, BroadcasterThread
 
 ROOT = Path(__file__).resolve().parents[1]
 T0 = datetime(2026, 1, 2, 3, 45, tzinfo=UTC)
@@ -140,7 +140,7 @@ def test_every_row_once_and_in_order(feed, store):
 def test_rows_written_by_another_process(feed, store, db_url):
     writer = textwrap.dedent(f"""
         from datetime import datetime, timedelta, timezone
-        from datacentre.store import TickStore
+        from datacentre.store.tickstore import TickStore
         store = TickStore({db_url!r})
         t0 = datetime(2026, 1, 2, 4, 0, tzinfo=timezone.utc)
         for n in range(25):
@@ -265,7 +265,7 @@ def test_rate_limited_client_is_disconnected(store):
 
 def test_big_replies_are_encoded_off_the_event_loop(feed, store, monkeypatch):
     """A 10,000-tick history takes ~50 ms to encode: on the loop, that would stall every feed."""
-    from datacentre import protocol
+    from datacentre.feed import protocol
 
     encoded_in: list[str] = []
     history_message = protocol.history_message
@@ -488,8 +488,8 @@ def test_stop_from_an_atexit_hook_is_quiet_and_prompt(db_url):
     script = textwrap.dedent(f"""
         import atexit, json, logging, sys, time
         import websocket
-        from datacentre.broadcaster import BroadcasterThread
-        from datacentre.store import TickStore
+        from datacentre.feed.broadcaster import BroadcasterThread
+        from datacentre.store.tickstore import TickStore
 
         logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
         server = BroadcasterThread(TickStore({db_url!r}), port=0, poll_interval=0.02).start()

@@ -49,8 +49,8 @@ def wait_healthy(url: str, proc: subprocess.Popen, log: Path) -> None:
 
 @pytest.fixture(scope="module")
 def app_url(tmp_path_factory):
-    from datacentre.backfill import backfill, recent_sessions
-    from datacentre.store import TickStore
+    from datacentre.ops.backfill import backfill, recent_sessions
+    from datacentre.store.tickstore import TickStore
 
     data = tmp_path_factory.mktemp("browser")
     db_url = f"sqlite:///{data / 'ticks.db'}"

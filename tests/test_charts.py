@@ -9,8 +9,8 @@ import plotly.graph_objects as go
 import pytest
 
 from datacentre import analytics as A
-from datacentre import charts as C
-from datacentre.instruments import token_for
+from datacentre.app import charts as C
+from datacentre.core.instruments import token_for
 
 TS = "2026-01-02T08:13:05+00:00"
 OPEN_TS = "2026-01-02T03:45:00+00:00"
@@ -258,7 +258,7 @@ def test_term_structure_chart_skips_expiries_without_iv():
 def test_a_flat_pcr_keeps_distinct_tick_labels():
     import pandas as pd
 
-    from datacentre import charts
+    from datacentre.app import charts
     times = pd.date_range("2026-01-02 03:45", periods=5, freq="5min", tz="UTC")
     flat = pd.DataFrame({"ts": times.strftime("%Y-%m-%dT%H:%M:%S+00:00"), "time": times,
                          "ce_oi": [1e7] * 5, "pe_oi": [0.89e7, 0.891e7, 0.892e7, 0.891e7, 0.89e7]})

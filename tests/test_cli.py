@@ -10,8 +10,8 @@ import sys
 import pytest
 from support import free_port
 
-from datacentre.store import TickStore
-from datacentre.ticks import TICK_FIELDS
+from datacentre.core.ticks import TICK_FIELDS
+from datacentre.store.tickstore import TickStore
 
 COMMANDS = ["run", "collect", "broadcast", "start", "stop", "status", "verify", "backfill",
             "export", "import", "replay"]

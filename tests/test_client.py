@@ -12,8 +12,7 @@ from conftest import make_tick, synthetic_snapshot
 from support import free_port, wait_until
 
 from datacentre import RealtimeDataClient
-from datacentre.broadcaster import BroadcasterThread
-from datacentre.client import (
+from datacentre.clients.realtime import (
     RECONNECT_MAX_DELAY,
     RECONNECT_MIN_DELAY,
     FeedConnection,
@@ -23,9 +22,10 @@ from datacentre.client import (
     is_tick,
     open_existing_store,
 )
-from datacentre.errors import FeedError, ReadOnlyError, StoreError
-from datacentre.store import TickStore
-from datacentre.ticks import TICK_FIELDS, format_ts
+from datacentre.core.errors import FeedError, ReadOnlyError, StoreError
+from datacentre.core.ticks import TICK_FIELDS, format_ts
+from datacentre.feed.broadcaster import BroadcasterThread
+from datacentre.store.tickstore import TickStore
 
 T0 = datetime(2026, 1, 2, 8, 13, 5, tzinfo=UTC)
 
@@ -88,7 +88,7 @@ def test_callback_errors_are_logged_and_the_feed_goes_on(store, live_broadcaster
     client = RealtimeDataClient(live_broadcaster.url, on_data_callback=fragile)
     try:
         client.connect()
-        with caplog.at_level(logging.ERROR, logger="datacentre.client"):
+        with caplog.at_level(logging.ERROR, logger="datacentre.clients.realtime"):
             sent = publish(store, live_broadcaster, 1)
             assert wait_until(lambda: len(received) == len(sent))
         assert client.is_connected()
@@ -343,7 +343,7 @@ class FlakyServer:
 
 @pytest.mark.parametrize(("hold", "stable_after", "backs_off"), [(0.0, 0.5, True), (0.3, 0.1, False)])
 def test_backoff_resets_only_after_a_stable_connection(monkeypatch, hold, stable_after, backs_off):
-    import datacentre.client as client_module
+    import datacentre.clients.realtime as client_module
 
     attempts: list[int] = []
 
@@ -369,9 +369,9 @@ def test_backoff_resets_only_after_a_stable_connection(monkeypatch, hold, stable
 def test_the_socket_is_closed_when_the_broadcaster_closes(store, monkeypatch):
     """websocket-client answers a server's close frame but leaves its socket open: the server
     then waits out its close timeout (and a flapping server leaked a socket per reconnect)."""
-    import datacentre.broadcaster
+    import datacentre.feed.broadcaster
 
-    monkeypatch.setattr(datacentre.broadcaster, "STOP_GRACE", 5.0)
+    monkeypatch.setattr(datacentre.feed.broadcaster, "STOP_GRACE", 5.0)
     server = BroadcasterThread(store, port=0, close_timeout=5).start()
     feed = FeedConnection(server.url, on_tick=lambda tick: None).start()
     try:
@@ -403,7 +403,7 @@ def test_close_leaves_no_threads(store, live_broadcaster):
 
 @pytest.mark.parametrize("queue_size", [100_000, 5])  # 5: the queue is full when close() is called
 def test_close_is_prompt_while_the_callback_is_blocked(store, live_broadcaster, monkeypatch, queue_size):
-    import datacentre.client as client_module
+    import datacentre.clients.realtime as client_module
 
     monkeypatch.setattr(client_module, "CALLBACK_QUEUE_SIZE", queue_size)
     release = threading.Event()

@@ -11,9 +11,9 @@ from datetime import datetime
 
 import pytest
 
-from datacentre.collector import Collector, CollectorThread, grid_moment, next_slot
-from datacentre.errors import SourceError
-from datacentre.ticks import UTC
+from datacentre.core.errors import SourceError
+from datacentre.core.ticks import UTC
+from datacentre.ops.collector import Collector, CollectorThread, grid_moment, next_slot
 
 
 class CountingSource:
@@ -68,7 +68,7 @@ def test_run_survives_source_errors_and_stops(store):
 
 
 def test_interval_below_minimum_is_refused(store):
-    from datacentre.errors import ConfigError
+    from datacentre.core.errors import ConfigError
     with pytest.raises(ConfigError, match="at least 0.1"):
         Collector(store, CountingSource(), interval=0.01)
 
@@ -81,7 +81,7 @@ def test_sigterm_leaves_no_partial_snapshot(tmp_path):
                              "--interval", "0.2", "--seed", "7"], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        from datacentre.store import TickStore
+        from datacentre.store.tickstore import TickStore
         deadline = time.monotonic() + 60
         store = None
         while time.monotonic() < deadline:
@@ -106,7 +106,7 @@ def test_killed_processes_leave_whole_snapshots_only(tmp_path):
     """SIGKILL (no chance to clean up) in the middle of a backfill and of collection."""
     import sqlite3
 
-    from datacentre.store import TickStore
+    from datacentre.store.tickstore import TickStore
     db = tmp_path / "k.db"
     url = f"sqlite:///{db}"
     backfill = subprocess.Popen([sys.executable, "-m", "datacentre", "backfill", "--date", "2026-11-27",
@@ -161,7 +161,7 @@ class FakeClock:
 
 
 def test_clock_stepping_back_never_repeats_or_reverses_a_ts(store, monkeypatch):
-    import datacentre.collector as collector_module
+    import datacentre.ops.collector as collector_module
     clock = FakeClock(1_767_341_585.0, rounds=2)  # 2026-01-02T08:13:05Z
     monkeypatch.setattr(collector_module, "time", clock)
     c = Collector(store, CountingSource(), interval=5)
@@ -175,7 +175,7 @@ def test_clock_stepping_back_never_repeats_or_reverses_a_ts(store, monkeypatch):
 
 
 def test_overrunning_snapshot_skips_missed_slots(store, monkeypatch):
-    import datacentre.collector as collector_module
+    import datacentre.ops.collector as collector_module
     clock = FakeClock(1_767_341_585.0, rounds=3)
 
     class SlowSource(CountingSource):
@@ -193,8 +193,8 @@ def test_overrunning_snapshot_skips_missed_slots(store, monkeypatch):
 def test_embedded_data_centre_stops_in_order_and_releases_its_store(db_url):
     from support import free_port
 
-    from datacentre.config import Settings
-    from datacentre.embedded import DataCentre
+    from datacentre.core.config import Settings
+    from datacentre.ops.embedded import DataCentre
     dc = DataCentre(Settings(db_url=db_url, ws_port=free_port(), interval=1), source=CountingSource())
     dc.start(backfill_if_empty=False)
     try:

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from datacentre.config import DEFAULT_DB_URL, Settings, is_loopback
-from datacentre.errors import ConfigError
+from datacentre.core.config import DEFAULT_DB_URL, Settings, is_loopback
+from datacentre.core.errors import ConfigError
 
 
 def test_defaults(monkeypatch):

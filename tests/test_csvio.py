@@ -7,10 +7,10 @@ import io
 import pytest
 from test_store import T1, T3, fill
 
-from datacentre.csvio import check_csv, csv_lines, export_csv, import_csv, select_symbols
-from datacentre.errors import ImportFormatError
-from datacentre.store import TickStore
-from datacentre.ticks import TICK_FIELDS
+from datacentre.core.errors import ImportFormatError
+from datacentre.core.ticks import TICK_FIELDS
+from datacentre.store.csvio import check_csv, csv_lines, export_csv, import_csv, select_symbols
+from datacentre.store.tickstore import TickStore
 
 
 def exported(store, **kw) -> str:

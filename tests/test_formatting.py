@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from datacentre.analytics import CHAIN_COLUMNS
-from datacentre.formatting import (
+from datacentre.app.formatting import (
     MISSING,
     column_formatters,
     fmt_bytes,

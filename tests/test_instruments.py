@@ -5,8 +5,8 @@ from datetime import date, datetime
 
 import pytest
 
-from datacentre.errors import SymbolError
-from datacentre.instruments import (
+from datacentre.core.errors import SymbolError
+from datacentre.core.instruments import (
     CE,
     FUT,
     INDEX,
@@ -28,7 +28,7 @@ from datacentre.instruments import (
     underlying,
     weekly_expiries,
 )
-from datacentre.ticks import UTC
+from datacentre.core.ticks import UTC
 
 
 @pytest.mark.parametrize("symbol, base, kind, expiry, strike", [
@@ -150,7 +150,7 @@ def test_one_spelling_per_contract(symbol):
 
 
 def test_fractional_strike_round_trips():
-    from datacentre.instruments import format_option
+    from datacentre.core.instruments import format_option
     symbol = format_option("BANKNIFTY", date(2026, 1, 27), 126500.5, "CE")
     assert symbol == "BANKNIFTY27JAN26126500.5CE"
     assert parse_symbol(symbol).strike == 126500.5

@@ -9,12 +9,12 @@ import pytest
 from conftest import synthetic_snapshot
 from support import free_port, wait_until
 
-from datacentre import livefeed
-from datacentre.broadcaster import BroadcasterThread
-from datacentre.config import Settings
-from datacentre.livefeed import LiveFeed, Point, ensure_data_centre, running_feeds, start_feed
-from datacentre.store import TickStore
-from datacentre.ticks import format_ts, now_utc
+from datacentre.app import livefeed
+from datacentre.app.livefeed import LiveFeed, Point, ensure_data_centre, running_feeds, start_feed
+from datacentre.core.config import Settings
+from datacentre.core.ticks import format_ts, now_utc
+from datacentre.feed.broadcaster import BroadcasterThread
+from datacentre.store.tickstore import TickStore
 
 
 def feed_threads() -> list[threading.Thread]:

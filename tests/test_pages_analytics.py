@@ -21,12 +21,13 @@ from conftest import app_test, synthetic_snapshot
 from streamlit.testing.v1 import AppTest
 from support import free_port
 
-from datacentre import analytics, views
-from datacentre.backfill import backfill, recent_sessions
-from datacentre.csvio import select_symbols
-from datacentre.formatting import fmt_oi, fmt_ratio
-from datacentre.store import TickStore
-from datacentre.ticks import IST, format_ts, parse_ts
+from datacentre import analytics
+from datacentre.app import views
+from datacentre.app.formatting import fmt_oi, fmt_ratio
+from datacentre.core.ticks import IST, format_ts, parse_ts
+from datacentre.ops.backfill import backfill, recent_sessions
+from datacentre.store.csvio import select_symbols
+from datacentre.store.tickstore import TickStore
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = {name: f"pages/{name}.py" for name in ("iv_smile", "oi_buildup", "replay", "export")}

@@ -8,10 +8,10 @@ from datetime import timedelta
 
 import websocket
 
-from datacentre.broadcaster import BroadcasterThread
+from datacentre.core.ticks import parse_ts
+from datacentre.feed.broadcaster import BroadcasterThread
 from datacentre.sources import MarketSimulator
-from datacentre.store import TickStore
-from datacentre.ticks import parse_ts
+from datacentre.store.tickstore import TickStore
 
 START = parse_ts("2026-01-05T04:00:00Z")
 

@@ -1,4 +1,4 @@
-"""Black-Scholes prices, Greeks and implied volatility (datacentre.pricing)."""
+"""Black-Scholes prices, Greeks and implied volatility (datacentre.core.pricing)."""
 from __future__ import annotations
 
 import math
@@ -9,9 +9,9 @@ from vollib.black_scholes import black_scholes as vollib_price
 from vollib.black_scholes.greeks import analytical as vollib_greeks
 from vollib.black_scholes.implied_volatility import implied_volatility as vollib_iv
 
-from datacentre import pricing
-from datacentre.errors import ConfigError
-from datacentre.pricing import bs_price, greeks, implied_vol
+from datacentre.core import pricing
+from datacentre.core.errors import ConfigError
+from datacentre.core.pricing import bs_price, greeks, implied_vol
 
 CALL_SPELLINGS = ["c", "C", "ce", "CE", "Ce", "call", "CALL", "Call", " CE "]
 PUT_SPELLINGS = ["p", "P", "pe", "PE", "pE", "put", "PUT", "Put", "pe\n"]

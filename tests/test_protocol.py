@@ -6,10 +6,10 @@ import struct
 
 import pytest
 
-from datacentre import protocol
-from datacentre.errors import ProtocolError
-from datacentre.protocol import ClientState, RateLimiter, SymbolFilter, parse_request
-from datacentre.ticks import TICK_FIELDS
+from datacentre.core.errors import ProtocolError
+from datacentre.core.ticks import TICK_FIELDS
+from datacentre.feed import protocol
+from datacentre.feed.protocol import ClientState, RateLimiter, SymbolFilter, parse_request
 
 ROW = {"id": 41, "symbol": "NIFTY06JAN2626500CE", "token": "49873", "ts": "2026-01-02T08:13:05+00:00",
        "ltp": 12.0, "bid": 11.95, "ask": 12.05, "volume": 161816655, "oi": 12911015, "delta": 0.4115,

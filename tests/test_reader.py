@@ -10,11 +10,11 @@ from conftest import make_tick, synthetic_snapshot
 from support import free_port, wait_until
 
 from datacentre import WebSocketDataReader
-from datacentre.broadcaster import BroadcasterThread
-from datacentre.errors import ConfigError, SymbolError
-from datacentre.instruments import parse_symbol
-from datacentre.reader import _has_data, _TickCache, _watchlist
-from datacentre.ticks import TICK_FIELDS, format_ts, now_utc
+from datacentre.clients.reader import _has_data, _TickCache, _watchlist
+from datacentre.core.errors import ConfigError, SymbolError
+from datacentre.core.instruments import parse_symbol
+from datacentre.core.ticks import TICK_FIELDS, format_ts, now_utc
+from datacentre.feed.broadcaster import BroadcasterThread
 
 T0 = datetime(2026, 1, 2, 8, 13, 5, tzinfo=UTC)
 

@@ -11,9 +11,9 @@ import websocket
 import websockets
 from conftest import make_tick
 
-from datacentre.errors import ConfigError
-from datacentre.replay import Replayer, ReplayThread
-from datacentre.ticks import TICK_FIELDS, format_ts
+from datacentre.core.errors import ConfigError
+from datacentre.core.ticks import TICK_FIELDS, format_ts
+from datacentre.feed.replay import Replayer, ReplayThread
 
 T0 = datetime(2026, 1, 2, 3, 45, tzinfo=UTC)
 SYMBOLS = ["NIFTY 50", "NIFTY BANK", "NIFTY27JAN26FUT", "NIFTY06JAN2626000CE"]

@@ -38,9 +38,9 @@ import pytest
 from support import free_port, wait_until
 
 from datacentre import RealtimeDataClient
-from datacentre.broadcaster import BroadcasterThread
-from datacentre.errors import StoreError
-from datacentre.instruments import parse_symbol
+from datacentre.core.errors import StoreError
+from datacentre.core.instruments import parse_symbol
+from datacentre.feed.broadcaster import BroadcasterThread
 from datacentre.sources import MarketSimulator
 
 NEW_IMPORT = "from datacentre import RealtimeDataClient, WebSocketDataReader\n"

@@ -19,9 +19,10 @@ import pytest
 from conftest import synthetic_snapshot
 from support import free_port, wait_until
 
-from datacentre.broadcaster import BroadcasterThread
-from datacentre.config import Settings
-from datacentre.services import (
+from datacentre.core.config import Settings
+from datacentre.core.ticks import now_utc
+from datacentre.feed.broadcaster import BroadcasterThread
+from datacentre.ops.services import (
     LOG_BACKUPS,
     LOG_MAX_BYTES,
     format_status,
@@ -34,8 +35,7 @@ from datacentre.services import (
     start_services,
     stop_services,
 )
-from datacentre.ticks import now_utc
-from datacentre.verify import Check, format_table, run_verify
+from datacentre.ops.verify import Check, format_table, run_verify
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -11,9 +11,9 @@ from datetime import date, datetime, timedelta
 import numpy as np
 import pytest
 
-from datacentre import pricing
-from datacentre.errors import ConfigError, SymbolError
-from datacentre.instruments import (
+from datacentre.core import pricing
+from datacentre.core.errors import ConfigError, SymbolError
+from datacentre.core.instruments import (
     UNDERLYINGS,
     atm_strike,
     current_future_expiry,
@@ -23,6 +23,7 @@ from datacentre.instruments import (
     time_to_expiry,
     token_for,
 )
+from datacentre.core.ticks import TICK_FIELDS, UTC, format_ts
 from datacentre.sources import MarketSimulator, Source
 from datacentre.sources.simulator import (
     arbitrage_guard,
@@ -30,7 +31,6 @@ from datacentre.sources.simulator import (
     reflected_cumsum,
     smile,
 )
-from datacentre.ticks import TICK_FIELDS, UTC, format_ts
 
 DAY = date(2026, 1, 7)  # a Wednesday: NIFTY weekly 13 Jan, BANKNIFTY monthly 27 Jan
 SEED = 20260107
@@ -531,8 +531,8 @@ def test_constructor_validates():
 
 
 def test_backfill_market_of_a_day_does_not_depend_on_sessions_already_stored(tmp_path):
-    from datacentre.backfill import backfill
-    from datacentre.store import TickStore
+    from datacentre.ops.backfill import backfill
+    from datacentre.store.tickstore import TickStore
     days = [date(2026, 1, 5), date(2026, 1, 6)]
     with TickStore(f"sqlite:///{tmp_path / 'a.db'}") as a, TickStore(f"sqlite:///{tmp_path / 'b.db'}") as b:
         backfill(a, days, interval=900, seed=3)

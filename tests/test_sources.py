@@ -18,12 +18,10 @@ from datetime import UTC, date, datetime, timedelta
 import numpy as np
 import pytest
 
-from datacentre import pricing
-from datacentre.collector import Collector
-from datacentre.config import Settings
-from datacentre.csvio import export_csv
-from datacentre.errors import ConfigError, ImportFormatError, SourceError
-from datacentre.instruments import (
+from datacentre.core import pricing
+from datacentre.core.config import Settings
+from datacentre.core.errors import ConfigError, ImportFormatError, SourceError
+from datacentre.core.instruments import (
     current_future_expiry,
     format_future,
     format_option,
@@ -35,6 +33,8 @@ from datacentre.instruments import (
     time_to_expiry,
     underlying,
 )
+from datacentre.core.ticks import TICK_FIELDS, format_ts
+from datacentre.ops.collector import Collector
 from datacentre.sources import (
     SOURCE_NAMES,
     CsvFileSource,
@@ -44,8 +44,8 @@ from datacentre.sources import (
     make_source,
 )
 from datacentre.sources.smartapi import ENV_VARS, MAX_TOKENS_PER_REQUEST
-from datacentre.store import TickStore
-from datacentre.ticks import TICK_FIELDS, format_ts
+from datacentre.store.csvio import export_csv
+from datacentre.store.tickstore import TickStore
 
 MONDAY = datetime(2026, 1, 5, 5, 0, tzinfo=UTC)  # 10:30 IST; NIFTY weekly 06JAN26, BANKNIFTY 27JAN26
 SPOTS = {"NIFTY": 26010.0, "BANKNIFTY": 59040.0}

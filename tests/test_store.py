@@ -9,9 +9,9 @@ import time
 
 import pytest
 
-from datacentre.errors import ReadOnlyError, StoreError
-from datacentre.store import TickStore, sqlite_path
-from datacentre.ticks import TICK_FIELDS
+from datacentre.core.errors import ReadOnlyError, StoreError
+from datacentre.core.ticks import TICK_FIELDS
+from datacentre.store.tickstore import TickStore, sqlite_path
 
 T1, T2, T3 = "2026-01-02T08:13:05+00:00", "2026-01-02T08:13:10+00:00", "2026-01-02T08:13:15+00:00"
 
@@ -170,7 +170,7 @@ def test_millisecond_timestamps_sort_as_text(store, sample_ticks):
 
 def test_rows_from_another_process_are_seen(store, db_url, sample_ticks):
     code = (
-        "from datacentre.store import TickStore;"
+        "from datacentre.store.tickstore import TickStore;"
         f"s = TickStore({db_url!r});"
         "s.write_snapshot('2026-01-02T09:00:00Z', [{'symbol': 'NIFTY 50', 'ltp': 1.0, 'source': 'csv'}])"
     )
@@ -231,7 +231,7 @@ def test_postgres_query_refuses_stacked_statements(pg_store, sample_ticks, sql):
 
 
 def test_postgres_query_session_state_never_reaches_writers(pg_store, sample_ticks):
-    from datacentre.store import WRITER_LOCK_KEY
+    from datacentre.store.tickstore import WRITER_LOCK_KEY
     # A session-level advisory lock on the writers' key would block every later snapshot.
     pg_store.query(f"SELECT pg_advisory_lock({WRITER_LOCK_KEY})")
     done = []
@@ -291,7 +291,7 @@ def test_sqlite_query_in_a_folder_with_uri_characters(tmp_path, sample_ticks):
 
 
 def test_timestamps_have_one_text_form_per_instant(store, sample_ticks):
-    from datacentre.ticks import normalize_ts
+    from datacentre.core.ticks import normalize_ts
     # under a millisecond: the same instant as whole seconds, so the same text
     assert normalize_ts("2026-01-02T08:13:05.000400+00:00") == T1
     store.write_snapshot(T1, sample_ticks)

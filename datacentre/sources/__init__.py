@@ -2,7 +2,7 @@
 
 The simulator is the default source, so a fresh machine shows a live market with no broker
 account. A source returns one snapshot's ticks, each a dict with exactly the 14 fields of
-:data:`datacentre.ticks.TICK_FIELDS`, all sharing ``ts = format_ts(moment)``.
+:data:`datacentre.core.ticks.TICK_FIELDS`, all sharing ``ts = format_ts(moment)``.
 
 =============  ========================  ======  ===========================================
 name           class                     ticks   options of :func:`make_source` (keyword)
@@ -20,11 +20,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
-from ..config import Settings
-from ..errors import ConfigError
-from .csvfile import CsvFileSource
-from .simulator import MarketSimulator
-from .smartapi import SmartApiSource
+from datacentre.core.config import Settings
+from datacentre.core.errors import ConfigError
+from datacentre.sources.csvfile import CsvFileSource
+from datacentre.sources.simulator import MarketSimulator
+from datacentre.sources.smartapi import SmartApiSource
 
 
 @runtime_checkable

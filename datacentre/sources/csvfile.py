@@ -1,6 +1,6 @@
 """Play a CSV export back as a live source (tick ``source`` = ``"csv"``).
 
-The file has the export format of :mod:`datacentre.csvio` (header = the 14 tick fields).
+The file has the export format of :mod:`datacentre.store.csvio` (header = the 14 tick fields).
 Consecutive rows sharing a ``ts`` form one stored snapshot; each :meth:`CsvFileSource.snapshot`
 call returns the next one, restamped with the collector's moment and ``source = "csv"``, so a
 recorded session can drive the collector, the broadcaster and the app like a market.
@@ -19,9 +19,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO, Self
 
-from ..csvio import MAX_PROBLEMS, _rows, _validate
-from ..errors import ConfigError, ImportFormatError, SourceError
-from ..ticks import TICK_FIELDS, format_ts, parse_ts
+from datacentre.core.errors import ConfigError, ImportFormatError, SourceError
+from datacentre.core.ticks import TICK_FIELDS, format_ts, parse_ts
+from datacentre.store.csvio import MAX_PROBLEMS, _rows, _validate
 
 SOURCE = "csv"
 ENCODING = "utf-8-sig"  # tolerates the byte-order mark spreadsheet programs write

@@ -21,7 +21,7 @@ The model (parameters are the constants below and :data:`UNDERLYING_MODELS`):
   strikes ``sigma = atm + skew*k + curvature*k**2`` with ``k = ln(K/F) / sqrt(T)`` (``T`` at
   least ``SMILE_MIN_T``) clipped to ``+-SMILE_K_LIMIT`` and sigma to ``[IV_MIN, IV_MAX]``:
   puts richer, a smile on both wings.
-* **Options.** ``ltp`` is the Black-Scholes price (:mod:`datacentre.pricing`, spot = the
+* **Options.** ``ltp`` is the Black-Scholes price (:mod:`datacentre.core.pricing`, spot = the
   index row's ltp, ``T = option_time(expiry, moment)``, the configured rate) at the row's
   ``iv`` (percent, 4 decimals) rounded to the 0.05 tick, at least 0.05; Greeks are computed
   at that same iv. A guard keeps call prices non-increasing and put prices non-decreasing in
@@ -58,10 +58,10 @@ from datetime import date, datetime, timedelta
 
 import numpy as np
 
-from .. import pricing
-from ..config import DEFAULT_ATM_WINDOW, DEFAULT_RISK_FREE_RATE, check_interval
-from ..errors import ConfigError, DataCentreError
-from ..instruments import (
+from datacentre.core import pricing
+from datacentre.core.config import DEFAULT_ATM_WINDOW, DEFAULT_RISK_FREE_RATE, check_interval
+from datacentre.core.errors import ConfigError, DataCentreError
+from datacentre.core.instruments import (
     FUT,
     INDEX,
     YEAR_SECONDS,
@@ -75,7 +75,7 @@ from ..instruments import (
     token_for,
     underlying,
 )
-from ..ticks import IST, format_ts, parse_ts
+from datacentre.core.ticks import IST, format_ts, parse_ts
 
 SOURCE = "sim"
 TICK = 0.05

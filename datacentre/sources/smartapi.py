@@ -15,8 +15,8 @@ One :meth:`SmartApiSource.snapshot` asks the broker's REST API, through the
   vega, impliedVolatility) takes them as they are (assumed, like ours: theta per calendar
   day, vega per vol point, IV in percent). Every other option -- ``broker_greeks=False``,
   optionGreek refused or failing, or silent about a strike -- gets them **computed** from its
-  ``ltp``: :func:`datacentre.pricing.implied_vol` with the index ``ltp`` as spot, ``T`` to
-  15:30 IST on expiry and the configured rate, then :func:`datacentre.pricing.greeks` at that
+  ``ltp``: :func:`datacentre.core.pricing.implied_vol` with the index ``ltp`` as spot, ``T`` to
+  15:30 IST on expiry and the configured rate, then :func:`datacentre.core.pricing.greeks` at that
   volatility. A price no volatility fits leaves the Greeks and IV NULL, never 0.
 
 Field mapping: ``ltp`` -> ltp; best ``depth.buy``/``depth.sell`` price -> bid/ask (``None``
@@ -67,10 +67,10 @@ from typing import Any
 
 import numpy as np
 
-from .. import pricing
-from ..config import DEFAULT_ATM_WINDOW, DEFAULT_RISK_FREE_RATE, Settings
-from ..errors import ConfigError, SourceError, SymbolError
-from ..instruments import (
+from datacentre.core import pricing
+from datacentre.core.config import DEFAULT_ATM_WINDOW, DEFAULT_RISK_FREE_RATE, Settings
+from datacentre.core.errors import ConfigError, SourceError, SymbolError
+from datacentre.core.instruments import (
     CE,
     MONTHS,
     PE,
@@ -85,8 +85,8 @@ from ..instruments import (
     time_to_expiry,
     underlying,
 )
-from ..store import batched
-from ..ticks import format_ts, parse_ts
+from datacentre.core.ticks import format_ts, parse_ts
+from datacentre.store.tickstore import batched
 
 log = logging.getLogger(__name__)
 

@@ -45,13 +45,14 @@ import plotly.graph_objects as go
 import sqlalchemy as sa
 import streamlit as st
 
-from . import analytics, charts, ui
-from .csvio import export_csv, select_symbols
-from .errors import StoreError
-from .formatting import MISSING, column_formatters, fmt_change, fmt_pct, fmt_strike
-from .instruments import underlying
-from .store import TickStore, ltp_ticks
-from .ticks import IST, TICK_FIELDS, format_ts, now_utc, parse_ts
+from datacentre import analytics
+from datacentre.app import charts, ui
+from datacentre.app.formatting import MISSING, column_formatters, fmt_change, fmt_pct, fmt_strike
+from datacentre.core.errors import StoreError
+from datacentre.core.instruments import underlying
+from datacentre.core.ticks import IST, TICK_FIELDS, format_ts, now_utc, parse_ts
+from datacentre.store.csvio import export_csv, select_symbols
+from datacentre.store.tickstore import TickStore, ltp_ticks
 
 OPEN_DAY_TTL_S = 15.0
 DAYS_TTL_S = 30.0

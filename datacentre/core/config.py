@@ -21,7 +21,7 @@ import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from .errors import ConfigError
+from datacentre.core.errors import ConfigError
 
 DEFAULT_DATA_DIR = "data"
 DEFAULT_DB_URL = "sqlite:///data/nifty_local.db"

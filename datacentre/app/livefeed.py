@@ -1,6 +1,6 @@
 """The app's live feed and the embedded data centre it may start; no Streamlit in here.
 
-:class:`LiveFeed` is a :class:`~datacentre.client.FeedConnection` (one daemon
+:class:`LiveFeed` is a :class:`~datacentre.clients.realtime.FeedConnection` (one daemon
 thread on ``websocket-client``, reconnecting with capped backoff) that asks the
 broadcaster for one message per snapshot and keeps, under one lock:
 
@@ -11,7 +11,7 @@ broadcaster for one message per snapshot and keeps, under one lock:
 
 Readers get copies, so a page can never see a half-applied snapshot. The thread
 never calls Streamlit; the app creates it through ``st.cache_resource`` (see
-:mod:`datacentre.ui`) and reads it from the script thread.
+:mod:`datacentre.app.ui`) and reads it from the script thread.
 
 Duplicate threads are the classic failure of a background thread under
 Streamlit: editing the cached function's source (or clearing the cache) creates
@@ -20,7 +20,7 @@ a second cache entry, and a reload of this module forgets its registry. So
 both in the module registry and, by a marker attribute, among the live threads.
 
 :func:`ensure_data_centre` starts the embedded data centre (collector +
-broadcaster, :mod:`datacentre.embedded`) when nothing answers at a local
+broadcaster, :mod:`datacentre.ops.embedded`) when nothing answers at a local
 broadcaster URL, at most once per process, in a thread that only records the
 backfill's progress numbers for the caller to show.
 """
@@ -41,15 +41,15 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
-from .client import FeedConnection, backoff_delay
-from .config import Settings, is_loopback
-from .errors import SymbolError
-from .instruments import FUT, INDEX, UNDERLYINGS, parse_symbol
-from .ticks import IST, TICK_FIELDS, format_ts, now_utc, parse_ts
+from datacentre.clients.realtime import FeedConnection, backoff_delay
+from datacentre.core.config import Settings, is_loopback
+from datacentre.core.errors import SymbolError
+from datacentre.core.instruments import FUT, INDEX, UNDERLYINGS, parse_symbol
+from datacentre.core.ticks import IST, TICK_FIELDS, format_ts, now_utc, parse_ts
 
 if TYPE_CHECKING:
-    from .embedded import DataCentre
-    from .store import TickStore
+    from datacentre.ops.embedded import DataCentre
+    from datacentre.store.tickstore import TickStore
 
 log = logging.getLogger(__name__)
 
@@ -520,7 +520,7 @@ class DataCentreLauncher:
             if not is_loopback(host):
                 self.status, self.reason = OFF, f"{host} is not this machine; start the data centre there"
                 return
-            from .embedded import DataCentre  # imported late: the simulator is not light
+            from datacentre.ops.embedded import DataCentre  # imported late: the simulator is not light
 
             self.status = STARTING
             local = s.with_(ws_host=host.strip("[]"), ws_port=parts.port or s.ws_port)

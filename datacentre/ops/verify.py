@@ -1,7 +1,7 @@
 """``python -m datacentre verify``: the client guide's ``verify_data_reception.py``.
 
 Connects to the broadcaster like any client program would (a
-:class:`~datacentre.reader.WebSocketDataReader`), and checks what arrives:
+:class:`~datacentre.clients.reader.WebSocketDataReader`), and checks what arrives:
 
 =============  ===========================================================
 connection     the broadcaster answers at the URL
@@ -25,12 +25,12 @@ import time
 from dataclasses import dataclass
 from datetime import timedelta
 
-from .client import load_settings, open_existing_store
-from .config import DEFAULT_INTERVAL
-from .errors import DataCentreError
-from .instruments import CE, UNDERLYINGS, Instrument
-from .reader import WebSocketDataReader, live_instruments, nearest_future
-from .ticks import format_ts, now_utc, parse_ts
+from datacentre.clients.reader import WebSocketDataReader, live_instruments, nearest_future
+from datacentre.clients.realtime import load_settings, open_existing_store
+from datacentre.core.config import DEFAULT_INTERVAL
+from datacentre.core.errors import DataCentreError
+from datacentre.core.instruments import CE, UNDERLYINGS, Instrument
+from datacentre.core.ticks import format_ts, now_utc, parse_ts
 
 log = logging.getLogger(__name__)
 

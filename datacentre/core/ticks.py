@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta, timezone
 
-from .errors import ConfigError
+from datacentre.core.errors import ConfigError
 
 TICK_FIELDS: tuple[str, ...] = (
     "symbol", "token", "ts", "ltp", "bid", "ask", "volume", "oi",

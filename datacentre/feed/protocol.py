@@ -1,7 +1,7 @@
 """The WebSocket protocol (DESIGN section 5), with no sockets and no asyncio.
 
 Text in, requests out; ticks and replies in, text and frame bytes out. The
-servers in :mod:`datacentre.broadcaster` and :mod:`datacentre.replay` only move
+servers in :mod:`datacentre.feed.broadcaster` and :mod:`datacentre.feed.replay` only move
 what this module produces, so everything here is tested by feeding it strings.
 
 Client to server (every request may carry an ``"id"``, echoed in its reply)::
@@ -23,7 +23,7 @@ The subscription acks report the filter in force afterwards: ``"symbols"`` is
 left out of ``"*"`` (after unsubscribing single symbols from everything).
 
 Server to client, unprompted: the welcome message, then one tick object per
-stored row (exactly :data:`~datacentre.ticks.TICK_FIELDS`, in that order, no
+stored row (exactly :data:`~datacentre.core.ticks.TICK_FIELDS`, in that order, no
 ``id``, no ``type``), or with ``set_format`` ``snapshot`` one
 ``{"type": "snapshot", "ts": .., "ticks": [..]}`` per snapshot. Errors are
 ``{"type": "error", "code": C, "message": M}`` with a code of :data:`ERROR_CODES`, or
@@ -43,9 +43,9 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import ConfigError, ProtocolError, SymbolError
-from .instruments import parse_symbol
-from .ticks import TICK_FIELDS, format_ts, normalize_ts, now_utc
+from datacentre.core.errors import ConfigError, ProtocolError, SymbolError
+from datacentre.core.instruments import parse_symbol
+from datacentre.core.ticks import TICK_FIELDS, format_ts, normalize_ts, now_utc
 
 WELCOME_TEXT = "Connected to Real-Time Data Centre"
 

@@ -36,10 +36,10 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from .config import Settings
-from .errors import DataCentreError, StoreError
-from .store import TickStore, sqlite_path
-from .ticks import format_ts, now_utc, parse_ts
+from datacentre.core.config import Settings
+from datacentre.core.errors import DataCentreError, StoreError
+from datacentre.core.ticks import format_ts, now_utc, parse_ts
+from datacentre.store.tickstore import TickStore, sqlite_path
 
 log = logging.getLogger(__name__)
 
@@ -374,7 +374,9 @@ def stop_services(settings: Settings, timeout: float = 10) -> list[dict[str, Any
 
 
 def _store_figures(settings: Settings) -> dict[str, Any]:
-    from .client import open_existing_store  # the client module knows how to open without creating
+    from datacentre.clients.realtime import (
+        open_existing_store,  # the client module knows how to open without creating
+    )
 
     try:
         store = open_existing_store(_absolute_db_url(settings.db_url))

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from functools import lru_cache
 
-from .errors import SymbolError
-from .ticks import UTC
+from datacentre.core.errors import SymbolError
+from datacentre.core.ticks import UTC
 
 MONTHS = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
 TUESDAY = 1

@@ -11,7 +11,7 @@ The cache holds the current market: a tick more than a minute older than the new
 one seen is ignored (the store also remembers long-expired contracts, and imports or
 backfills publish old rows), as is a tick older than the one cached for its symbol.
 
-Symbols are always parsed (:func:`~datacentre.instruments.parse_symbol`), never
+Symbols are always parsed (:func:`~datacentre.core.instruments.parse_symbol`), never
 matched by substring: ``BANKNIFTY...`` contains ``NIFTY``.
 """
 from __future__ import annotations
@@ -25,10 +25,26 @@ from datetime import date, timedelta
 from functools import lru_cache
 from typing import Any, Self
 
-from .client import FeedConnection, connectable_url, default_token, default_ws_url, tick_from
-from .errors import ConfigError, SymbolError
-from .instruments import CE, FUT, INDEX, PE, UNDERLYINGS, Instrument, expiry_moment, parse_symbol, underlying
-from .ticks import format_ts, parse_ts
+from datacentre.clients.realtime import (
+    FeedConnection,
+    connectable_url,
+    default_token,
+    default_ws_url,
+    tick_from,
+)
+from datacentre.core.errors import ConfigError, SymbolError
+from datacentre.core.instruments import (
+    CE,
+    FUT,
+    INDEX,
+    PE,
+    UNDERLYINGS,
+    Instrument,
+    expiry_moment,
+    parse_symbol,
+    underlying,
+)
+from datacentre.core.ticks import format_ts, parse_ts
 
 log = logging.getLogger(__name__)
 

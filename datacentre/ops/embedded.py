@@ -11,12 +11,12 @@ import logging
 import threading
 from collections.abc import Callable
 
-from .backfill import backfill, recent_sessions
-from .broadcaster import BroadcasterThread
-from .collector import Collector, CollectorThread
-from .config import Settings
-from .sources import MarketSimulator, Source
-from .store import TickStore
+from datacentre.core.config import Settings
+from datacentre.feed.broadcaster import BroadcasterThread
+from datacentre.ops.backfill import backfill, recent_sessions
+from datacentre.ops.collector import Collector, CollectorThread
+from datacentre.sources import MarketSimulator, Source
+from datacentre.store.tickstore import TickStore
 
 log = logging.getLogger(__name__)
 

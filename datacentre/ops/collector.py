@@ -17,11 +17,11 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 
-from .config import DEFAULT_INTERVAL, check_interval
-from .errors import DataCentreError
-from .sources import Source
-from .store import TickStore
-from .ticks import UTC, format_ts
+from datacentre.core.config import DEFAULT_INTERVAL, check_interval
+from datacentre.core.errors import DataCentreError
+from datacentre.core.ticks import UTC, format_ts
+from datacentre.sources import Source
+from datacentre.store.tickstore import TickStore
 
 log = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 
 Every page starts with::
 
-    from datacentre import ui
+    from datacentre.app import ui
 
     ctx = ui.context()          # settings, store, feed, launcher, underlying, expiry
 
@@ -27,14 +27,14 @@ from datetime import date, timedelta
 import streamlit as st
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
-from . import livefeed
-from .config import Settings
-from .errors import DataCentreError, StoreError, SymbolError
-from .formatting import MISSING, fmt_expiry, fmt_time
-from .instruments import UNDERLYINGS, parse_symbol, underlying
-from .livefeed import DataCentreLauncher, LiveFeed
-from .store import TickStore
-from .ticks import IST, now_utc, parse_ts
+from datacentre.app import livefeed
+from datacentre.app.formatting import MISSING, fmt_expiry, fmt_time
+from datacentre.app.livefeed import DataCentreLauncher, LiveFeed
+from datacentre.core.config import Settings
+from datacentre.core.errors import DataCentreError, StoreError, SymbolError
+from datacentre.core.instruments import UNDERLYINGS, parse_symbol, underlying
+from datacentre.core.ticks import IST, now_utc, parse_ts
+from datacentre.store.tickstore import TickStore
 
 UNDERLYING_KEY = "underlying"
 DEFAULT_UNDERLYING = "NIFTY"

@@ -24,7 +24,7 @@ Conventions for "no answer": a function that returns a *number* (:func:`pcr`,
 :func:`atm_iv`, skew figures) returns ``nan``; one that returns a *strike*
 (:func:`max_pain`, :func:`support_resistance`) returns ``None``.
 
-Symbols are always parsed (:func:`datacentre.instruments.parse_symbol`), never
+Symbols are always parsed (:func:`datacentre.core.instruments.parse_symbol`), never
 matched by substring, so ``BANKNIFTY...`` never leaks into ``NIFTY``.
 """
 from __future__ import annotations
@@ -39,10 +39,10 @@ from typing import Any, NamedTuple
 import numpy as np
 import pandas as pd
 
-from .errors import SymbolError
-from .instruments import CE, FUT, INDEX, PE, parse_expiry, parse_symbol, time_to_expiry
-from .instruments import underlying as find_underlying
-from .ticks import IST, TICK_FIELDS, format_ts, parse_ts
+from datacentre.core.errors import SymbolError
+from datacentre.core.instruments import CE, FUT, INDEX, PE, parse_expiry, parse_symbol, time_to_expiry
+from datacentre.core.instruments import underlying as find_underlying
+from datacentre.core.ticks import IST, TICK_FIELDS, format_ts, parse_ts
 
 NUMERIC_FIELDS = ("ltp", "bid", "ask", "volume", "oi", "delta", "gamma", "theta", "vega", "iv")
 PARSED_COLUMNS = ("underlying", "kind", "expiry", "strike")

@@ -12,12 +12,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
-from .config import DEFAULT_ATM_WINDOW, DEFAULT_INTERVAL, DEFAULT_RISK_FREE_RATE, check_interval
-from .errors import ConfigError
-from .instruments import is_session_day, last_complete_session, session_bounds
-from .sources import MarketSimulator
-from .store import TickStore
-from .ticks import now_utc
+from datacentre.core.config import (
+    DEFAULT_ATM_WINDOW,
+    DEFAULT_INTERVAL,
+    DEFAULT_RISK_FREE_RATE,
+    check_interval,
+)
+from datacentre.core.errors import ConfigError
+from datacentre.core.instruments import is_session_day, last_complete_session, session_bounds
+from datacentre.core.ticks import now_utc
+from datacentre.sources import MarketSimulator
+from datacentre.store.tickstore import TickStore
 
 Progress = Callable[[int, int], None]
 

@@ -1,10 +1,10 @@
 """The WebSocket broadcaster: every new row of the tick store, live, to every client.
 
-A thin asyncio shell around :mod:`datacentre.protocol` (what to say) and
-:class:`~datacentre.store.TickStore` (what happened). :class:`FeedServer` holds
+A thin asyncio shell around :mod:`datacentre.feed.protocol` (what to say) and
+:class:`~datacentre.store.tickstore.TickStore` (what happened). :class:`FeedServer` holds
 everything a feed needs (connections, requests, fan-out, ``/health``, auth);
 :class:`Broadcaster` feeds it from the store's id cursor and
-:class:`datacentre.replay.Replayer` from a stored time range.
+:class:`datacentre.feed.replay.Replayer` from a stored time range.
 
 How the live feed follows the store
     By id (``store.after(cursor)``), never by timestamp, so every committed row
@@ -74,10 +74,10 @@ from websockets.http11 import Request as HttpRequest
 from websockets.http11 import Response
 from websockets.protocol import State
 
-from . import protocol
-from .config import DEFAULT_WS_HOST, DEFAULT_WS_PORT, is_loopback
-from .errors import ConfigError, FeedError, ProtocolError, StoreError
-from .store import TickStore
+from datacentre.core.config import DEFAULT_WS_HOST, DEFAULT_WS_PORT, is_loopback
+from datacentre.core.errors import ConfigError, FeedError, ProtocolError, StoreError
+from datacentre.feed import protocol
+from datacentre.store.tickstore import TickStore
 
 log = logging.getLogger(__name__)
 

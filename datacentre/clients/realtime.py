@@ -5,7 +5,7 @@ live tick, plus queries that read the tick store directly when it is reachable a
 ask the broadcaster otherwise.
 
 :class:`FeedConnection` is the machinery it shares with
-:class:`~datacentre.reader.WebSocketDataReader`: one ``websocket-client``
+:class:`~datacentre.clients.reader.WebSocketDataReader`: one ``websocket-client``
 connection kept open by a daemon thread, reconnecting with capped exponential
 backoff and jitter, sorting what arrives into ticks (handed on) and replies
 (matched to their request by ``id``). Welcome, pong, replies and error messages
@@ -32,11 +32,11 @@ from urllib.parse import urlsplit, urlunsplit
 import sqlalchemy as sa
 import websocket
 
-from .config import DEFAULT_DB_URL, DEFAULT_WS_HOST, DEFAULT_WS_PORT, Settings
-from .errors import ConfigError, FeedError, ProtocolError, StoreError
-from .protocol import DEFAULT_BURST, DEFAULT_RATE, RateLimiter
-from .store import TickStore, sqlite_path
-from .ticks import TICK_FIELDS, normalize_ts
+from datacentre.core.config import DEFAULT_DB_URL, DEFAULT_WS_HOST, DEFAULT_WS_PORT, Settings
+from datacentre.core.errors import ConfigError, FeedError, ProtocolError, StoreError
+from datacentre.core.ticks import TICK_FIELDS, normalize_ts
+from datacentre.feed.protocol import DEFAULT_BURST, DEFAULT_RATE, RateLimiter
+from datacentre.store.tickstore import TickStore, sqlite_path
 
 log = logging.getLogger(__name__)
 
@@ -446,7 +446,7 @@ class FeedConnection:
         """Send a request and wait for its reply (waiting for the connection first, if down).
 
         Raises :class:`FeedError` on timeout or a lost connection and
-        :class:`~datacentre.errors.ProtocolError` when the broadcaster answers with an error.
+        :class:`~datacentre.core.errors.ProtocolError` when the broadcaster answers with an error.
         """
         if threading.current_thread() is self._thread:
             raise RuntimeError("request() would wait for itself in the feed thread: use request_async()")
@@ -762,7 +762,7 @@ class RealtimeDataClient:
     def query(self, sql: str, params: Sequence[Any] | dict = ()) -> list[dict]:
         """Run one read-only SQL statement (``?`` placeholders) on the store; rows as dicts.
 
-        Writes raise :class:`~datacentre.errors.ReadOnlyError`. Needs the store itself:
+        Writes raise :class:`~datacentre.core.errors.ReadOnlyError`. Needs the store itself:
         the broadcaster does not run SQL.
         """
         store = self._get_store()

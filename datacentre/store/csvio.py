@@ -14,10 +14,10 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import IO
 
-from .errors import ConfigError, ImportFormatError, SymbolError
-from .instruments import parse_symbol, underlying
-from .store import TickStore
-from .ticks import FLOAT_FIELDS, INT_FIELDS, SOURCES, TICK_FIELDS, normalize_ts
+from datacentre.core.errors import ConfigError, ImportFormatError, SymbolError
+from datacentre.core.instruments import parse_symbol, underlying
+from datacentre.core.ticks import FLOAT_FIELDS, INT_FIELDS, SOURCES, TICK_FIELDS, normalize_ts
+from datacentre.store.tickstore import TickStore
 
 MAX_PROBLEMS = 1_000
 LINE_END = "\r\n"

@@ -26,9 +26,9 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from . import analytics
-from .formatting import MISSING, fmt_change, fmt_expiry, fmt_oi, fmt_pct, fmt_price, fmt_strike
-from .ticks import IST, parse_ts
+from datacentre import analytics
+from datacentre.app.formatting import MISSING, fmt_change, fmt_expiry, fmt_oi, fmt_pct, fmt_price, fmt_strike
+from datacentre.core.ticks import IST, parse_ts
 
 CALL_COLOR = "#D1495B"  # red: call writers' OI marks resistance
 PUT_COLOR = "#2A9D5C"  # green: put writers' OI marks support

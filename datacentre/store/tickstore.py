@@ -3,7 +3,7 @@
 SQLite (the default, ``data/nifty_local.db``) keeps ``ts`` as ISO text so the
 user's own ``sqlite3`` scripts run unchanged; PostgreSQL keeps it as
 ``timestamptz``. Either way every method takes and returns the canonical text
-form of :mod:`datacentre.ticks`.
+form of :mod:`datacentre.core.ticks`.
 
 SQLite runs in WAL mode with ``synchronous=NORMAL``: readers never block the
 writer and an application crash loses nothing committed (a power cut may lose
@@ -27,10 +27,10 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlalchemy.types import TypeDecorator
 
-from .config import DEFAULT_DB_URL
-from .errors import ReadOnlyError, StoreError, SymbolError
-from .instruments import parse_symbol
-from .ticks import TICK_FIELDS, format_ts, normalize_ts
+from datacentre.core.config import DEFAULT_DB_URL
+from datacentre.core.errors import ReadOnlyError, StoreError, SymbolError
+from datacentre.core.instruments import parse_symbol
+from datacentre.core.ticks import TICK_FIELDS, format_ts, normalize_ts
 
 BUSY_TIMEOUT_MS = 10_000
 CACHE_KIB = 65_536  # index pages of a full day stay in memory while writing
@@ -617,7 +617,7 @@ class TickStore:
         store where :meth:`timestamps` visits every row (a few ms against ~100 ms for a
         full day): use it for replay sliders.
         """
-        from .instruments import underlying as find_underlying
+        from datacentre.core.instruments import underlying as find_underlying
         index_symbol = find_underlying(underlying).index_symbol
         stmt = sa.select(ltp_ticks.c.ts).where(ltp_ticks.c.symbol == index_symbol)
         stmt = self._range(stmt, start_ts, end_ts).order_by(ltp_ticks.c.ts)
@@ -627,7 +627,7 @@ class TickStore:
         """The earliest snapshot with ``start_ts <= ts <= end_ts`` (``underlying``'s symbols
         only, if given): with ``analytics.day_bounds`` the day's opening snapshot, the
         usual base for OI and price changes."""
-        from .instruments import underlying as find_underlying
+        from datacentre.core.instruments import underlying as find_underlying
         at = self._scalar(self._range(sa.select(sa.func.min(ltp_ticks.c.ts)), start_ts, end_ts))
         if at is None:
             return []
@@ -640,7 +640,7 @@ class TickStore:
 
     def option_expiries(self, underlying: str) -> list[str]:
         """Every option expiry (ISO date) ever stored for ``underlying``, oldest first."""
-        from .instruments import underlying as find_underlying
+        from datacentre.core.instruments import underlying as find_underlying
         i = instruments.c
         stmt = (sa.select(i.expiry).distinct()
                 .where(i.underlying == find_underlying(underlying).base, i.kind.in_(("CE", "PE")))
@@ -671,7 +671,7 @@ class TickStore:
         """
         from datetime import date
 
-        from .instruments import underlying as find_underlying
+        from datacentre.core.instruments import underlying as find_underlying
         if every_n < 1:
             raise ValueError(f"every_n must be at least 1, got {every_n}")
         if max_points is not None and max_points < 2:

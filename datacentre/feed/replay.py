@@ -2,8 +2,8 @@
 
 ``python -m datacentre replay --start ISO --end ISO [--speed X] [--port P]`` runs a
 :class:`Replayer`: the same server, requests, framing and slow-client rules as
-the live :class:`~datacentre.broadcaster.Broadcaster` (it is the same
-:class:`~datacentre.broadcaster.FeedServer`), fed from ``store.timestamps(start,
+the live :class:`~datacentre.feed.broadcaster.Broadcaster` (it is the same
+:class:`~datacentre.feed.broadcaster.FeedServer`), fed from ``store.timestamps(start,
 end)`` and each snapshot's rows instead of the id cursor.
 
 * Playback starts when the first client connects and is shared: every client
@@ -31,12 +31,19 @@ import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from . import protocol
-from .broadcaster import DEFAULT_MAX_BUFFER_BYTES, FeedServer, ServerThread, _Client, _in_thread, _PoolClosed
-from .config import DEFAULT_WS_HOST, DEFAULT_WS_PORT
-from .errors import ConfigError
-from .store import TickStore
-from .ticks import normalize_ts, parse_ts
+from datacentre.core.config import DEFAULT_WS_HOST, DEFAULT_WS_PORT
+from datacentre.core.errors import ConfigError
+from datacentre.core.ticks import normalize_ts, parse_ts
+from datacentre.feed import protocol
+from datacentre.feed.broadcaster import (
+    DEFAULT_MAX_BUFFER_BYTES,
+    FeedServer,
+    ServerThread,
+    _Client,
+    _in_thread,
+    _PoolClosed,
+)
+from datacentre.store.tickstore import TickStore
 
 log = logging.getLogger(__name__)
 

@@ -25,7 +25,7 @@ from datetime import date, datetime
 from numbers import Real
 from typing import Literal
 
-from .ticks import IST, parse_ts
+from datacentre.core.ticks import IST, parse_ts
 
 MISSING = "–"
 CRORE = 10_000_000

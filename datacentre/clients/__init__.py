@@ -1,0 +1,1 @@
+"""Client classes for user programs: the connection, RealtimeDataClient, WebSocketDataReader."""
