@@ -297,3 +297,13 @@ def test_timestamps_have_one_text_form_per_instant(store, sample_ticks):
     store.write_snapshot(T1, sample_ticks)
     assert store.write_snapshot("2026-01-02T08:13:05.0004+00:00", sample_ticks) == 0
     assert store.timestamps() == [T1]
+
+
+def test_oi_at_reads_the_given_symbols_at_the_given_times(any_store, sample_ticks):
+    fill(any_store, sample_ticks)
+    legs = ["NIFTY06JAN2626000CE", "NIFTY06JAN2626000PE", "NIFTY06JAN2699999CE"]
+    rows = sorted(any_store.oi_at(legs, [T1, T3]))
+    assert rows == [(T1, legs[0], 5200000), (T1, legs[1], 6100000), (T3, legs[0], 5200000),
+                    (T3, legs[1], 6100000)]
+    assert any_store.oi_at(legs, []) == [] and any_store.oi_at([], [T1]) == []
+    assert any_store.oi_at(legs, ["2026-01-02T08:13:06+00:00"]) == []  # exact times only

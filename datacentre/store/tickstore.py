@@ -647,6 +647,15 @@ class TickStore:
                 .order_by(i.expiry))
         return [row[0] for row in self._analytics_rows(stmt)]
 
+    def oi_at(self, symbols: Sequence[str], times: Sequence[str]) -> list[tuple[str, str, int | None]]:
+        """``(ts, symbol, oi)`` of each of ``symbols`` stored at exactly one of ``times``
+        (snapshot times, as :meth:`snapshot_times` gives them), in no particular order."""
+        if not symbols or not times:
+            return []
+        t = ltp_ticks.c
+        stmt = sa.select(t.ts, t.symbol, t.oi).where(t.symbol.in_(list(symbols)), t.ts.in_(list(times)))
+        return [tuple(row) for row in self._analytics_rows(stmt)]
+
     def underlying_series(self, underlying: str, start_ts=None, end_ts=None, expiry=None, *,
                           every_n: int = 1, max_points: int | None = SERIES_MAX_POINTS) -> list[dict]:
         """One row per snapshot for the day's charts, computed in SQL.
