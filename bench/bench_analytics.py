@@ -40,7 +40,8 @@ from common import raw_snapshot_at, summary  # noqa: E402
 from datacentre import analytics as A  # noqa: E402
 from datacentre.app import charts as C  # noqa: E402
 from datacentre.sources.simulator import MarketSimulator  # noqa: E402
-from datacentre.store.tickstore import TickStore, sqlite_path  # noqa: E402
+from datacentre.store.schema import sqlite_path  # noqa: E402
+from datacentre.store.tickstore import TickStore  # noqa: E402
 
 DAY = date(2026, 1, 2)
 UNDERLYING = "NIFTY"

@@ -11,7 +11,8 @@ import pytest
 
 from datacentre.core.errors import ReadOnlyError, StoreError
 from datacentre.core.ticks import TICK_FIELDS
-from datacentre.store.tickstore import TickStore, sqlite_path
+from datacentre.store.schema import sqlite_path
+from datacentre.store.tickstore import TickStore
 
 T1, T2, T3 = "2026-01-02T08:13:05+00:00", "2026-01-02T08:13:10+00:00", "2026-01-02T08:13:15+00:00"
 

@@ -16,12 +16,16 @@
 """
 from __future__ import annotations
 
+import logging
 import math
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 from datacentre.core.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 DEFAULT_DATA_DIR = "data"
 DEFAULT_DB_URL = "sqlite:///data/nifty_local.db"
@@ -34,6 +38,12 @@ DEFAULT_ATM_WINDOW = 10
 DEFAULT_RISK_FREE_RATE = 0.065
 
 LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1", "[::1]"}
+#: The broadcaster's auth token; required when it binds to anything but loopback.
+TOKEN_ENV = "DATACENTRE_WS_TOKEN"
+
+#: Where a client reaches a server bound to every interface. asyncio makes an IPv6
+#: wildcard listener IPv6-only, so ``::`` is reached through ``::1``, not 127.0.0.1.
+_LOOPBACK_FOR_WILDCARD = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "::1"}
 
 
 def _env_float(name: str, default: float) -> float:
@@ -80,10 +90,7 @@ class Settings:
 
     def __post_init__(self) -> None:
         if not self.ws_url:
-            host = self.ws_host
-            if ":" in host and not host.startswith("["):  # an IPv6 address
-                host = f"[{host}]"
-            object.__setattr__(self, "ws_url", f"ws://{host}:{self.ws_port}")
+            object.__setattr__(self, "ws_url", make_ws_url(self.ws_host, self.ws_port))
         check_interval(self.interval)
         if not 0 < self.ws_port < 65536:
             raise ConfigError(f"port must be between 1 and 65535, got {self.ws_port}")
@@ -103,7 +110,7 @@ class Settings:
             "ws_host": host,
             "ws_port": port,
             "ws_url": os.environ.get("DATACENTRE_WS_URL") or "",
-            "ws_token": os.environ.get("DATACENTRE_WS_TOKEN") or None,
+            "ws_token": default_token(),
             "interval": _env_float("DATACENTRE_INTERVAL", DEFAULT_INTERVAL),
             "atm_window": _env_int("DATACENTRE_ATM_WINDOW", DEFAULT_ATM_WINDOW),
             "risk_free_rate": _env_float("DATACENTRE_RISK_FREE_RATE", DEFAULT_RISK_FREE_RATE),
@@ -123,3 +130,67 @@ class Settings:
 
 def is_loopback(host: str) -> bool:
     return host in LOOPBACK_HOSTS or host.startswith("127.")
+
+
+# ---------------------------------------------------------------- URLs
+
+def url_host(host: str) -> str:
+    """``host`` as written in a URL: an IPv6 address in brackets."""
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host
+
+
+def connectable_host(host: str) -> str:
+    """Where a client reaches a server bound to ``host``: a wildcard address becomes loopback."""
+    return _LOOPBACK_FOR_WILDCARD.get(host.strip("[]"), host)
+
+
+def make_ws_url(host: str, port: int) -> str:
+    """The ``ws://`` URL of a server bound to ``host``:``port``."""
+    return f"ws://{url_host(host)}:{port}"
+
+
+def connectable_url(url: str) -> str:
+    """``url`` with a wildcard bind address (``0.0.0.0``, ``::``) replaced by loopback.
+
+    A broadcaster bound to every interface is reached through 127.0.0.1 (``::1``
+    for ``::``).
+    """
+    parts = urlsplit(url)
+    if parts.hostname is None:
+        return url
+    host = connectable_host(parts.hostname)
+    if host == parts.hostname:
+        return url
+    userinfo = parts.netloc.rpartition("@")[0]
+    netloc = (f"{userinfo}@" if userinfo else "") + url_host(host)
+    if parts.port:
+        netloc += f":{parts.port}"
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+# ---------------------------------------------------------------- what clients connect to
+
+def load_settings() -> Settings | None:
+    """The settings from the environment, or None (with a warning) when they are invalid."""
+    try:
+        return Settings.from_env()
+    except ConfigError as exc:
+        log.warning("ignoring invalid data centre settings: %s", exc)
+        return None
+
+
+def default_ws_url() -> str:
+    """The configured broadcaster URL (``DATACENTRE_WS_URL``, else from host and port)."""
+    settings = load_settings()
+    return connectable_url(settings.ws_url if settings else make_ws_url(DEFAULT_WS_HOST, DEFAULT_WS_PORT))
+
+
+def default_db_url() -> str:
+    """The configured store URL (``DATACENTRE_DB_URL``, else ``data/nifty_local.db``)."""
+    settings = load_settings()
+    return settings.db_url if settings else DEFAULT_DB_URL
+
+
+def default_token() -> str | None:
+    """The broadcaster's auth token from ``DATACENTRE_WS_TOKEN`` (None when unset or empty)."""
+    return os.environ.get(TOKEN_ENV) or None

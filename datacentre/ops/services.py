@@ -39,7 +39,8 @@ from typing import Any
 from datacentre.core.config import Settings
 from datacentre.core.errors import DataCentreError, StoreError
 from datacentre.core.ticks import format_ts, now_utc, parse_ts
-from datacentre.store.tickstore import TickStore, sqlite_path
+from datacentre.store.schema import sqlite_path
+from datacentre.store.tickstore import TickStore
 
 log = logging.getLogger(__name__)
 

@@ -1,151 +1,53 @@
-"""The tick store: table ``ltp_ticks`` (DESIGN section 3) on SQLAlchemy 2 Core.
+"""The tick store: :class:`TickStore`, reads and writes of ``ltp_ticks`` on SQLAlchemy 2 Core.
 
-SQLite (the default, ``data/nifty_local.db``) keeps ``ts`` as ISO text so the
-user's own ``sqlite3`` scripts run unchanged; PostgreSQL keeps it as
-``timestamptz``. Either way every method takes and returns the canonical text
-form of :mod:`datacentre.core.ticks`.
-
-SQLite runs in WAL mode with ``synchronous=NORMAL``: readers never block the
-writer and an application crash loses nothing committed (a power cut may lose
-the last few commits). Each snapshot is one transaction.
+The tables, the timestamp type and the engines are in :mod:`datacentre.store.schema`;
+the read-only raw SQL of :meth:`TickStore.query` in :mod:`datacentre.store.readonly`;
+the day-chart queries in :mod:`datacentre.store.series`. Every method takes and returns
+the canonical timestamp text of :mod:`datacentre.core.ticks`. Each snapshot is one
+transaction.
 """
 from __future__ import annotations
 
-import sqlite3
-import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import closing, contextmanager
+from contextlib import contextmanager
 from datetime import datetime
 from functools import cached_property
 from itertools import islice
-from pathlib import Path
 from typing import Any, Self
 
 import sqlalchemy as sa
-from sqlalchemy import event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
-from sqlalchemy.types import TypeDecorator
 
 from datacentre.core.config import DEFAULT_DB_URL
-from datacentre.core.errors import ReadOnlyError, StoreError, SymbolError
+from datacentre.core.errors import StoreError, SymbolError
 from datacentre.core.instruments import parse_symbol
-from datacentre.core.ticks import TICK_FIELDS, format_ts, normalize_ts
+from datacentre.core.ticks import TICK_FIELDS, normalize_ts
+from datacentre.store.readonly import (
+    QUERY_MAX_ROWS,
+    QUERY_TIMEOUT_S,
+    check_statement,
+    query_postgres,
+    query_sqlite,
+)
+from datacentre.store.schema import (
+    TICK_COLUMNS,
+    create_schema,
+    instruments,
+    ltp_ticks,
+    make_engine,
+    sqlite_path,
+)
+from datacentre.store.series import DayQueries
 
-BUSY_TIMEOUT_MS = 10_000
-CACHE_KIB = 65_536  # index pages of a full day stay in memory while writing
-QUERY_TIMEOUT_S = 10.0
-QUERY_MAX_ROWS = 100_000
+__all__ = ["INSERT_BATCH", "WRITER_LOCK_KEY", "Row", "Snapshot", "TickStore", "batched",
+           "open_store", "sqlite_path"]
+
 INSERT_BATCH = 5_000
 WRITER_LOCK_KEY = 8765_0001
 
-
-class Timestamp(TypeDecorator):
-    """ISO text on SQLite, ``timestamptz`` on PostgreSQL; canonical text in Python."""
-
-    impl = sa.Text
-    cache_ok = True
-
-    def load_dialect_impl(self, dialect):
-        if dialect.name == "postgresql":
-            return dialect.type_descriptor(postgresql.TIMESTAMP(timezone=True))
-        return dialect.type_descriptor(sa.Text())
-
-    def process_bind_param(self, value, dialect):
-        if value is None:
-            return None
-        text = normalize_ts(value)
-        if dialect.name == "postgresql":
-            return datetime.fromisoformat(text)
-        return text
-
-    def process_result_value(self, value, dialect):
-        if value is None:
-            return None
-        return format_ts(value) if isinstance(value, datetime) else value
-
-
-metadata = sa.MetaData()
-
-ltp_ticks = sa.Table(
-    "ltp_ticks", metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("symbol", sa.Text, nullable=False),
-    sa.Column("token", sa.Text),
-    sa.Column("ts", Timestamp, nullable=False),
-    sa.Column("ltp", sa.Float),
-    sa.Column("bid", sa.Float),
-    sa.Column("ask", sa.Float),
-    sa.Column("volume", sa.BigInteger().with_variant(sa.Integer, "sqlite")),
-    sa.Column("oi", sa.BigInteger().with_variant(sa.Integer, "sqlite")),
-    sa.Column("delta", sa.Float),
-    sa.Column("gamma", sa.Float),
-    sa.Column("theta", sa.Float),
-    sa.Column("vega", sa.Float),
-    sa.Column("iv", sa.Float),
-    sa.Column("source", sa.Text),
-    sa.UniqueConstraint("symbol", "ts", name="uq_ltp_ticks_symbol_ts"),
-    sa.Index("ix_ltp_ticks_ts", "ts"),
-    sqlite_autoincrement=True,  # ids are the broadcaster's cursor: never reuse them
-)
-
-instruments = sa.Table(
-    "instruments", metadata,
-    sa.Column("symbol", sa.Text, primary_key=True),
-    sa.Column("token", sa.Text),
-    sa.Column("underlying", sa.Text, nullable=False),
-    sa.Column("kind", sa.Text, nullable=False),  # INDEX, FUT, CE, PE
-    sa.Column("expiry", sa.Text),  # ISO date
-    sa.Column("strike", sa.Float),
-    sa.Column("lot_size", sa.Integer),
-    sa.Index("ix_instruments_underlying_expiry", "underlying", "expiry"),
-)
-
-_TICK_COLUMNS = [ltp_ticks.c[name] for name in TICK_FIELDS]
 _SQLITE_INSERT = (f"INSERT OR IGNORE INTO ltp_ticks ({', '.join(TICK_FIELDS)}) "
                   f"VALUES ({', '.join('?' for _ in TICK_FIELDS)})")
-
-
-def sqlite_path(url: str) -> Path | None:
-    """The file behind a ``sqlite:///`` URL (None for memory or other databases)."""
-    u = sa.engine.make_url(url)
-    if u.get_backend_name() != "sqlite" or not u.database or u.database == ":memory:":
-        return None
-    return Path(u.database)
-
-
-def _sqlite_pragmas(dbapi_conn, _record) -> None:
-    cur = dbapi_conn.cursor()
-    cur.execute("PRAGMA journal_mode=WAL")
-    cur.execute("PRAGMA synchronous=NORMAL")
-    cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-    cur.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
-    cur.close()
-
-
-def make_engine(url: str) -> Engine:
-    try:
-        u = sa.engine.make_url(url)
-    except sa.exc.ArgumentError as exc:
-        raise StoreError(f"invalid database URL {url!r}: {exc}") from exc
-    backend = u.get_backend_name()
-    if backend == "sqlite":
-        path = sqlite_path(url)
-        if path is not None:
-            try:
-                path.parent.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                raise StoreError(f"cannot create the folder {path.parent} for the store: "
-                                 f"{exc.strerror}") from exc
-        engine = sa.create_engine(u, connect_args={"check_same_thread": False,
-                                                   "timeout": BUSY_TIMEOUT_MS / 1000})
-        event.listen(engine, "connect", _sqlite_pragmas)
-        return engine
-    if backend == "postgresql":
-        if u.drivername == "postgresql":
-            u = u.set(drivername="postgresql+psycopg")
-        return sa.create_engine(u, pool_pre_ping=True)
-    raise StoreError(f"unsupported database {backend!r}: use sqlite:///path or postgresql://...")
 
 
 def batched(items: Iterable, size: int) -> Iterator[list]:
@@ -182,56 +84,7 @@ def _in_ts(value) -> str | None:
     return None if value is None else normalize_ts(value)
 
 
-def _placeholders_to_pyformat(sql: str) -> str:
-    """Turn the client guide's ``?`` placeholders (outside quotes) into psycopg's ``%s``.
-
-    psycopg reads ``%`` everywhere, quoted or not, so every literal ``%`` is doubled.
-    """
-    out, quote = [], None
-    for ch in sql:
-        if ch == "%":
-            out.append("%%")
-        elif quote:
-            out.append(ch)
-            if ch == quote:
-                quote = None
-        elif ch in ("'", '"'):
-            quote = ch
-            out.append(ch)
-        else:
-            out.append("%s" if ch == "?" else ch)
-    return "".join(out)
-
-
-# What a read-only query may do beyond mode=ro and query_only, which already refuse
-# writes to the store: no ATTACH (reads other files; VACUUM INTO creates one), no
-# pragma that changes a setting or runs a checkpoint, no extension loading.
-_READ_PRAGMAS = frozenset({
-    "application_id", "collation_list", "compile_options", "data_version", "database_list",
-    "encoding", "foreign_key_check", "foreign_key_list", "freelist_count", "function_list",
-    "index_info", "index_list", "index_xinfo", "integrity_check", "journal_mode",
-    "module_list", "page_count", "page_size", "pragma_list", "quick_check", "schema_version",
-    "table_info", "table_list", "table_xinfo", "user_version",
-})
-_PRAGMAS_WITH_ARGUMENT = frozenset({
-    "foreign_key_check", "foreign_key_list", "index_info", "index_list", "index_xinfo",
-    "integrity_check", "quick_check", "table_info", "table_list", "table_xinfo",
-})
-
-
-def _authorize_read(action, arg1, arg2, _db, _trigger) -> int:
-    if action in (sqlite3.SQLITE_ATTACH, sqlite3.SQLITE_DETACH):
-        return sqlite3.SQLITE_DENY
-    if action == sqlite3.SQLITE_PRAGMA:
-        name = arg1.lower()
-        allowed = name in _READ_PRAGMAS and (arg2 is None or name in _PRAGMAS_WITH_ARGUMENT)
-        return sqlite3.SQLITE_OK if allowed else sqlite3.SQLITE_DENY
-    if action == sqlite3.SQLITE_FUNCTION and arg2 and arg2.lower() == "load_extension":
-        return sqlite3.SQLITE_DENY
-    return sqlite3.SQLITE_OK
-
-
-class TickStore:
+class TickStore(DayQueries):
     """Ticks and instruments in one database.
 
     >>> store = TickStore("sqlite:///data/nifty_local.db")
@@ -263,16 +116,7 @@ class TickStore:
 
     def create_schema(self) -> None:
         """Create missing tables and indexes (safe when several processes start at once)."""
-        for attempt in range(3):
-            try:
-                metadata.create_all(self.engine)
-                return
-            except sa.exc.SQLAlchemyError as exc:
-                # "already exists": another process created it between our check and CREATE.
-                if "already exists" not in str(exc) or attempt == 2:
-                    raise StoreError(f"cannot open the store at {self!r}: {exc.__class__.__name__}: "
-                                     f"{getattr(exc, 'orig', None) or exc}") from exc
-            time.sleep(0.05 * (attempt + 1))
+        create_schema(self.engine, repr(self))
 
     # ------------------------------------------------------------------ writes
 
@@ -384,7 +228,7 @@ class TickStore:
 
     def latest(self, symbol: str) -> dict | None:
         """The newest tick of ``symbol``, or None."""
-        stmt = (sa.select(*_TICK_COLUMNS).where(ltp_ticks.c.symbol == symbol)
+        stmt = (sa.select(*TICK_COLUMNS).where(ltp_ticks.c.symbol == symbol)
                 .order_by(ltp_ticks.c.ts.desc()).limit(1))
         rows = self._all(stmt)
         return rows[0] if rows else None
@@ -393,7 +237,7 @@ class TickStore:
         """The newest tick of every symbol (up to ``limit`` symbols, by symbol)."""
         newest = (sa.select(ltp_ticks.c.symbol, sa.func.max(ltp_ticks.c.ts).label("ts"))
                   .group_by(ltp_ticks.c.symbol).subquery())
-        stmt = (sa.select(*_TICK_COLUMNS)
+        stmt = (sa.select(*TICK_COLUMNS)
                 .join(newest, sa.and_(ltp_ticks.c.symbol == newest.c.symbol,
                                       ltp_ticks.c.ts == newest.c.ts))
                 .order_by(ltp_ticks.c.symbol))
@@ -403,7 +247,7 @@ class TickStore:
 
     def history(self, symbol: str, start_ts=None, end_ts=None, limit: int | None = None) -> list[dict]:
         """Ticks of ``symbol`` with ``start_ts <= ts <= end_ts``, oldest first."""
-        stmt = sa.select(*_TICK_COLUMNS).where(ltp_ticks.c.symbol == symbol)
+        stmt = sa.select(*TICK_COLUMNS).where(ltp_ticks.c.symbol == symbol)
         stmt = self._range(stmt, start_ts, end_ts).order_by(ltp_ticks.c.ts)
         if limit is not None:
             stmt = stmt.limit(limit)
@@ -446,7 +290,7 @@ class TickStore:
         at = self._scalar(stmt)
         if at is None:
             return []
-        rows = sa.select(*_TICK_COLUMNS).where(ltp_ticks.c.ts == at)
+        rows = sa.select(*TICK_COLUMNS).where(ltp_ticks.c.ts == at)
         if underlying:
             members = sa.select(instruments.c.symbol).where(instruments.c.underlying == underlying)
             rows = rows.where(ltp_ticks.c.symbol.in_(members))
@@ -468,7 +312,7 @@ class TickStore:
 
     def after(self, last_id: int, limit: int = 10_000) -> list[dict]:
         """Rows with ``id > last_id`` in id order, each with its ``id`` (the broadcaster's cursor)."""
-        stmt = (sa.select(ltp_ticks.c.id, *_TICK_COLUMNS).where(ltp_ticks.c.id > last_id)
+        stmt = (sa.select(ltp_ticks.c.id, *TICK_COLUMNS).where(ltp_ticks.c.id > last_id)
                 .order_by(ltp_ticks.c.id).limit(limit))
         return self._all(stmt)
 
@@ -481,7 +325,7 @@ class TickStore:
     def iter_rows(self, symbols: Sequence[str] | None = None, start_ts=None, end_ts=None,
                   batch: int = 5_000) -> Iterator[Sequence[Row]]:
         """Batches of tick rows (tuples in TICK_FIELDS order), ``(ts, symbol)`` order, streamed."""
-        stmt = self._range(sa.select(*_TICK_COLUMNS), start_ts, end_ts)
+        stmt = self._range(sa.select(*TICK_COLUMNS), start_ts, end_ts)
         if symbols:
             stmt = stmt.where(ltp_ticks.c.symbol.in_(list(symbols)))
         stmt = stmt.order_by(ltp_ticks.c.ts, ltp_ticks.c.symbol)
@@ -519,240 +363,17 @@ class TickStore:
         Writes raise :class:`ReadOnlyError`; statements that run longer than ``timeout``
         seconds are interrupted; at most ``max_rows`` rows are returned.
         """
-        if not isinstance(sql, str) or not sql.strip():
-            raise StoreError("query needs an SQL statement")
+        check_statement(sql)
         if self.dialect == "sqlite":
-            return self._query_sqlite(sql, params, timeout, max_rows)
-        return self._query_postgres(sql, params, timeout, max_rows)
-
-    def _query_sqlite(self, sql, params, timeout, max_rows) -> list[dict]:
-        path = sqlite_path(self.url)
-        if path is None:
-            raise StoreError("read-only queries need a file database")
-        # as_uri() escapes '#', '?' and '%' in folder names, which a bare file: URI would cut at
-        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True,
-                               timeout=BUSY_TIMEOUT_MS / 1000)
-        try:
-            deadline = time.monotonic() + timeout
-            conn.set_progress_handler(lambda: int(time.monotonic() > deadline), 10_000)
-            conn.execute("PRAGMA query_only=ON")
-            conn.set_authorizer(_authorize_read)
-            cur = conn.execute(sql, params)
-            names = [d[0] for d in cur.description or ()]
-            return [dict(zip(names, row)) for row in cur.fetchmany(max_rows)]
-        except (sqlite3.Error, ValueError) as exc:
-            msg = str(exc)
-            if any(word in msg for word in ("readonly", "read-only", "query_only", "authoriz")):
-                raise ReadOnlyError(f"queries are read-only (no ATTACH, no pragma changes, "
-                                    f"no extensions): {msg}") from exc
-            if "interrupted" in msg:
-                raise StoreError(f"query took longer than {timeout:g} s and was stopped") from exc
-            if "one statement" in msg:
-                raise StoreError("query takes one SQL statement at a time") from exc
-            raise StoreError(f"query failed: {msg}") from exc
-        finally:
-            conn.close()
-
-    def _query_postgres(self, sql, params, timeout, max_rows) -> list[dict]:
-        if isinstance(params, dict):
-            statement, args = sql, params
-        else:
-            statement, args = _placeholders_to_pyformat(sql), tuple(params)
-        try:
-            # A connection of its own, closed afterwards: whatever the statement leaves in its
-            # session (an advisory lock on the writers' key, SET, prepared statements) dies
-            # with it instead of going back to the pool the writers use.
-            raw = self._query_engine.raw_connection()
-        except sa.exc.SQLAlchemyError as exc:
-            raise StoreError(f"query failed: {getattr(exc, 'orig', None) or exc}") from exc
-        try:
-            cur = raw.cursor()
-            # psycopg has opened the transaction already (so no BEGIN here): make it read-only.
-            cur.execute("SET TRANSACTION READ ONLY")
-            cur.execute(f"SET LOCAL statement_timeout = {int(timeout * 1000)}")
-            # Always with parameters: the extended protocol takes exactly one statement, so
-            # "COMMIT; DELETE ..." is refused. stream() reads row by row: a huge result is
-            # cut at max_rows on the client instead of being buffered whole.
-            with closing(cur.stream(statement, args)) as stream:
-                rows = list(islice(stream, max_rows))
-                names = [d[0] for d in cur.description or ()]
-            return [{k: format_ts(v) if isinstance(v, datetime) else v for k, v in zip(names, r)}
-                    for r in rows]
-        except Exception as exc:
-            msg = str(exc).strip()
-            if "read-only transaction" in msg:
-                raise ReadOnlyError(f"queries are read-only: {msg}") from exc
-            if "statement timeout" in msg:
-                raise StoreError(f"query took longer than {timeout:g} s and was stopped") from exc
-            if "multiple commands" in msg:
-                raise StoreError("query takes one SQL statement at a time") from exc
-            if "didn't produce a result" in msg:
-                raise StoreError("query takes a statement that returns rows, such as SELECT") from exc
-            raise StoreError(f"query failed: {msg}") from exc
-        finally:
-            raw.close()
+            path = sqlite_path(self.url)
+            if path is None:
+                raise StoreError("read-only queries need a file database")
+            return query_sqlite(path, sql, params, timeout=timeout, max_rows=max_rows)
+        return query_postgres(self._query_engine, sql, params, timeout=timeout, max_rows=max_rows)
 
     @cached_property
     def _query_engine(self) -> Engine:
         return sa.create_engine(self.engine.url, poolclass=sa.pool.NullPool)
-
-    # ---- analytics queries
-    # Read-only queries behind datacentre.analytics and the app's day charts; kept in
-    # this block so the rest of the store stays independent of them.
-
-    SERIES_MAX_POINTS = 500
-
-    def _analytics_rows(self, stmt) -> list:
-        try:
-            with self.engine.connect() as conn:
-                return list(conn.execute(stmt))
-        except sa.exc.SQLAlchemyError as exc:
-            raise StoreError(f"read failed: {exc.__class__.__name__}: "
-                             f"{getattr(exc, 'orig', None) or exc}") from exc
-
-    def snapshot_times(self, underlying: str, start_ts=None, end_ts=None) -> list[str]:
-        """Times of the snapshots carrying ``underlying``'s index tick, oldest first.
-
-        Reads one symbol's slice of the ``(symbol, ts)`` index, so it stays fast on a big
-        store where :meth:`timestamps` visits every row (a few ms against ~100 ms for a
-        full day): use it for replay sliders.
-        """
-        from datacentre.core.instruments import underlying as find_underlying
-        index_symbol = find_underlying(underlying).index_symbol
-        stmt = sa.select(ltp_ticks.c.ts).where(ltp_ticks.c.symbol == index_symbol)
-        stmt = self._range(stmt, start_ts, end_ts).order_by(ltp_ticks.c.ts)
-        return [row[0] for row in self._analytics_rows(stmt)]
-
-    def first_snapshot(self, start_ts, end_ts=None, underlying: str | None = None) -> list[dict]:
-        """The earliest snapshot with ``start_ts <= ts <= end_ts`` (``underlying``'s symbols
-        only, if given): with ``analytics.day_bounds`` the day's opening snapshot, the
-        usual base for OI and price changes."""
-        from datacentre.core.instruments import underlying as find_underlying
-        at = self._scalar(self._range(sa.select(sa.func.min(ltp_ticks.c.ts)), start_ts, end_ts))
-        if at is None:
-            return []
-        rows = sa.select(*_TICK_COLUMNS).where(ltp_ticks.c.ts == at)
-        if underlying:
-            members = sa.select(instruments.c.symbol).where(
-                instruments.c.underlying == find_underlying(underlying).base)
-            rows = rows.where(ltp_ticks.c.symbol.in_(members))
-        return self._all(rows.order_by(ltp_ticks.c.symbol))
-
-    def option_expiries(self, underlying: str) -> list[str]:
-        """Every option expiry (ISO date) ever stored for ``underlying``, oldest first."""
-        from datacentre.core.instruments import underlying as find_underlying
-        i = instruments.c
-        stmt = (sa.select(i.expiry).distinct()
-                .where(i.underlying == find_underlying(underlying).base, i.kind.in_(("CE", "PE")))
-                .order_by(i.expiry))
-        return [row[0] for row in self._analytics_rows(stmt)]
-
-    def oi_at(self, symbols: Sequence[str], times: Sequence[str]) -> list[tuple[str, str, int | None]]:
-        """``(ts, symbol, oi)`` of each of ``symbols`` stored at exactly one of ``times``
-        (snapshot times, as :meth:`snapshot_times` gives them), in no particular order."""
-        if not symbols or not times:
-            return []
-        t = ltp_ticks.c
-        stmt = sa.select(t.ts, t.symbol, t.oi).where(t.symbol.in_(list(symbols)), t.ts.in_(list(times)))
-        return [tuple(row) for row in self._analytics_rows(stmt)]
-
-    def underlying_series(self, underlying: str, start_ts=None, end_ts=None, expiry=None, *,
-                          every_n: int = 1, max_points: int | None = SERIES_MAX_POINTS) -> list[dict]:
-        """One row per snapshot for the day's charts, computed in SQL.
-
-        Each row: ``ts``, ``spot`` (index), ``future`` (the nearest future expiring on or
-        after the first snapshot's day), ``ce_oi`` / ``pe_oi`` (total OI of the calls /
-        puts of ``expiry`` in that snapshot), ``atm_strike`` (strike step nearest the
-        spot), ``atm_iv`` (mean call/put IV at that strike, percent; one side when the
-        other has none, None when neither is stored) and ``expiry`` (ISO date; default
-        the nearest option expiry on or after the first snapshot's day).
-
-        Snapshots are those carrying the index tick (none without it: an empty list).
-        ``every_n`` keeps every n-th snapshot; ``max_points`` raises that stride so at
-        most about that many rows come back (None: every snapshot). The last snapshot is
-        always included. Cost grows with the rows read: on SQLite a full day (4,500
-        snapshots x 110 ticks) takes tens of ms at the default 500 points (one every
-        45 s, plenty for a chart) and several hundred uncapped, since the OI totals
-        read every row of every snapshot kept.
-
-        The OI totals cover the strikes stored in each snapshot: when the collector's
-        ATM window moves with the spot, strikes entering or leaving it move the totals.
-        """
-        from datetime import date
-
-        from datacentre.core.instruments import underlying as find_underlying
-        if every_n < 1:
-            raise ValueError(f"every_n must be at least 1, got {every_n}")
-        if max_points is not None and max_points < 2:
-            raise ValueError(f"max_points must be at least 2 (or None), got {max_points}")
-        u = find_underlying(underlying)
-        times = self.snapshot_times(u.base, start_ts, end_ts)
-        if not times:
-            return []
-        day = times[0][:10]  # canonical text starts with the UTC date
-        i, t = instruments.c, ltp_ticks.c
-        if expiry is None:
-            expiry = self._scalar(sa.select(sa.func.min(i.expiry)).where(
-                i.underlying == u.base, i.kind.in_(("CE", "PE")), i.expiry >= day))
-        elif isinstance(expiry, date):
-            expiry = expiry.isoformat()
-        legs = self._analytics_rows(sa.select(i.symbol, i.kind, i.strike).where(
-            i.underlying == u.base, i.kind.in_(("CE", "PE")), i.expiry == expiry)) if expiry else []
-        calls = {strike: symbol for symbol, kind, strike in legs if kind == "CE"}
-        puts = {strike: symbol for symbol, kind, strike in legs if kind == "PE"}
-        future = self._scalar(sa.select(i.symbol).where(i.underlying == u.base, i.kind == "FUT",
-                                                         i.expiry >= day).order_by(i.expiry).limit(1))
-
-        stride = every_n
-        if max_points is not None:
-            stride = max(stride, -(-len(times) // max_points))
-        picked = times[::stride]
-        if picked[-1] != times[-1]:
-            picked.append(times[-1])
-        # Canonical text is what SQLite stores, so it binds as-is (no per-value parsing).
-        ts_type = sa.Text() if self.dialect == "sqlite" else Timestamp()
-
-        def at(column):
-            if stride == 1:
-                return column.between(sa.bindparam("t0", times[0], type_=ts_type),
-                                      sa.bindparam("t1", times[-1], type_=ts_type))
-            return column.in_(sa.bindparam("picked", picked, expanding=True, type_=ts_type))
-
-        # Per index tick: the future and the two options at the strike nearest the spot,
-        # each found through the (symbol, ts) index (the ATM symbols come from a CASE
-        # over the expiry's strikes, so no per-row scan of the instruments).
-        idx = ltp_ticks.alias("idx")
-        atm = sa.func.round(idx.c.ltp / float(u.strike_step)) * float(u.strike_step)
-        columns, joins = [idx.c.ts, idx.c.ltp, atm], idx
-        for name, symbol in (("fut", future), ("ce", calls), ("pe", puts)):
-            if not symbol:
-                columns.append(sa.null())
-                continue
-            leg = ltp_ticks.alias(name)
-            which = sa.literal(symbol) if name == "fut" else sa.case(symbol, value=atm)
-            joins = joins.outerjoin(leg, sa.and_(leg.c.symbol == which, leg.c.ts == idx.c.ts))
-            columns.append(leg.c.ltp if name == "fut" else leg.c.iv)
-        per_tick = (sa.select(*columns).select_from(joins)
-                    .where(idx.c.symbol == u.index_symbol, at(idx.c.ts)).order_by(idx.c.ts))
-
-        # Totals: one pass over the snapshots' rows (all of them: OI is summed in SQL).
-        totals = {}
-        if calls or puts:
-            sums = [sa.func.sum(sa.case((t.symbol.in_(list(side.values())), t.oi))) if side else sa.null()
-                    for side in (calls, puts)]
-            stmt = sa.select(t.ts, *sums).where(at(t.ts)).group_by(t.ts)
-            totals = {ts: (ce, pe) for ts, ce, pe in self._analytics_rows(stmt)}
-
-        out = []
-        for ts, spot, strike, fut, ce_iv, pe_iv in self._analytics_rows(per_tick):
-            ce_oi, pe_oi = totals.get(ts, (None, None))
-            ivs = [v for v in (ce_iv, pe_iv) if v is not None]
-            out.append({"ts": ts, "spot": spot, "future": fut,
-                        "ce_oi": None if ce_oi is None else int(ce_oi),
-                        "pe_oi": None if pe_oi is None else int(pe_oi),
-                        "atm_strike": None if strike is None else float(strike),
-                        "atm_iv": sum(ivs) / len(ivs) if ivs else None, "expiry": expiry})
-        return out
 
 
 def open_store(url: str | None = None) -> TickStore:

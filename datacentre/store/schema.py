@@ -1,0 +1,153 @@
+"""The store's schema and engines: tables ``ltp_ticks`` and ``instruments``, the timestamp type.
+
+SQLite (the default, ``data/nifty_local.db``) keeps ``ts`` as ISO text so the
+user's own ``sqlite3`` scripts run unchanged; PostgreSQL keeps it as
+``timestamptz``. Either way Python sees the canonical text form of
+:mod:`datacentre.core.ticks`.
+
+SQLite runs in WAL mode with ``synchronous=NORMAL``: readers never block the
+writer and an application crash loses nothing committed (a power cut may lose
+the last few commits).
+"""
+from __future__ import annotations
+
+import time
+from datetime import datetime
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.engine import Engine
+from sqlalchemy.types import TypeDecorator
+
+from datacentre.core.errors import StoreError
+from datacentre.core.ticks import TICK_FIELDS, format_ts, normalize_ts
+
+BUSY_TIMEOUT_MS = 10_000
+CACHE_KIB = 65_536  # index pages of a full day stay in memory while writing
+
+
+class Timestamp(TypeDecorator):
+    """ISO text on SQLite, ``timestamptz`` on PostgreSQL; canonical text in Python."""
+
+    impl = sa.Text
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect):
+        if dialect.name == "postgresql":
+            return dialect.type_descriptor(postgresql.TIMESTAMP(timezone=True))
+        return dialect.type_descriptor(sa.Text())
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        text = normalize_ts(value)
+        if dialect.name == "postgresql":
+            return datetime.fromisoformat(text)
+        return text
+
+    def process_result_value(self, value, dialect):
+        if value is None:
+            return None
+        return format_ts(value) if isinstance(value, datetime) else value
+
+
+metadata = sa.MetaData()
+
+ltp_ticks = sa.Table(
+    "ltp_ticks", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("symbol", sa.Text, nullable=False),
+    sa.Column("token", sa.Text),
+    sa.Column("ts", Timestamp, nullable=False),
+    sa.Column("ltp", sa.Float),
+    sa.Column("bid", sa.Float),
+    sa.Column("ask", sa.Float),
+    sa.Column("volume", sa.BigInteger().with_variant(sa.Integer, "sqlite")),
+    sa.Column("oi", sa.BigInteger().with_variant(sa.Integer, "sqlite")),
+    sa.Column("delta", sa.Float),
+    sa.Column("gamma", sa.Float),
+    sa.Column("theta", sa.Float),
+    sa.Column("vega", sa.Float),
+    sa.Column("iv", sa.Float),
+    sa.Column("source", sa.Text),
+    sa.UniqueConstraint("symbol", "ts", name="uq_ltp_ticks_symbol_ts"),
+    sa.Index("ix_ltp_ticks_ts", "ts"),
+    sqlite_autoincrement=True,  # ids are the broadcaster's cursor: never reuse them
+)
+
+instruments = sa.Table(
+    "instruments", metadata,
+    sa.Column("symbol", sa.Text, primary_key=True),
+    sa.Column("token", sa.Text),
+    sa.Column("underlying", sa.Text, nullable=False),
+    sa.Column("kind", sa.Text, nullable=False),  # INDEX, FUT, CE, PE
+    sa.Column("expiry", sa.Text),  # ISO date
+    sa.Column("strike", sa.Float),
+    sa.Column("lot_size", sa.Integer),
+    sa.Index("ix_instruments_underlying_expiry", "underlying", "expiry"),
+)
+
+#: The 14 tick columns of ``ltp_ticks`` in :data:`~datacentre.core.ticks.TICK_FIELDS` order.
+TICK_COLUMNS = [ltp_ticks.c[name] for name in TICK_FIELDS]
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The file behind a ``sqlite:///`` URL (None for memory or other databases)."""
+    u = sa.engine.make_url(url)
+    if u.get_backend_name() != "sqlite" or not u.database or u.database == ":memory:":
+        return None
+    return Path(u.database)
+
+
+def _sqlite_pragmas(dbapi_conn, _record) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    cur.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
+    cur.close()
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for ``sqlite:///path`` (WAL, busy timeout; the folder is created) or PostgreSQL."""
+    try:
+        u = sa.engine.make_url(url)
+    except sa.exc.ArgumentError as exc:
+        raise StoreError(f"invalid database URL {url!r}: {exc}") from exc
+    backend = u.get_backend_name()
+    if backend == "sqlite":
+        path = sqlite_path(url)
+        if path is not None:
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StoreError(f"cannot create the folder {path.parent} for the store: "
+                                 f"{exc.strerror}") from exc
+        engine = sa.create_engine(u, connect_args={"check_same_thread": False,
+                                                   "timeout": BUSY_TIMEOUT_MS / 1000})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    if backend == "postgresql":
+        if u.drivername == "postgresql":
+            u = u.set(drivername="postgresql+psycopg")
+        return sa.create_engine(u, pool_pre_ping=True)
+    raise StoreError(f"unsupported database {backend!r}: use sqlite:///path or postgresql://...")
+
+
+def create_schema(engine: Engine, where: str) -> None:
+    """Create missing tables and indexes (safe when several processes start at once).
+
+    ``where`` names the store in the error message.
+    """
+    for attempt in range(3):
+        try:
+            metadata.create_all(engine)
+            return
+        except sa.exc.SQLAlchemyError as exc:
+            # "already exists": another process created it between our check and CREATE.
+            if "already exists" not in str(exc) or attempt == 2:
+                raise StoreError(f"cannot open the store at {where}: {exc.__class__.__name__}: "
+                                 f"{getattr(exc, 'orig', None) or exc}") from exc
+        time.sleep(0.05 * (attempt + 1))
