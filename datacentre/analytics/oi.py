@@ -1,0 +1,259 @@
+"""Open-interest figures of a chain and of a day: max pain, PCR, support and
+resistance, the build-up of positions, and day-wide OI totals.
+
+A function that returns a *number* (:func:`pcr`) returns ``nan`` when there is no
+answer; one that returns a *strike* (:func:`max_pain`, :func:`support_resistance`)
+returns ``None``.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from datetime import date
+from typing import NamedTuple
+
+import numpy as np
+import pandas as pd
+
+from datacentre.analytics.chain import _option_legs
+from datacentre.analytics.frame import OPTION_KINDS, _as_date, _base, _Columns, ticks_frame
+from datacentre.analytics.series import series_frame
+from datacentre.core.instruments import CE, FUT, PE
+from datacentre.core.instruments import underlying as find_underlying
+
+LONG_BUILDUP = "Long Build-up"
+SHORT_BUILDUP = "Short Build-up"
+SHORT_COVERING = "Short Covering"
+LONG_UNWINDING = "Long Unwinding"
+NEUTRAL = "Neutral"
+BUILDUPS = (LONG_BUILDUP, SHORT_BUILDUP, SHORT_COVERING, LONG_UNWINDING, NEUTRAL)
+
+BUILDUP_COLUMNS = ("symbol", "kind", "strike", "expiry", "ltp", "ltp_change", "ltp_change_pct",
+                   "oi", "oi_change", "oi_change_pct", "volume", "buildup")
+
+
+def _oi(chain: pd.DataFrame, column: str) -> np.ndarray:
+    return np.nan_to_num(chain[column].to_numpy(dtype=float), nan=0.0)
+
+
+def pain_curve(chain: pd.DataFrame) -> pd.DataFrame:
+    """For each strike as the expiry settlement price, what option buyers would be paid.
+
+    Columns ``strike``, ``call_payout``, ``put_payout``, ``total_payout`` in OI units
+    times index points (missing OI counts as 0).
+    """
+    strikes = chain["strike"].to_numpy(dtype=float)
+    ce, pe = _oi(chain, "ce_oi"), _oi(chain, "pe_oi")
+    # settle[j] - strike[i]: rows are settlement prices, columns the strikes held
+    gap = strikes[:, None] - strikes[None, :]
+    calls = np.clip(gap, 0, None) @ ce
+    puts = np.clip(-gap, 0, None) @ pe
+    return pd.DataFrame({"strike": strikes, "call_payout": calls, "put_payout": puts,
+                         "total_payout": calls + puts})
+
+
+def max_pain(chain: pd.DataFrame) -> float | None:
+    """The strike at which option buyers would be paid least at expiry.
+
+    Only the chain's strikes are candidates; ties go to the lower strike. None when
+    the chain is empty or carries no open interest.
+    """
+    if chain.empty or not (_oi(chain, "ce_oi").sum() + _oi(chain, "pe_oi").sum()) > 0:
+        return None
+    curve = pain_curve(chain)
+    return float(curve["strike"].iloc[int(np.argmin(curve["total_payout"].to_numpy()))])
+
+
+def pcr(chain: pd.DataFrame, *, of: str = "oi") -> float:
+    """Put-call ratio: total put OI / total call OI (``of="volume"`` for volumes).
+
+    ``nan`` when the call total is 0 (or the chain is empty): the ratio is undefined,
+    and NaN formats as a dash and plots as a gap.
+    """
+    if of not in ("oi", "volume"):
+        raise ValueError(f"pcr of 'oi' or 'volume', not {of!r}")
+    calls = _oi(chain, f"ce_{of}").sum()
+    return float(_oi(chain, f"pe_{of}").sum() / calls) if calls > 0 else math.nan
+
+
+def biggest_oi_addition(chain: pd.DataFrame, side: str) -> tuple[float | None, float]:
+    """``(strike, change)`` where ``side``'s (``"ce"`` or ``"pe"``) OI grew most in a
+    chain built with ``previous``: fresh resistance for calls, support for puts.
+    ``(None, nan)`` when no strike's OI grew."""
+    change = chain[f"{side}_oi_change"].to_numpy(dtype=float)
+    if not (change > 0).any():  # also all NaN
+        return None, math.nan
+    i = int(np.nanargmax(change))
+    return float(chain["strike"].iloc[i]), float(change[i])
+
+
+class SupportResistance(NamedTuple):
+    support: float | None  # strike with the most put OI
+    resistance: float | None  # strike with the most call OI
+
+
+def support_resistance(chain: pd.DataFrame) -> SupportResistance:
+    """Highest put-OI strike (support) and highest call-OI strike (resistance).
+
+    Ties go to the lower strike; a side without any OI gives None.
+    """
+    def peak(column: str) -> float | None:
+        oi = _oi(chain, column)
+        if not len(oi) or oi.max() <= 0:
+            return None
+        return float(chain["strike"].iloc[int(np.argmax(oi))])
+    return SupportResistance(peak("pe_oi"), peak("ce_oi"))
+
+
+def _as_array(x) -> np.ndarray:
+    if isinstance(x, (pd.Series, pd.Index)):
+        return x.to_numpy(dtype=float, na_value=np.nan)
+    return np.asarray(pd.to_numeric(np.asarray(x, dtype=object).ravel(), errors="coerce"),
+                      dtype=float).reshape(np.shape(x))
+
+
+def _scalar(x) -> float:
+    if x is None or x is pd.NA:
+        return math.nan
+    try:
+        return float(x)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def classify_buildup(price_change, oi_change, *, price_tol: float = 0.0, oi_tol: float = 0.0):
+    """Name the positioning behind a move in price and open interest.
+
+    ======================  =================  ==================
+    price                   OI up              OI down
+    ======================  =================  ==================
+    up                      Long Build-up      Short Covering
+    down                    Short Build-up     Long Unwinding
+    ======================  =================  ==================
+
+    No change in either (``abs(change) <= tol``), or a missing change (None/NaN),
+    is ``"Neutral"``. Scalars give a string; arrays give an object array of strings,
+    and if either input is a Series the result is a Series on its index (inputs are
+    matched by position, not aligned).
+    """
+    if np.ndim(price_change) == 0 and np.ndim(oi_change) == 0:
+        p, o = _scalar(price_change), _scalar(oi_change)
+        if not (abs(p) > price_tol and abs(o) > oi_tol):  # also catches NaN
+            return NEUTRAL
+        if o > 0:
+            return LONG_BUILDUP if p > 0 else SHORT_BUILDUP
+        return SHORT_COVERING if p > 0 else LONG_UNWINDING
+    p, o = np.broadcast_arrays(_as_array(price_change), _as_array(oi_change))
+    with np.errstate(invalid="ignore"):
+        up, down = p > price_tol, p < -price_tol
+        more, less = o > oi_tol, o < -oi_tol
+    labels = np.select([up & more, down & more, up & less, down & less],
+                       [LONG_BUILDUP, SHORT_BUILDUP, SHORT_COVERING, LONG_UNWINDING],
+                       default=NEUTRAL).astype(object)
+    for x in (price_change, oi_change):
+        if isinstance(x, pd.Series):
+            return pd.Series(labels, index=x.index, name="buildup", dtype=object)
+    return labels
+
+
+def buildup_table(now_ticks, base_ticks, underlying: str, expiry=None, *,
+                  kinds: Sequence[str] = OPTION_KINDS) -> pd.DataFrame:
+    """Per-contract price and OI change from ``base_ticks`` to ``now_ticks``, classified.
+
+    Options of one expiry (default the nearest); add ``"FUT"`` to ``kinds`` for the
+    futures (every expiry). Columns :data:`BUILDUP_COLUMNS`; ``*_change_pct`` in
+    percent; contracts missing from ``base_ticks`` have NaN changes and are Neutral.
+    Sorted futures first (nearest expiry first), then by strike, CE before PE. ``attrs``: underlying,
+    expiry, ts, base_ts.
+    """
+    cols = _Columns(ticks_frame(now_ticks))
+    u = find_underlying(underlying)
+    legs, chosen, ts = _option_legs(cols, u.base, expiry)
+    rows = legs[np.isin(cols["kind"][legs], list(kinds))]
+    if FUT in kinds:
+        rows = np.concatenate([cols.newest_per_symbol(cols.select(u.base, (FUT,))), rows])
+
+    then = _Columns(ticks_frame(base_ticks))
+    before = then.previous_values(cols["symbol"][rows])
+    pairs = np.array([before.get(s, (math.nan, math.nan)) for s in cols["symbol"][rows]], dtype=float)
+    pairs = pairs.reshape(len(rows), 2)
+    then_oi, then_ltp = pairs[:, 0], pairs[:, 1]
+    ltp, oi = cols["ltp"][rows], cols["oi"][rows]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ltp_pct = np.where(then_ltp > 0, (ltp - then_ltp) / then_ltp * 100.0, np.nan)
+        oi_pct = np.where(then_oi > 0, (oi - then_oi) / then_oi * 100.0, np.nan)
+    kind = cols["kind"][rows]
+    strike = cols["strike"][rows]
+    expiry_day = np.array([e.toordinal() if isinstance(e, date) else 0 for e in cols["expiry"][rows]])
+    order = np.lexsort((kind == PE, expiry_day, strike, kind != FUT))
+    table = pd.DataFrame({
+        "symbol": cols["symbol"][rows], "kind": kind, "strike": strike,
+        "expiry": cols["expiry"][rows], "ltp": ltp, "ltp_change": ltp - then_ltp,
+        "ltp_change_pct": ltp_pct, "oi": oi, "oi_change": oi - then_oi, "oi_change_pct": oi_pct,
+        "volume": cols["volume"][rows],
+        "buildup": classify_buildup(ltp - then_ltp, oi - then_oi),
+    }, columns=list(BUILDUP_COLUMNS)).iloc[order].reset_index(drop=True)
+    table.attrs.update({"underlying": u.base, "expiry": chosen, "ts": ts,
+                        "base_ts": then.latest_ts(np.arange(len(then)))})
+    return table
+
+
+def snapshot_oi(ticks, underlying: str, expiry) -> dict[str, tuple[str, float]]:
+    """``symbol -> (kind, oi)`` of ``underlying``'s options of ``expiry`` in ``ticks``
+    (the newest row per symbol; options without an OI are left out)."""
+    cols = _Columns(ticks_frame(ticks))
+    legs, _, _ = _option_legs(cols, _base(underlying), _as_date(expiry))
+    return {s: (k, float(o)) for s, k, o in zip(cols["symbol"][legs], cols["kind"][legs], cols["oi"][legs])
+            if math.isfinite(o)}
+
+
+def held_oi(oi: pd.DataFrame, moment: tuple[str, dict[str, tuple[str, float]]] | None = None,
+            *, upto: bool = False) -> pd.DataFrame:
+    """Each option's OI at each snapshot of a day, every strike seen that day counted.
+
+    ``oi`` is indexed by snapshot time (store text) with ``(kind, symbol)`` columns
+    (``kind`` CE or PE), NaN where a snapshot lacks the contract (the collector stores
+    a window of strikes that moves with the spot). ``moment`` = ``(ts, snapshot_oi)``
+    adds (or replaces) the row of that snapshot; ``upto`` drops the rows after it.
+
+    A contract absent from a snapshot counts with its nearest known OI: the last seen,
+    or the first for a strike that enters later. The totals then move only with open
+    interest, not with the window.
+    """
+    frame = oi.copy()
+    if moment is not None:
+        ts, values = moment
+        for symbol, (kind, _) in values.items():
+            if (kind, symbol) not in frame.columns:
+                frame[(kind, symbol)] = np.nan
+        row = pd.DataFrame([[values.get(s, (k, math.nan))[1] for k, s in frame.columns]],
+                           index=[ts], columns=frame.columns)
+        frame = pd.concat([frame.drop(index=ts, errors="ignore"), row])
+        if upto:
+            frame = frame[frame.index <= ts]
+    return frame.sort_index().ffill().bfill()
+
+
+def oi_totals_series(held: pd.DataFrame, expiry=None) -> pd.DataFrame:
+    """:func:`held_oi` summed into call and put totals and the PCR through the day, in
+    :func:`series_frame`'s shape (``pcr`` = put OI / call OI over the same strikes)."""
+    if held.empty:
+        return pd.DataFrame()
+    kinds = held.columns.get_level_values(0)
+    calls = held.loc[:, kinds == CE].sum(axis=1).to_numpy(dtype=float)
+    puts = held.loc[:, kinds == PE].sum(axis=1).to_numpy(dtype=float)
+    expiry = expiry.isoformat() if isinstance(expiry, date) else expiry
+    return series_frame([{"ts": ts, "ce_oi": c, "pe_oi": p, "expiry": expiry}
+                         for ts, c, p in zip(held.index, calls, puts)])
+
+
+def totals_at(series: pd.DataFrame, ts: str | None) -> tuple[float, float, float]:
+    """``(call OI, put OI, PCR)`` of :func:`oi_totals_series` at snapshot ``ts`` (NaNs
+    when it has no such row)."""
+    if ts is None or series.empty:
+        return math.nan, math.nan, math.nan
+    row = series[series["ts"] == ts]
+    if row.empty:
+        return math.nan, math.nan, math.nan
+    last = row.iloc[-1]
+    return float(last["ce_oi"]), float(last["pe_oi"]), float(last["pcr"])

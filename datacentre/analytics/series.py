@@ -1,0 +1,90 @@
+"""A day's series for the charts: the IST day's bounds, one row per snapshot, its
+pauses broken so lines do not bridge them."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date, datetime, timedelta
+
+import numpy as np
+import pandas as pd
+
+from datacentre.core.ticks import IST, format_ts, parse_ts
+
+SERIES_COLUMNS = ("ts", "time", "spot", "future", "basis", "ce_oi", "pe_oi", "pcr",
+                  "ce_oi_change", "pe_oi_change", "atm_strike", "atm_iv")
+SERIES_GAP = pd.Timedelta(minutes=5)  # a longer pause in a day series is a gap (market shut, collector off)
+
+_DAY = timedelta(days=1)
+
+
+def day_bounds(moment) -> tuple[str, str]:
+    """The IST calendar day containing ``moment`` (store text, datetime or date) as a
+    ``(start_ts, end_ts)`` pair for the store's inclusive range queries."""
+    if isinstance(moment, date) and not isinstance(moment, datetime):
+        day = moment
+    else:
+        day = parse_ts(moment).astimezone(IST).date()
+    start = datetime(day.year, day.month, day.day, tzinfo=IST)
+    return format_ts(start), format_ts(start + _DAY - timedelta(milliseconds=1))
+
+
+def series_frame(rows: Sequence[dict], *, max_points: int | None = None) -> pd.DataFrame:
+    """:meth:`TickStore.underlying_series` rows (or the live feed's ``Point`` s) as a
+    DataFrame for the day's charts, its pauses broken by :func:`break_gaps`.
+
+    Columns :data:`SERIES_COLUMNS`: ``time`` is the snapshot time as a tz-aware IST
+    timestamp; ``basis`` = future − spot; ``pcr`` = pe_oi / ce_oi (NaN where call OI is
+    0); ``*_oi_change`` are against the first row. ``attrs["expiry"]`` is the options'
+    expiry (ISO text) the OI totals and ATM IV refer to; ``attrs["gaps"]`` the pauses.
+    ``max_points`` thins the rows evenly to at most that many, always keeping the newest.
+    """
+    rows = list(rows)
+    if max_points is not None and len(rows) > max_points:
+        stride = -(-len(rows) // max_points)
+        rows = [*rows[:-1:stride], rows[-1]]
+    frame = pd.DataFrame(rows)
+    for column in SERIES_COLUMNS:
+        if column not in frame.columns and column != "time":
+            frame[column] = np.nan if column != "ts" else pd.Series([], dtype="str")
+    expiry = frame["expiry"].dropna().iloc[0] if "expiry" in frame and frame["expiry"].notna().any() else None
+    numbers = ["spot", "future", "ce_oi", "pe_oi", "atm_strike", "atm_iv"]
+    frame[numbers] = frame[numbers].apply(pd.to_numeric, errors="coerce").astype(float)
+    frame["time"] = pd.to_datetime(frame["ts"], utc=True, format="ISO8601").dt.tz_convert(IST)
+    frame["basis"] = frame["future"] - frame["spot"]
+    calls = frame["ce_oi"].where(frame["ce_oi"] > 0)
+    frame["pcr"] = frame["pe_oi"] / calls
+    for side in ("ce_oi", "pe_oi"):
+        first = frame[side].iloc[0] if len(frame) else np.nan
+        frame[f"{side}_change"] = frame[side] - first
+    frame = frame[list(SERIES_COLUMNS)].reset_index(drop=True)
+    frame.attrs["expiry"] = expiry
+    return break_gaps(frame)
+
+
+def break_gaps(frame: pd.DataFrame, *, longer_than: pd.Timedelta = SERIES_GAP) -> pd.DataFrame:
+    """``frame`` (a day series with a ``time`` column, oldest first) with an empty row
+    inside each pause longer than ``longer_than``, so a line breaks there instead of
+    bridging it.
+
+    ``attrs["gaps"]`` lists the pauses as ``(last time before, first time after)``: the
+    charts squeeze them out of the time axis, so a day with an evening of live ticks
+    after the session still shows the session at full width. A frame that already
+    carries ``attrs["gaps"]`` is returned as it is.
+    """
+    if "gaps" in frame.attrs:
+        return frame
+    times = frame["time"]
+    pauses = times.diff() > longer_than
+    if pauses.any():
+        after = times[pauses]
+        before = times.shift(1)[pauses]
+        # the empty row goes a millisecond before the first point after the pause: in the
+        # pause whatever the data's resolution, and within the edge the charts keep visible
+        breaks = pd.DataFrame({"time": after - pd.Timedelta(milliseconds=1)})
+        out = pd.concat([frame, breaks]).sort_values("time", kind="stable").reset_index(drop=True)
+        gaps = list(zip(before, after))
+    else:
+        out, gaps = frame.copy(deep=False), []
+    out.attrs = {**frame.attrs, "gaps": gaps}
+    return out
+
