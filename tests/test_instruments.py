@@ -1,7 +1,7 @@
 """Symbols, expiry calendar, strikes and tokens."""
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 import pytest
 
@@ -15,10 +15,12 @@ from datacentre.core.instruments import (
     current_future_expiry,
     format_future,
     format_option,
+    has_expired,
     is_valid_symbol,
     last_complete_session,
     last_tuesday,
     monthly_expiries,
+    nearest_future,
     nearest_option_expiry,
     parse_expiry,
     parse_symbol,
@@ -28,7 +30,7 @@ from datacentre.core.instruments import (
     underlying,
     weekly_expiries,
 )
-from datacentre.core.ticks import UTC
+from datacentre.core.ticks import IST, UTC
 
 
 @pytest.mark.parametrize("symbol, base, kind, expiry, strike", [
@@ -79,6 +81,53 @@ def test_tokens_are_stable_and_indices_real():
     assert token_for("NIFTY BANK") == "99926009"
     assert token_for("NIFTY06JAN2626500CE") == token_for("NIFTY06JAN2626500CE")
     assert token_for("NIFTY06JAN2626500CE") != token_for("NIFTY06JAN2626500PE")
+
+
+JAN_FUT, FEB_FUT, MAR_FUT = "NIFTY27JAN26FUT", "NIFTY24FEB26FUT", "NIFTY31MAR26FUT"
+FUTURES = [MAR_FUT, FEB_FUT, JAN_FUT, "BANKNIFTY27JAN26FUT", "NIFTY 50", "NIFTY27JAN2626000CE", "junk"]
+
+
+@pytest.mark.parametrize("moment, expected", [
+    (datetime(2026, 1, 27, 9, 15, tzinfo=IST), JAN_FUT),  # expiry day, session open
+    (datetime(2026, 1, 27, 15, 29, 59, tzinfo=IST), JAN_FUT),  # last second of trading
+    (datetime(2026, 1, 27, 15, 30, tzinfo=IST), FEB_FUT),  # 15:30 IST: January has expired
+    (datetime(2026, 1, 27, 15, 30, 1, tzinfo=IST), FEB_FUT),
+    ("2026-01-27T09:59:59+00:00", JAN_FUT),  # store text, UTC: 15:29:59 IST
+    ("2026-01-27T10:00:00+00:00", FEB_FUT),
+    (datetime(2026, 1, 27, 23, 0, tzinfo=IST), FEB_FUT),  # evening, same IST date
+    (datetime(2026, 1, 26, 20, 0, tzinfo=UTC), JAN_FUT),  # 01:30 IST on expiry day
+    (datetime(2026, 2, 24, 15, 30, tzinfo=IST), MAR_FUT),
+])
+def test_nearest_future_at_the_expiry_boundary(moment, expected):
+    found = nearest_future(FUTURES, moment, "NIFTY")
+    assert found is not None and found.symbol == expected
+    assert nearest_future(FUTURES, moment, "NIFTY 50") == found
+
+
+def test_nearest_future_only_expired_is_none():
+    # The rule never falls back to an expired contract: its last price is not the future's.
+    after = datetime(2026, 2, 24, 15, 30, tzinfo=IST)
+    assert nearest_future([JAN_FUT, FEB_FUT], after) is None
+    assert nearest_future([JAN_FUT, FEB_FUT], after - timedelta(seconds=1)).symbol == FEB_FUT
+    assert nearest_future([], after) is None
+    assert nearest_future(["NIFTY 50", "NIFTY27JAN2626000CE", "junk"], after) is None
+
+
+def test_nearest_future_by_parsed_base():
+    moment = datetime(2026, 1, 5, 4, 0, tzinfo=UTC)
+    symbols = ["BANKNIFTY27JAN26FUT", FEB_FUT]  # BANKNIFTY... contains NIFTY
+    assert nearest_future(symbols, moment, "NIFTY").symbol == FEB_FUT
+    assert nearest_future(symbols, moment, "BANKNIFTY").symbol == "BANKNIFTY27JAN26FUT"
+    assert nearest_future(symbols, moment).symbol == "BANKNIFTY27JAN26FUT"  # any base
+    with pytest.raises(SymbolError):
+        nearest_future(symbols, moment, "FINNIFTY")
+
+
+def test_has_expired_at_1530_ist():
+    expiry = date(2026, 1, 27)
+    assert not has_expired(expiry, datetime(2026, 1, 27, 15, 29, 59, 999999, tzinfo=IST))
+    assert has_expired(expiry, datetime(2026, 1, 27, 15, 30, tzinfo=IST))
+    assert has_expired(expiry, "2026-01-28T03:45:00+00:00")
 
 
 def test_underlyings():

@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import re
 import zlib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from functools import lru_cache
 
 from datacentre.core.errors import SymbolError
-from datacentre.core.ticks import UTC
+from datacentre.core.ticks import UTC, parse_ts
 
 MONTHS = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
 TUESDAY = 1
@@ -125,7 +126,7 @@ def parse_symbol(symbol: str) -> Instrument:
         raise SymbolError(repr(symbol), "symbol must be text")
     idx = _BY_INDEX.get(symbol)
     if idx is not None:
-        return Instrument(symbol, idx.index_token, idx.base, INDEX)
+        return Instrument(symbol, token_for(symbol), idx.base, INDEX)
     m = _DERIV.match(symbol)
     if not m:
         raise SymbolError(symbol, "expected 'NIFTY 50', 'NIFTY BANK', {BASE}{DDMMMYY}FUT "
@@ -206,6 +207,41 @@ def nearest_option_expiry(base: str, moment: datetime | date) -> date:
 
 def current_future_expiry(moment: datetime | date) -> date:
     return monthly_expiries(moment, 1)[0]
+
+
+def has_expired(expiry: date, moment: datetime | str) -> bool:
+    """True once a contract expiring on ``expiry`` has stopped trading at ``moment``
+    (15:30 IST on its expiry date, that instant included)."""
+    return expiry_moment(expiry) <= parse_ts(moment)
+
+
+def nearest_future(symbols: Iterable[str], moment: datetime | str,
+                   base: str | None = None) -> Instrument | None:
+    """The future among ``symbols`` with the earliest expiry that has not expired at ``moment``.
+
+    ``moment`` is an aware datetime or store text, usually the time of the ticks the
+    symbols come from. A future expires at 15:30 IST on its expiry date (see
+    :func:`has_expired`): until then it is the nearest, from then on the next month's is.
+    Text that is not a symbol, indices, options and, with ``base`` (``NIFTY`` or
+    ``NIFTY 50``), other underlyings' futures are ignored. When none of the futures is
+    live at ``moment`` (all expired, or none given) the answer is None: an expired
+    contract's last price is not the future's.
+    """
+    at = parse_ts(moment)
+    wanted = None if base is None else underlying(base).base
+    best: Instrument | None = None
+    for symbol in symbols:
+        try:
+            ins = parse_symbol(symbol)
+        except SymbolError:
+            continue
+        if ins.kind != FUT or (wanted is not None and ins.underlying != wanted):
+            continue
+        if has_expired(ins.expiry, at):
+            continue
+        if best is None or ins.expiry < best.expiry:
+            best = ins
+    return best
 
 
 def time_to_expiry(expiry: date, moment: datetime | date) -> float:

@@ -9,7 +9,9 @@ through :func:`format_ts`.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, date, datetime, timedelta, timezone
+from typing import Any
 
 from datacentre.core.errors import ConfigError
 
@@ -21,6 +23,26 @@ FLOAT_FIELDS = ("ltp", "bid", "ask", "delta", "gamma", "theta", "vega", "iv")
 INT_FIELDS = ("volume", "oi")
 GREEK_FIELDS = ("delta", "gamma", "theta", "vega", "iv")
 SOURCES = ("sim", "api", "ws", "local_ws", "csv", "replay")
+_TS = TICK_FIELDS.index("ts")
+
+
+def tick_values(source: Mapping[str, Any], ts: str | None = None) -> tuple:
+    """The 14 tick fields of ``source`` (a tick, a message, a store row) as a tuple in
+    :data:`TICK_FIELDS` order: missing fields are None, others (``id``, ``type``) are
+    dropped. ``ts`` given replaces the timestamp (a snapshot's rows share one).
+
+    The store's write path runs this per row, hence a tuple and no per-field branching.
+    """
+    values = list(map(source.get, TICK_FIELDS))
+    if ts is not None:
+        values[_TS] = ts
+    return tuple(values)
+
+
+def tick_dict(source: Mapping[str, Any]) -> dict[str, Any]:
+    """:func:`tick_values` as a dict: exactly the 14 tick fields, in contract order."""
+    return dict(zip(TICK_FIELDS, tick_values(source)))
+
 
 IST = timezone(timedelta(hours=5, minutes=30), "IST")
 
