@@ -8,6 +8,7 @@ import threading
 import time
 
 import pytest
+from conftest import make_tick
 
 from datacentre.core.errors import ReadOnlyError, StoreError
 from datacentre.core.ticks import TICK_FIELDS
@@ -308,3 +309,14 @@ def test_oi_at_reads_the_given_symbols_at_the_given_times(any_store, sample_tick
                     (T3, legs[1], 6100000)]
     assert any_store.oi_at(legs, []) == [] and any_store.oi_at([], [T1]) == []
     assert any_store.oi_at(legs, ["2026-01-02T08:13:06+00:00"]) == []  # exact times only
+
+
+def test_underlying_series_future_rolls_at_1530_ist_on_expiry_day(any_store):
+    # 27 Jan 2026 is the last Tuesday: the January future trades until 15:30 IST (10:00 UTC).
+    before, after = "2026-01-27T09:59:55+00:00", "2026-01-27T10:00:00+00:00"
+    for ts, jan, feb in ((before, 25010.0, 25100.0), (after, 25011.0, 25101.0)):
+        any_store.write_snapshot(ts, [make_tick("NIFTY 50", 25000.0),
+                                      make_tick("NIFTY27JAN26FUT", jan),
+                                      make_tick("NIFTY24FEB26FUT", feb)])
+    assert [r["future"] for r in any_store.underlying_series("NIFTY", before)] == [25010.0, 25011.0]
+    assert [r["future"] for r in any_store.underlying_series("NIFTY", after)] == [25101.0]

@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from datacentre.core.errors import StoreError
+from datacentre.core.instruments import nearest_future
 from datacentre.core.instruments import underlying as find_underlying
 from datacentre.store.schema import TICK_COLUMNS, Timestamp, instruments, ltp_ticks
 
@@ -80,12 +81,13 @@ class DayQueries:
                           every_n: int = 1, max_points: int | None = SERIES_MAX_POINTS) -> list[dict]:
         """One row per snapshot for the day's charts, computed in SQL.
 
-        Each row: ``ts``, ``spot`` (index), ``future`` (the nearest future expiring on or
-        after the first snapshot's day), ``ce_oi`` / ``pe_oi`` (total OI of the calls /
-        puts of ``expiry`` in that snapshot), ``atm_strike`` (strike step nearest the
-        spot), ``atm_iv`` (mean call/put IV at that strike, percent; one side when the
-        other has none, None when neither is stored) and ``expiry`` (ISO date; default
-        the nearest option expiry on or after the first snapshot's day).
+        Each row: ``ts``, ``spot`` (index), ``future`` (the price of the future that was the
+        nearest at the first snapshot, by :func:`~datacentre.core.instruments.nearest_future`),
+        ``ce_oi`` / ``pe_oi`` (total OI of the calls / puts of ``expiry`` in that snapshot),
+        ``atm_strike`` (strike step nearest the spot), ``atm_iv`` (mean call/put IV at that
+        strike, percent; one side when the other has none, None when neither is stored)
+        and ``expiry`` (ISO date; default the nearest option expiry on or after the first
+        snapshot's day).
 
         Snapshots are those carrying the index tick (none without it: an empty list).
         ``every_n`` keeps every n-th snapshot; ``max_points`` raises that stride so at
@@ -117,8 +119,10 @@ class DayQueries:
             i.underlying == u.base, i.kind.in_(("CE", "PE")), i.expiry == expiry)) if expiry else []
         calls = {strike: symbol for symbol, kind, strike in legs if kind == "CE"}
         puts = {strike: symbol for symbol, kind, strike in legs if kind == "PE"}
-        future = self._scalar(sa.select(i.symbol).where(i.underlying == u.base, i.kind == "FUT",
-                                                         i.expiry >= day).order_by(i.expiry).limit(1))
+        stored_futures = self._analytics_rows(
+            sa.select(i.symbol).where(i.underlying == u.base, i.kind == "FUT"))
+        nearest = nearest_future((row[0] for row in stored_futures), times[0], u.base)
+        future = nearest.symbol if nearest else None
 
         stride = every_n
         if max_points is not None:

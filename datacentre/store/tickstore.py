@@ -22,7 +22,7 @@ from sqlalchemy.engine import Engine
 from datacentre.core.config import DEFAULT_DB_URL
 from datacentre.core.errors import StoreError, SymbolError
 from datacentre.core.instruments import parse_symbol
-from datacentre.core.ticks import TICK_FIELDS, normalize_ts
+from datacentre.core.ticks import TICK_FIELDS, normalize_ts, tick_values
 from datacentre.store.readonly import (
     QUERY_MAX_ROWS,
     QUERY_TIMEOUT_S,
@@ -59,21 +59,14 @@ def batched(items: Iterable, size: int) -> Iterator[list]:
 Snapshot = tuple[str | datetime, Sequence[dict]]
 
 
-_TS = TICK_FIELDS.index("ts")
-Row = tuple  # the 14 tick fields in TICK_FIELDS order
-
-
-def _as_row(tick: dict, stamp: str) -> Row:
-    values = list(map(tick.get, TICK_FIELDS))
-    values[_TS] = stamp
-    return tuple(values)
+Row = tuple  # the 14 tick fields in TICK_FIELDS order (core.ticks.tick_values)
 
 
 def _snapshot_rows(snapshots: Iterable[Snapshot]) -> Iterator[Row]:
     for ts, ticks in snapshots:
         stamp = normalize_ts(ts)
         for t in ticks:
-            yield _as_row(t, stamp)
+            yield tick_values(t, stamp)
 
 
 def _row(mapping) -> dict[str, Any]:
@@ -201,7 +194,7 @@ class TickStore(DayQueries):
 
     def insert_ticks(self, ticks: Iterable[dict]) -> int:
         """Store ticks with their own timestamps in one transaction (imports), streaming."""
-        return self._commit(_as_row(t, normalize_ts(t["ts"])) for t in ticks)
+        return self._commit(tick_values(t, normalize_ts(t["ts"])) for t in ticks)
 
     def checkpoint(self) -> None:
         """Fold SQLite's write-ahead log back into the database file (after bulk writes)."""
