@@ -463,7 +463,8 @@ class BaselineServer:
 
 def timed_broadcaster(store):
     """A BroadcasterThread whose server notes when each snapshot's fan-out has been written."""
-    from datacentre.feed.broadcaster import Broadcaster, ServerThread
+    from datacentre.feed.broadcaster import Broadcaster
+    from datacentre.feed.thread import ServerThread
 
     class TimedBroadcaster(Broadcaster):
         def __init__(self, *args, **kwargs) -> None:

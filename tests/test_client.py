@@ -369,9 +369,9 @@ def test_backoff_resets_only_after_a_stable_connection(monkeypatch, hold, stable
 def test_the_socket_is_closed_when_the_broadcaster_closes(store, monkeypatch):
     """websocket-client answers a server's close frame but leaves its socket open: the server
     then waits out its close timeout (and a flapping server leaked a socket per reconnect)."""
-    import datacentre.feed.broadcaster
+    import datacentre.feed.server
 
-    monkeypatch.setattr(datacentre.feed.broadcaster, "STOP_GRACE", 5.0)
+    monkeypatch.setattr(datacentre.feed.server, "STOP_GRACE", 5.0)
     server = BroadcasterThread(store, port=0, close_timeout=5).start()
     feed = FeedConnection(server.url, on_tick=lambda tick: None).start()
     try:

@@ -3,7 +3,7 @@
 ``python -m datacentre replay --start ISO --end ISO [--speed X] [--port P]`` runs a
 :class:`Replayer`: the same server, requests, framing and slow-client rules as
 the live :class:`~datacentre.feed.broadcaster.Broadcaster` (it is the same
-:class:`~datacentre.feed.broadcaster.FeedServer`), fed from ``store.timestamps(start,
+:class:`~datacentre.feed.server.FeedServer`), fed from ``store.timestamps(start,
 end)`` and each snapshot's rows instead of the id cursor.
 
 * Playback starts when the first client connects and is shared: every client
@@ -35,14 +35,8 @@ from datacentre.core.config import DEFAULT_WS_HOST, DEFAULT_WS_PORT
 from datacentre.core.errors import ConfigError
 from datacentre.core.ticks import normalize_ts, parse_ts
 from datacentre.feed import protocol
-from datacentre.feed.broadcaster import (
-    DEFAULT_MAX_BUFFER_BYTES,
-    FeedServer,
-    ServerThread,
-    _Client,
-    _in_thread,
-    _PoolClosed,
-)
+from datacentre.feed.server import DEFAULT_MAX_BUFFER_BYTES, Client, FeedServer, PoolClosed, in_thread
+from datacentre.feed.thread import ServerThread
 from datacentre.store.tickstore import TickStore
 
 log = logging.getLogger(__name__)
@@ -116,11 +110,11 @@ class Replayer(FeedServer):
 
     # ------------------------------------------------------------------ requests
 
-    def _on_join(self, client: _Client) -> None:
+    def _on_join(self, client: Client) -> None:
         if self._joined is not None:
             self._joined.set()
 
-    async def _dispatch(self, client: _Client, request: protocol.Request) -> str:
+    async def _dispatch(self, client: Client, request: protocol.Request) -> str:
         if request.type not in protocol.REPLAY_REQUESTS:
             return await super()._dispatch(client, request)
         loop = asyncio.get_running_loop()
@@ -166,7 +160,7 @@ class Replayer(FeedServer):
     async def _listen(self) -> None:
         self._joined = asyncio.Event()
         self._control = asyncio.Event()
-        self._timestamps = await _in_thread(self.store.timestamps, self.start_ts, self.end_ts)
+        self._timestamps = await in_thread(self.store.timestamps, self.start_ts, self.end_ts)
         self._seconds = [parse_ts(ts).timestamp() for ts in self._timestamps]
         await super()._listen()
 
@@ -199,7 +193,7 @@ class Replayer(FeedServer):
                 index = self._index
                 try:
                     rows = await self._rows(index)
-                except _PoolClosed:
+                except PoolClosed:
                     raise
                 except Exception as exc:
                     log.warning("replay: reading snapshot %s failed; retrying",
@@ -232,7 +226,7 @@ class Replayer(FeedServer):
 
     async def _read(self, index: int) -> list[dict[str, Any]]:
         ts = self._timestamps[index]
-        return await _in_thread(_replay_rows, self.store, ts)
+        return await in_thread(_replay_rows, self.store, ts)
 
     def _send(self, index: int, rows: list[dict[str, Any]]) -> None:
         self._publish(rows)
@@ -286,7 +280,7 @@ def _abandon(task: asyncio.Task) -> None:
         task.exception()
 
 
-def _unsent(client: _Client) -> int:
+def _unsent(client: Client) -> int:
     try:
         return client.ws.transport.get_write_buffer_size()
     except Exception:
