@@ -12,7 +12,7 @@ opening snapshot.
 A **step** is timed on ``--steps`` random snapshot times, in the page's order:
 
 * ``fetch``: ``store.snapshot_at(ts, "NIFTY")`` — the as-of query (the page's only read);
-* ``compute``: ``views.replay_frame`` (chain against the open, smile, max pain, PCR, ATM IV,
+* ``compute``: ``player.replay_frame`` (chain against the open, smile, max pain, PCR, ATM IV,
   skew, the ATM +/- 8 window and the three figures: spot with the cursor, smile, OI bars)
   plus the opening chain the metrics compare with;
 * ``render``: what ``st.plotly_chart`` and ``st.dataframe`` do on the server with them
@@ -22,7 +22,7 @@ A **step** is timed on ``--steps`` random snapshot times, in the page's order:
 The baseline is the same as-of query with raw ``sqlite3`` (``MAX(ts) <= ?``, then that
 snapshot's rows of the underlying's instruments, as dicts), in the same run.
 
-It also times the export page's download for the whole day (``views.write_export``,
+It also times the export page's download for the whole day (``export.write_export``,
 byte-for-byte the CLI's ``python -m datacentre export``) for NIFTY and for every symbol,
 in rows per second. Prints ONE JSON object; times in milliseconds.
 """
@@ -51,7 +51,8 @@ from streamlit import dataframe_util  # noqa: E402
 from streamlit.elements.lib.pandas_styler_utils import marshall_styler  # noqa: E402
 from streamlit.proto.ArrowData_pb2 import ArrowData as ArrowDataProto  # noqa: E402
 
-from datacentre import analytics, views  # noqa: E402
+from datacentre import analytics  # noqa: E402
+from datacentre.app import export, player, reads, tables  # noqa: E402
 from datacentre.ops.backfill import backfill  # noqa: E402
 from datacentre.store.tickstore import TickStore, sqlite_path  # noqa: E402
 
@@ -64,20 +65,20 @@ ATM_WINDOW = 8
 
 
 
-def render(frame: views.ReplayFrame) -> None:
+def render(frame: player.ReplayFrame) -> None:
     """The server side of drawing a step: three plotly charts and the styled chain."""
     for fig in frame.figures.values():
         figure = plotly.tools.return_figure_from_figure_or_data(fig, validate_figure=True)
         plotly.io.to_json(figure, validate=False)
-    styler = views.chain_view(frame.window)
+    styler = tables.chain_view(frame.window)
     marshall_styler(ArrowDataProto(), styler, "bench")
     dataframe_util.convert_pandas_df_to_arrow_bytes(dataframe_util.convert_anything_to_pandas_df(styler))
 
 
-def export_rate(store: TickStore, selection: views.ExportSelection, out: Path) -> dict:
+def export_rate(store: TickStore, selection: export.ExportSelection, out: Path) -> dict:
     started = time.perf_counter()
     with out.open("wb") as handle:
-        rows = views.write_export(store, selection, handle)
+        rows = export.write_export(store, selection, handle)
     seconds = time.perf_counter() - started
     return {"rows": rows, "seconds": round(seconds, 2), "rows_per_s": round(rows / seconds),
             "mb": round(out.stat().st_size / 1e6, 1)}
@@ -103,7 +104,7 @@ def main() -> None:
         opening = store.snapshot_at(times[0], UNDERLYING)
         expiry = analytics.expiries(opening, UNDERLYING)[0]
         series = analytics.series_frame(
-            store.underlying_series(UNDERLYING, start, end, expiry=expiry, max_points=views.SERIES_POINTS))
+            store.underlying_series(UNDERLYING, start, end, expiry=expiry, max_points=reads.SERIES_POINTS))
         day_load = time.perf_counter() - started
 
         parts: dict[str, list[float]] = {"fetch": [], "compute": [], "render": [], "step": []}
@@ -112,7 +113,7 @@ def main() -> None:
             t0 = time.perf_counter()
             ticks = store.snapshot_at(ts, UNDERLYING)
             t1 = time.perf_counter()
-            frame = views.replay_frame(ticks, UNDERLYING, expiry, opening=opening, series=series,
+            frame = player.replay_frame(ticks, UNDERLYING, expiry, opening=opening, series=series,
                                        atm_window=ATM_WINDOW)
             opening_chain = analytics.chain_table(opening, UNDERLYING, expiry)
             analytics.atm_iv(opening_chain), analytics.pcr(opening_chain)
@@ -129,9 +130,10 @@ def main() -> None:
 
         session = (f"{start}", f"{end}")
         exports = {
-            "nifty_day": export_rate(store, views.ExportSelection(store.url, *session, underlying=UNDERLYING),
+            "nifty_day": export_rate(store,
+                                     export.ExportSelection(store.url, *session, underlying=UNDERLYING),
                                      Path(tmp) / "nifty.csv"),
-            "all_symbols_day": export_rate(store, views.ExportSelection(store.url, *session),
+            "all_symbols_day": export_rate(store, export.ExportSelection(store.url, *session),
                                            Path(tmp) / "all.csv"),
         }
         raw.close()

@@ -3,8 +3,9 @@ from datetime import date, time, timedelta
 
 import streamlit as st
 
-from datacentre.app import ui, views
-from datacentre.app.formatting import fmt_expiry, fmt_number
+from datacentre.app import export, reads, tables, ui
+from datacentre.app.days import ist_clock, ist_ts, minute_of
+from datacentre.app.formatting import fmt_day, fmt_expiry, fmt_number
 from datacentre.core.errors import StoreError
 from datacentre.core.ticks import IST, parse_ts
 
@@ -13,11 +14,11 @@ MODES = (ALL, EXPIRY, SYMBOLS)
 BYTES_PER_ROW = 125  # a typical option tick's CSV line; for the size estimate only
 
 ctx = ui.context()
-store = views.require_store(ctx)
+store = ui.require_store(ctx)
 ui.page_header("Export", ctx, caption=f"{ctx.underlying} ticks as CSV")
 
 
-days = views.stored_days(ctx)
+days = reads.stored_days(ctx)
 if not days:
     st.info(f"Nothing of {ctx.underlying} is stored yet.", icon=":material/database:")
     st.stop()
@@ -38,7 +39,7 @@ if mode == EXPIRY:
                                format_func=lambda e: f"{fmt_expiry(e)} ({date.fromisoformat(e):%a})",
                                help="The index and every option of this expiry")
 elif mode == SYMBOLS:
-    listed = views.export_symbols(ctx)
+    listed = export.export_symbols(ctx)
     symbols = tuple(what[1].multiselect("Symbols", listed, default=[ctx.index_symbol] if listed else [],
                                         key="export_symbols", placeholder="type to search, e.g. 25600CE",
                                         help="Index, futures and options stored for this underlying"))
@@ -47,10 +48,10 @@ else:
 
 st.markdown("##### When")
 when = st.columns([3, 2, 2, 5], vertical_alignment="bottom")
-day = when[0].selectbox("Day", days, format_func=views.fmt_day, key="export_day", persist_state="session")
-times = views.day_times(ctx, day)
-first = views.minute_of(views.ist_clock(times[0])) if times else time(9, 15)
-last = views.minute_of(views.ist_clock(times[-1])) if times else time(15, 30)
+day = when[0].selectbox("Day", days, format_func=fmt_day, key="export_day", persist_state="session")
+times = reads.day_times(ctx, day)
+first = minute_of(ist_clock(times[0])) if times else time(9, 15)
+last = minute_of(ist_clock(times[-1])) if times else time(15, 30)
 start_clock = when[1].time_input("From (IST)", value=first, step=timedelta(minutes=1),
                                  key=f"export_from_{day.isoformat()}")
 end_clock = when[2].time_input("To (IST, inclusive)", value=last, step=timedelta(minutes=1),
@@ -59,13 +60,13 @@ if end_clock < start_clock:
     st.error("The range ends before it starts: pick a *To* time after the *From* time.",
              icon=":material/schedule:")
     st.stop()
-start_ts = views.ist_ts(day, start_clock.replace(second=0, microsecond=0))
-end_ts = views.ist_ts(day, end_clock.replace(second=59, microsecond=999_000))
+start_ts = ist_ts(day, start_clock.replace(second=0, microsecond=0))
+end_ts = ist_ts(day, end_clock.replace(second=59, microsecond=999_000))
 utc = f"{parse_ts(start_ts):%d %b %H:%M:%S} → {parse_ts(end_ts):%H:%M:%S} UTC"
-when[3].caption(f"{views.fmt_day(day)}, {start_clock:%H:%M}:00 → {end_clock:%H:%M}:59 IST  \n"
+when[3].caption(f"{fmt_day(day)}, {start_clock:%H:%M}:00 → {end_clock:%H:%M}:59 IST  \n"
                 f"= {utc} (the store's time zone)")
 
-selection = views.ExportSelection(ctx.settings.db_url, start_ts, end_ts,
+selection = export.ExportSelection(ctx.settings.db_url, start_ts, end_ts,
                                   underlying=None if mode == SYMBOLS else ctx.underlying,
                                   expiry=expiry, symbols=symbols)
 if mode == SYMBOLS and not symbols:
@@ -73,7 +74,7 @@ if mode == SYMBOLS and not symbols:
     st.stop()
 
 try:
-    rows, n_symbols = views.export_size(selection)
+    rows, n_symbols = export.export_size(selection)
 except StoreError as exc:
     st.error(f"Cannot count the rows: {exc}", icon=":material/database:")
     st.stop()
@@ -85,22 +86,23 @@ m[1].metric("Symbols", fmt_number(n_symbols), border=True, help="Symbols selecte
 m[2].metric("Size", f"≈ {rows * BYTES_PER_ROW / 1e6:,.1f} MB", border=True,
             help="Estimated CSV size; the file is made when you click, streamed from the store")
 with m[3]:
-    st.download_button(f"Download {fmt_number(rows)} rows as CSV", data=views.export_file(ctx.settings.db_url,
-                                                                                             selection),
+    st.download_button(f"Download {fmt_number(rows)} rows as CSV",
+                       data=export.export_file(ctx.settings.db_url, selection),
                        file_name=selection.file_name(), mime="text/csv", on_click="ignore", type="primary",
                        icon=":material/download:", disabled=rows == 0, key="export_download", width="stretch",
                        help="The CSV is written when you click (large ranges take a few seconds)")
     st.caption(f"`{selection.file_name()}`")
 
 st.caption("The same file from the command line:")
-st.code(views.export_command(selection, db_url=store.engine.url.render_as_string(hide_password=True)),
+st.code(export.export_command(selection, db_url=store.engine.url.render_as_string(hide_password=True)),
         language="bash", wrap_lines=True)
 
-st.markdown(f"##### Preview &nbsp;:gray[:small[first {views.PREVIEW_ROWS} rows, as in the file (ts in UTC)]]")
+st.markdown(f"##### Preview &nbsp;:gray[:small[first {export.PREVIEW_ROWS} rows, as in the file "
+            "(ts in UTC)]]")
 if rows:
-    table = views.export_preview(store, selection)
-    st.dataframe(table, hide_index=True, width="stretch", row_height=views.ROW_HEIGHT,
-                 height=views.table_height(len(table)), placeholder="",
+    table = export.export_preview(store, selection)
+    st.dataframe(table, hide_index=True, width="stretch", row_height=tables.ROW_HEIGHT,
+                 height=tables.table_height(len(table)), placeholder="",
                  column_config={"ts": st.column_config.TextColumn("ts", width="medium"),
                                 "symbol": st.column_config.TextColumn("symbol", width="medium")})
     first_ts = table["ts"].iloc[0] if len(table) else None

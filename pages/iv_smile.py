@@ -6,8 +6,17 @@ import pandas as pd
 import streamlit as st
 
 from datacentre import analytics
-from datacentre.app import charts, ui, views
-from datacentre.app.formatting import MISSING, fmt_change, fmt_delta, fmt_pct, fmt_strike
+from datacentre.app import asof, charts, reads, tables, ui
+from datacentre.app.days import ist_day
+from datacentre.app.formatting import (
+    MISSING,
+    fmt_change,
+    fmt_delta,
+    fmt_moment,
+    fmt_pct,
+    fmt_strike,
+    fmt_time,
+)
 
 OPEN, HOUR_AGO, CHOSEN = "Open", "1 h ago", "Chosen time"
 OVERLAYS = (OPEN, HOUR_AGO, CHOSEN)
@@ -15,10 +24,10 @@ SKEW_ROWS = 8
 
 ctx = ui.context()
 ui.page_header("IV smile", ctx)
-views.require_store(ctx)
+ui.require_store(ctx)
 
 controls = st.columns([2, 2, 4, 3, 2], vertical_alignment="bottom")
-when = views.as_of_ui(ctx, "smile", controls[:3])
+when = asof.as_of_ui(ctx, "smile", controls[:3])
 overlays = controls[3].multiselect("Compare with", OVERLAYS, default=[OPEN], key="smile_overlays",
                                    persist_state="session", placeholder="nothing",
                                    help="Earlier smiles of the same day and expiry, dashed")
@@ -29,17 +38,17 @@ chosen = controls[4].time_input("Chosen time (IST)", value=time(12, 0), step=tim
 
 def overlay_smiles(ts: str, expiry) -> tuple[dict[str, pd.DataFrame], analytics.SkewMetrics | None]:
     """The chosen earlier smiles by legend label, and the skew figures at the open."""
-    day = views.ist_day(ts)
+    day = ist_day(ts)
     found: dict[str, tuple[str | None, list[dict]]] = {}
-    opening = views.day_open(ctx, day)
+    opening = reads.day_open(ctx, day)
     if OPEN in overlays:
-        found[f"Open {views.fmt_clock(opening[0], seconds=False)}"] = opening
+        found[f"Open {fmt_time(opening[0], seconds=False)}"] = opening
     if HOUR_AGO in overlays:
-        hour_ago = views.snapshot_before(ctx, ts, timedelta(hours=1))
-        found[f"1 h ago ({views.fmt_clock(hour_ago[0], seconds=False)})"] = hour_ago
+        hour_ago = reads.snapshot_before(ctx, ts, timedelta(hours=1))
+        found[f"1 h ago ({fmt_time(hour_ago[0], seconds=False)})"] = hour_ago
     if CHOSEN in overlays:
-        at = views.snapshot_at_clock(ctx, day, chosen)
-        found[views.fmt_clock(at[0], seconds=False)] = at
+        at = reads.snapshot_at_clock(ctx, day, chosen)
+        found[fmt_time(at[0], seconds=False)] = at
     smiles = {}
     for label, (then, ticks) in found.items():
         if then and then != ts and ticks:
@@ -52,8 +61,8 @@ def overlay_smiles(ts: str, expiry) -> tuple[dict[str, pd.DataFrame], analytics.
 
 
 def smile_page() -> None:
-    ts, ticks = views.market_at(ctx, when)
-    expiry, note = views.pick_expiry(ctx, ticks)
+    ts, ticks = asof.market_at(ctx, when)
+    expiry, note = asof.pick_expiry(ctx, ticks)
     chain = analytics.chain_table(ticks, ctx.underlying, expiry)
     if chain.empty or not ts:
         st.info("No options for this underlying and expiry yet." if when.live else
@@ -91,7 +100,7 @@ def smile_page() -> None:
 
     st.plotly_chart(charts.smile_chart(smile, overlays=earlier, height=470), key="smile_chart",
                     config={"displayModeBar": False})
-    st.caption(f"As of {views.fmt_moment(ts)} · markers: call and put IV · solid line: out-of-the-money IV "
+    st.caption(f"As of {fmt_moment(ts)} · markers: call and put IV · solid line: out-of-the-money IV "
                "(puts below spot, calls above) · dashed: earlier smiles of the day"
                + (f" · {note}" if note else ""))
 
@@ -102,9 +111,9 @@ def smile_page() -> None:
         if table.empty:
             st.caption("No strikes at equal distances around ATM.")
         else:
-            st.dataframe(views.skew_view(table), hide_index=True, width="stretch",
-                         height=views.table_height(len(table)), row_height=views.ROW_HEIGHT,
-                         column_config=views.SKEW_COLUMN_CONFIG)
+            st.dataframe(tables.skew_view(table), hide_index=True, width="stretch",
+                         height=tables.table_height(len(table)), row_height=tables.ROW_HEIGHT,
+                         column_config=tables.SKEW_COLUMN_CONFIG)
     with right:
         term = analytics.term_structure(ticks, ctx.underlying)
         st.markdown("##### Term structure &nbsp;:gray[:small[ATM IV by expiry]]")
@@ -116,9 +125,9 @@ def smile_page() -> None:
 
     expiry_day = chain.attrs["expiry"]
     st.markdown(f"##### ATM IV through the day &nbsp;:gray[:small[{expiry_day:%d %b} expiry]]")
-    series = views.day_series(ctx, views.ist_day(ts), expiry_day)
+    series = reads.day_series(ctx, ist_day(ts), expiry_day)
     st.plotly_chart(charts.atm_iv_chart(series, None if when.live else ts, height=340), key="atm_iv_chart",
                     config={"displayModeBar": False})
 
 
-views.run_live_or_once(ctx, when, smile_page)
+asof.run_live_or_once(ctx, when, smile_page)

@@ -4,8 +4,20 @@ from datetime import time, timedelta
 import streamlit as st
 
 from datacentre import analytics
-from datacentre.app import charts, ui, views
-from datacentre.app.formatting import MISSING, fmt_change, fmt_delta, fmt_oi, fmt_price, fmt_ratio, fmt_strike
+from datacentre.app import asof, charts, reads, tables, ui
+from datacentre.app.days import ist_day
+from datacentre.app.formatting import (
+    MISSING,
+    fmt_change,
+    fmt_day,
+    fmt_delta,
+    fmt_moment,
+    fmt_oi,
+    fmt_price,
+    fmt_ratio,
+    fmt_strike,
+    fmt_time,
+)
 
 OPEN, PREVIOUS_CLOSE, HOUR_AGO, QUARTER_AGO, CHOSEN = (
     "Day open", "Previous close", "1 h ago", "15 min ago", "Chosen time")
@@ -16,10 +28,10 @@ DAY_WIDE = ("a strike outside the collected window counts with its nearest known
 
 ctx = ui.context()
 ui.page_header("OI build-up", ctx)
-views.require_store(ctx)
+ui.require_store(ctx)
 
 controls = st.columns([2, 2, 4, 2, 2], vertical_alignment="bottom")
-when = views.as_of_ui(ctx, "buildup", controls[:3])
+when = asof.as_of_ui(ctx, "buildup", controls[:3])
 since = controls[3].selectbox("Change since", BASES, key="buildup_base", persist_state="session",
                               help="OI and price changes, and the build-up they imply, are measured "
                                    "from here")
@@ -29,23 +41,23 @@ chosen = controls[4].time_input("Chosen time (IST)", value=time(12, 0), step=tim
 
 def base_snapshot(ts: str) -> tuple[str | None, list[dict], str]:
     """``(ts, ticks, label)`` of what changes are measured against."""
-    day = views.ist_day(ts)
+    day = ist_day(ts)
     if since == OPEN:
-        then, ticks = views.day_open(ctx, day)
-        return then, ticks, f"the open ({views.fmt_clock(then, seconds=False)})"
+        then, ticks = reads.day_open(ctx, day)
+        return then, ticks, f"the open ({fmt_time(then, seconds=False)})"
     if since == PREVIOUS_CLOSE:
-        then, ticks = views.previous_close(ctx, day)
-        return then, ticks, f"the previous close ({views.fmt_moment(then)})" if then else "the previous close"
+        then, ticks = reads.previous_close(ctx, day)
+        return then, ticks, f"the previous close ({fmt_moment(then)})" if then else "the previous close"
     if since in AGO:
-        then, ticks = views.snapshot_before(ctx, ts, AGO[since])
+        then, ticks = reads.snapshot_before(ctx, ts, AGO[since])
     else:
-        then, ticks = views.snapshot_at_clock(ctx, day, chosen)
-    return then, ticks, views.fmt_clock(then, seconds=False) if then else since
+        then, ticks = reads.snapshot_at_clock(ctx, day, chosen)
+    return then, ticks, fmt_time(then, seconds=False) if then else since
 
 
 def buildup_page() -> None:
-    ts, ticks = views.market_at(ctx, when)
-    expiry, note = views.pick_expiry(ctx, ticks)
+    ts, ticks = asof.market_at(ctx, when)
+    expiry, note = asof.pick_expiry(ctx, ticks)
     if not ts or expiry is None:
         st.info("No options for this underlying yet." if when.live else "No options stored at that moment.",
                 icon=":material/hourglass_top:")
@@ -62,11 +74,11 @@ def buildup_page() -> None:
     then = analytics.support_resistance(base_chain) if base_chain is not None else None
     # The cards' totals and PCR are the day chart's, at the same snapshot: every strike of
     # the expiry seen that day, one outside the collected window at its nearest known OI.
-    series = views.oi_totals(ctx, views.ist_day(ts), expiry, moment=(ts, ticks), upto=when.live)
+    series = reads.oi_totals(ctx, ist_day(ts), expiry, moment=(ts, ticks), upto=when.live)
     ce_total, pe_total, ratio = analytics.totals_at(series, ts)
     then_ce = then_pe = then_ratio = None
     if base_ts and base_ticks:
-        base_series = views.oi_totals(ctx, views.ist_day(base_ts), expiry, moment=(base_ts, base_ticks))
+        base_series = reads.oi_totals(ctx, ist_day(base_ts), expiry, moment=(base_ts, base_ticks))
         then_ce, then_pe, then_ratio = analytics.totals_at(base_series, base_ts)
 
     def moved(now, before) -> str | None:
@@ -93,7 +105,7 @@ def buildup_page() -> None:
                      f"as on the PCR line of the day chart below; change since {label}")
     if len(fut):
         f = fut.iloc[0]
-        badge = f":{views.BUILDUP_BADGES.get(f['buildup'], 'gray')}-badge[{f['buildup']}]"
+        badge = f":{tables.BUILDUP_BADGES.get(f['buildup'], 'gray')}-badge[{f['buildup']}]"
         m[4].metric(f"Future {f['symbol']} &nbsp; {badge}", fmt_price(f["ltp"]), fmt_change(f["ltp_change"]),
                     delta_description=f"OI {fmt_oi(f['oi'])} ({fmt_change(f['oi_change'], kind='oi')})",
                     border=True,
@@ -125,20 +137,20 @@ def buildup_page() -> None:
                 None if pain is None or spot is None else f"{fmt_change(pain - spot)} pts from spot",
                 delta_color="off", delta_arrow="off", border=True,
                 help="Settlement price at which option buyers would be paid least")
-    n[5].metric("As of", views.fmt_clock(ts), "live" if when.live else views.fmt_day(views.ist_day(ts)),
+    n[5].metric("As of", fmt_time(ts), "live" if when.live else fmt_day(ist_day(ts)),
                 delta_color="gray", delta_arrow="off", border=True,
-                help=f"Changes since {views.fmt_moment(base_ts)}" if base_ts else None)
+                help=f"Changes since {fmt_moment(base_ts)}" if base_ts else None)
 
     st.markdown(f"##### Open interest by strike &nbsp;:gray[:small[change since {label} below]]")
-    st.plotly_chart(charts.oi_bars(chain, show_change=views.has_changes(chain), max_pain=pain),
+    st.plotly_chart(charts.oi_bars(chain, show_change=tables.has_changes(chain), max_pain=pain),
                     key="oi_bars", config={"displayModeBar": False})
 
     st.markdown(f"##### Build-up by strike &nbsp;:gray[:small[since {label}]]")
-    strikes = views.buildup_strikes(table)
-    views.calls_puts_header()
-    st.dataframe(views.buildup_view(strikes, chain.attrs.get("atm")), hide_index=True, width="stretch",
-                 column_config=views.buildup_column_config(label), row_height=views.ROW_HEIGHT,
-                 height=views.table_height(len(strikes)), placeholder=MISSING, key="buildup_table")
+    strikes = tables.buildup_strikes(table)
+    tables.calls_puts_header()
+    st.dataframe(tables.buildup_view(strikes, chain.attrs.get("atm")), hide_index=True, width="stretch",
+                 column_config=tables.buildup_column_config(label), row_height=tables.ROW_HEIGHT,
+                 height=tables.table_height(len(strikes)), placeholder=MISSING, key="buildup_table")
     st.caption("Long Build-up: price ↑ OI ↑ · Short Build-up: price ↓ OI ↑ · Short Covering: price ↑ OI ↓ · "
                "Long Unwinding: price ↓ OI ↓" + (f" · {note}" if note else ""))
 
@@ -155,12 +167,12 @@ def buildup_page() -> None:
                    f"and PCR cards ({DAY_WIDE})")
 
     st.markdown("##### Futures")
-    futures = views.futures_view(table)
+    futures = tables.futures_view(table)
     if futures is None:
         st.caption("No future stored.")
     else:
-        st.dataframe(futures, hide_index=True, width="stretch", row_height=views.ROW_HEIGHT,
-                     column_config=views.futures_column_config(label))
+        st.dataframe(futures, hide_index=True, width="stretch", row_height=tables.ROW_HEIGHT,
+                     column_config=tables.futures_column_config(label))
 
 
-views.run_live_or_once(ctx, when, buildup_page)
+asof.run_live_or_once(ctx, when, buildup_page)

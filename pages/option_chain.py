@@ -2,8 +2,17 @@
 import streamlit as st
 
 from datacentre import analytics
-from datacentre.app import ui, views
-from datacentre.app.formatting import MISSING, fmt_change, fmt_delta, fmt_oi, fmt_price, fmt_ratio, fmt_strike
+from datacentre.app import tables, ui
+from datacentre.app.formatting import (
+    MISSING,
+    fmt_change,
+    fmt_delta,
+    fmt_moment,
+    fmt_oi,
+    fmt_price,
+    fmt_ratio,
+    fmt_strike,
+)
 
 WINDOWS = {5: "±5", 10: "±10", 15: "±15", 0: "All"}
 
@@ -55,14 +64,14 @@ def live_chain() -> None:
                 delta_color="green", delta_arrow="off", border=True,
                 help="Total put OI of this expiry; support is the strike with the most put OI")
 
-    views.calls_puts_header()
-    st.dataframe(views.chain_view(chain, views.exchange_columns(greeks=show_greeks), peaks=support),
-                 hide_index=True, column_config=views.chain_column_config(ref_label),
-                 row_height=views.ROW_HEIGHT, height=views.table_height(len(chain)), placeholder=MISSING,
+    tables.calls_puts_header()
+    st.dataframe(tables.chain_view(chain, tables.exchange_columns(greeks=show_greeks), peaks=support),
+                 hide_index=True, column_config=tables.chain_column_config(ref_label),
+                 row_height=tables.ROW_HEIGHT, height=tables.table_height(len(chain)), placeholder=MISSING,
                  key="chain_table")
     expiry = full.attrs.get("expiry")
     days = full.attrs.get("days_to_expiry")
-    st.caption(f"As of {ui.fmt_stamp(ts)} · expiry {expiry:%d %b %Y} "
+    st.caption(f"As of {fmt_moment(ts)} · expiry {expiry:%d %b %Y} "
                f"({MISSING if days is None else f'{days:.1f}'} days) · changes vs {ref_label or MISSING} · "
                "shaded: in the money · bold red / green OI: resistance / support (highest call / put OI)")
 

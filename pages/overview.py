@@ -7,6 +7,7 @@ from datacentre.app.formatting import (
     MISSING,
     fmt_change,
     fmt_delta,
+    fmt_moment,
     fmt_pct,
     fmt_price,
     fmt_ratio,
@@ -55,7 +56,7 @@ def live() -> None:
                   border=True,
                   help=f"Spot {vs}" if vs else "No earlier snapshot to compare with")
     age, warning = ui.freshness(ctx, ts)
-    top[4].metric("Last tick", age, warning or ui.fmt_stamp(ts),
+    top[4].metric("Last tick", age, warning or fmt_moment(ts),
                   delta_color="red" if warning else "green", delta_arrow="off", border=True,
                   help="Age of the newest snapshot")
 

@@ -1,15 +1,15 @@
 """Replay: step or play through a stored session and see the market as it was.
 
 The day's snapshot times, spot/OI series and opening snapshot are cached per store
-and day (:mod:`datacentre.app.views`); a step fetches only the one as-of snapshot. The
+and day (:mod:`datacentre.app.reads`); a step fetches only the one as-of snapshot. The
 time slider moves over the day's snapshots, one position each, labelled with their
 IST time: a day with an evening of live ticks after the session keeps the session
 as easy to drag through as any other day.
 
 Speed ``N×`` plays ``N`` seconds of market time per real second. The player steps
 every ``interval / N`` seconds (one snapshot a step), but never more often than every
-:data:`views.MIN_PLAY_PERIOD_S`: faster speeds skip snapshots instead (at 60× with 5-second
-snapshots, 6 snapshots every half second, 12 a second). Each step moves a market
+:data:`~datacentre.app.player.MIN_PLAY_PERIOD_S`: faster speeds skip snapshots instead
+(at 60× with 5-second snapshots, 6 snapshots every half second, 12 a second). Each step moves a market
 clock by ``N`` times the real time since the previous step, so a slow render costs
 smoothness, not speed. Pauses in the data (the market closed, the collector
 stopped) are jumped over.
@@ -21,15 +21,26 @@ from datetime import timedelta
 import streamlit as st
 
 from datacentre import analytics
-from datacentre.app import ui, views
+from datacentre.app import asof, reads, tables, ui
 from datacentre.app.formatting import (
     MISSING,
     fmt_change,
+    fmt_day,
     fmt_delta,
+    fmt_moment,
     fmt_pct,
     fmt_price,
     fmt_ratio,
     fmt_strike,
+    fmt_time,
+)
+from datacentre.app.player import (
+    play_cadence,
+    play_step,
+    position_of,
+    replay_frame,
+    snapshot_interval,
+    snapshot_labels,
 )
 from datacentre.core.ticks import parse_ts
 
@@ -44,8 +55,8 @@ ATM_WINDOW = 8
 
 ctx = ui.context()
 ui.page_header("Replay", ctx)
-views.require_store(ctx)
-days = views.stored_days(ctx)
+ui.require_store(ctx)
+days = reads.stored_days(ctx)
 if not days:
     st.info(f"Nothing of {ctx.underlying} is stored yet. Backfill a session with "
             "`python -m datacentre backfill`, or let the collector run.", icon=":material/database:")
@@ -57,18 +68,18 @@ def stop_playing() -> None:
 
 
 controls = st.columns([3, 4, 2, 4], vertical_alignment="bottom")
-day = controls[0].selectbox("Session", days, format_func=views.fmt_day, key="replay_day",
+day = controls[0].selectbox("Session", days, format_func=fmt_day, key="replay_day",
                             persist_state="session", on_change=stop_playing,
                             help="A day (IST) with stored snapshots of the selected underlying")
 speed = controls[1].segmented_control("Speed", SPEEDS, format_func=lambda s: f"{s}×", default=DEFAULT_SPEED,
                                       required=True, key="replay_speed", persist_state="session",
                                       help="Seconds of market time played per real second")
-times = views.day_times(ctx, day)
+times = reads.day_times(ctx, day)
 if not times:
     st.info("No snapshots stored for that day.", icon=":material/database:")
     st.stop()
-interval = views.snapshot_interval(times)
-period, advance_s = views.play_cadence(speed, interval)
+interval = snapshot_interval(times)
+period, advance_s = play_cadence(speed, interval)
 if st.session_state.get(POS_KEY) not in times:
     # a fresh visit, or another day: start at the day's first snapshot
     st.session_state[POS_KEY] = times[0]
@@ -93,12 +104,12 @@ per_step = max(1, round(advance_s / interval))
 controls[3].caption(f"{len(times):,} snapshots every {interval:g} s · at {speed}× the player moves "
                     f"{per_step} snapshot{'s' if per_step > 1 else ''} every {period:g} s")
 
-opening_ts, opening = views.day_open(ctx, day)
-labels = views.snapshot_labels(times)  # the slider's positions are the snapshots, labelled IST
+opening_ts, opening = reads.day_open(ctx, day)
+labels = snapshot_labels(times)  # the slider's positions are the snapshots, labelled IST
 
 
 def move(by: int) -> None:
-    i = views.position_of(times, st.session_state[POS_KEY]) + by
+    i = position_of(times, st.session_state[POS_KEY]) + by
     st.session_state[POS_KEY] = times[min(max(i, 0), len(times) - 1)]
 
 
@@ -121,7 +132,7 @@ def advance() -> None:
         market, elapsed = parse_ts(pos), period
     else:
         market, elapsed = last[1], min(wall - last[0], MAX_CATCH_UP * period)
-    pos, market = views.play_step(times, pos, market + timedelta(seconds=speed * elapsed))
+    pos, market = play_step(times, pos, market + timedelta(seconds=speed * elapsed))
     st.session_state[POS_KEY] = pos
     st.session_state[PLAY_CLOCK_KEY] = (wall, market, pos)
 
@@ -134,7 +145,7 @@ def player() -> None:
             st.session_state[PLAYING_KEY] = False
             st.rerun()  # the whole page, so the timer stops
     ts = st.session_state[POS_KEY]
-    i = views.position_of(times, ts)
+    i = position_of(times, ts)
 
     bar = st.columns([14, 1, 1, 1, 1], vertical_alignment="bottom")
     st.session_state[SLIDER_KEY] = i
@@ -151,10 +162,10 @@ def player() -> None:
     bar[4].button("", icon=":material/last_page:", help="Last snapshot", on_click=jump, args=(-1,),
                   key="replay_last", width="stretch")
 
-    ticks = views.ticks_at(ctx, ts)
-    expiry, note = views.pick_expiry(ctx, ticks)
-    series = views.day_series(ctx, day, expiry)
-    frame = views.replay_frame(ticks, ctx.underlying, expiry, opening=opening, series=series,
+    ticks = reads.ticks_at(ctx, ts)
+    expiry, note = asof.pick_expiry(ctx, ticks)
+    series = reads.day_series(ctx, day, expiry)
+    frame = replay_frame(ticks, ctx.underlying, expiry, opening=opening, series=series,
                                atm_window=ATM_WINDOW)
     chain = frame.chain
     if chain.empty:
@@ -184,25 +195,25 @@ def player() -> None:
                 None if pain is None or spot is None else f"{fmt_change(pain - spot)} pts from spot",
                 delta_color="off", delta_arrow="off", border=True,
                 help="Settlement price at which option buyers would be paid least")
-    m[5].metric("As of", views.fmt_clock(ts), f"snapshot {i + 1:,} of {len(times):,}", delta_color="gray",
-                delta_arrow="off", border=True, help=views.fmt_moment(ts))
+    m[5].metric("As of", fmt_time(ts), f"snapshot {i + 1:,} of {len(times):,}", delta_color="gray",
+                delta_arrow="off", border=True, help=fmt_moment(ts))
 
     st.plotly_chart(frame.figures["spot"], key="replay_spot", config={"displayModeBar": False})
     left, right = st.columns(2, gap="medium")
     left.markdown("##### IV smile")
     left.plotly_chart(frame.figures["smile"], key="replay_smile", config={"displayModeBar": False})
-    since = f"change since {views.fmt_clock(opening_ts, seconds=False)} below" if views.has_changes(chain) \
+    since = f"change since {fmt_time(opening_ts, seconds=False)} below" if tables.has_changes(chain) \
         else "at the open"
     right.markdown(f"##### Open interest by strike &nbsp;:gray[:small[{since}]]")
     right.plotly_chart(frame.figures["oi"], key="replay_oi", config={"displayModeBar": False})
 
     expiry_day = chain.attrs.get("expiry")
     st.markdown(f"##### Option chain &nbsp;:gray[:small[{expiry_day:%d %b %Y} expiry · ATM ±{ATM_WINDOW} · "
-                f"changes since {views.fmt_clock(opening_ts, seconds=False)}]]")
-    views.calls_puts_header()
-    st.dataframe(views.chain_view(frame.window), hide_index=True, width="stretch",
-                 column_config=views.chain_column_config(f"the open ({views.fmt_clock(opening_ts)})"),
-                 row_height=views.ROW_HEIGHT, height=views.table_height(len(frame.window)),
+                f"changes since {fmt_time(opening_ts, seconds=False)}]]")
+    tables.calls_puts_header()
+    st.dataframe(tables.chain_view(frame.window), hide_index=True, width="stretch",
+                 column_config=tables.chain_column_config(f"the open ({fmt_time(opening_ts)})"),
+                 row_height=tables.ROW_HEIGHT, height=tables.table_height(len(frame.window)),
                  placeholder=MISSING, key="replay_chain")
     if note:
         st.caption(note)

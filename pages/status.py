@@ -4,8 +4,9 @@ import time
 import pandas as pd
 import streamlit as st
 
-from datacentre.app import livefeed, ui
-from datacentre.app.formatting import MISSING, fmt_bytes, fmt_number, fmt_price
+from datacentre.app import launcher, livefeed, ui
+from datacentre.app.formatting import MISSING, fmt_bytes, fmt_moment, fmt_number, fmt_price
+from datacentre.core.config import stale_after
 from datacentre.core.errors import StoreError
 from datacentre.core.instruments import UNDERLYINGS
 
@@ -50,7 +51,7 @@ def ticks_per_second(health: dict | None) -> float | None:
 @st.fragment(run_every=max(ui.refresh_seconds(ctx.settings), 2.0))
 def services() -> None:
     health = livefeed.broadcaster_health(ctx.settings.ws_url, token=ctx.settings.ws_token)
-    stale = ui.stale_after(ctx.settings)
+    stale = stale_after(ctx.settings.interval)
     stats, last_ticks, store_error = None, [], ctx.store_error
     if ctx.store is not None:
         try:
@@ -88,7 +89,7 @@ def services() -> None:
     c[4].metric("App feed", label, f"{ctx.feed.ticks_per_second():,.0f} ticks/s received",
                 delta_color=color, delta_arrow="off", border=True,
                 help=f"This app's live feed from {ctx.feed.ws_url}")
-    if ctx.launcher.status in (livefeed.EMBEDDED, livefeed.OFF, livefeed.FAILED):
+    if ctx.launcher.status in (launcher.EMBEDDED, launcher.OFF, launcher.FAILED):
         st.caption(f"Data centre: {ctx.launcher.reason}.")
 
     st.markdown("##### Tick store")
@@ -98,15 +99,15 @@ def services() -> None:
     s = st.columns(4)
     s[0].metric("Rows", fmt_number(stats["rows"]), border=True)
     s[1].metric("Size", fmt_bytes(stats["bytes"]), border=True)
-    s[2].metric("First tick", ui.fmt_stamp(stats["first_ts"]), border=True)
-    s[3].metric("Last tick", ui.fmt_stamp(stats["last_ts"]), border=True)
+    s[2].metric("First tick", fmt_moment(stats["first_ts"]), border=True)
+    s[3].metric("Last tick", fmt_moment(stats["last_ts"]), border=True)
 
     st.markdown("##### Last tick per underlying")
     rows = []
     for base, tick in zip(UNDERLYINGS, last_ticks):
         age = ui.seconds_since(tick.get("ts"))
         rows.append({"Underlying": base, "Index": tick["symbol"],
-                     "Last tick (IST)": ui.fmt_stamp(tick.get("ts")), "Age": ui.fmt_age(age),
+                     "Last tick (IST)": fmt_moment(tick.get("ts")), "Age": ui.fmt_age(age),
                      "Spot": fmt_price(tick.get("ltp")),
                      "State": "live" if age is not None and age <= stale else "stale"})
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="content",

@@ -242,10 +242,10 @@ def release_app_resources():
     yield
     import streamlit as st
 
-    from datacentre.app import livefeed
+    from datacentre.app import launcher, livefeed
 
     st.cache_resource.clear()
     st.cache_data.clear()
     for feed in livefeed.running_feeds():
         feed.stop()
-    livefeed.stop_data_centres()
+    launcher.stop_data_centres()

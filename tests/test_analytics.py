@@ -632,7 +632,7 @@ def window(ts: str, oi: dict[str, int]) -> list[dict]:
 
 
 def stored_oi(*snapshots: list[dict]) -> pd.DataFrame:
-    """What ``views.day_oi`` reads from the store: ts x (kind, symbol) OI."""
+    """What ``reads.day_oi`` reads from the store: ts x (kind, symbol) OI."""
     rows = {s[0]["ts"]: A.snapshot_oi(s, "NIFTY", date(2026, 1, 6)) for s in snapshots}
     columns = sorted({(kind, symbol) for values in rows.values() for symbol, (kind, _) in values.items()},
                      key=lambda c: c[1])

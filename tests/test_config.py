@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from datacentre.core.config import DEFAULT_DB_URL, Settings, is_loopback
+from datacentre.core.config import DEFAULT_DB_URL, STALE_MIN_S, Settings, is_loopback, stale_after
 from datacentre.core.errors import ConfigError
 
 
@@ -44,3 +44,8 @@ def test_bad_values_are_named(monkeypatch, name, value, message):
 def test_loopback():
     assert is_loopback("127.0.0.1") and is_loopback("localhost") and is_loopback("::1")
     assert not is_loopback("0.0.0.0") and not is_loopback("192.168.1.5")
+
+
+@pytest.mark.parametrize("interval, limit", [(0.2, STALE_MIN_S), (5.0, 15.0), (10.0, 30.0), (60.0, 180.0)])
+def test_stale_after_is_three_intervals_but_never_under_the_minimum(interval, limit):
+    assert stale_after(interval) == limit

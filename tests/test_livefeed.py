@@ -10,7 +10,8 @@ from conftest import synthetic_snapshot
 from support import free_port, wait_until
 
 from datacentre.app import livefeed
-from datacentre.app.livefeed import LiveFeed, Point, ensure_data_centre, running_feeds, start_feed
+from datacentre.app.launcher import ensure_data_centre, stop_data_centres
+from datacentre.app.livefeed import LiveFeed, Point, running_feeds, start_feed
 from datacentre.core.config import Settings
 from datacentre.core.ticks import format_ts, now_utc
 from datacentre.feed.broadcaster import BroadcasterThread
@@ -26,7 +27,7 @@ def no_leftover_feeds():
     yield
     for feed in running_feeds():
         feed.stop()
-    livefeed.stop_data_centres()
+    stop_data_centres()
 
 
 @pytest.fixture

@@ -22,7 +22,8 @@ from streamlit.testing.v1 import AppTest
 from support import free_port
 
 from datacentre import analytics
-from datacentre.app import views
+from datacentre.app import export, player, reads, tables
+from datacentre.app.days import ist_ts
 from datacentre.app.formatting import fmt_oi, fmt_ratio
 from datacentre.core.ticks import IST, format_ts, parse_ts
 from datacentre.ops.backfill import backfill, recent_sessions
@@ -185,7 +186,7 @@ def test_oi_totals_hold_strikes_outside_the_window(app_env):
     store, days = app_env
     ctx = SimpleNamespace(settings=SimpleNamespace(db_url=store.url), underlying="NIFTY")
     expiry = analytics.expiries(store.snapshot_at(store.last_ts(), "NIFTY"), "NIFTY")[0]
-    totals = views.oi_totals(ctx, days[-1], expiry).dropna(subset=["ce_oi"])
+    totals = reads.oi_totals(ctx, days[-1], expiry).dropna(subset=["ce_oi"])
     raw = analytics.series_frame(store.underlying_series("NIFTY", *analytics.day_bounds(days[-1]),
                                                          expiry=expiry, max_points=None))
     assert len(totals) == len(raw) == 376
@@ -369,7 +370,7 @@ def test_export_page_counts_and_shows_the_command(app_env):
     at = run("export")
     assert at.selectbox(key="export_day").value == days[-1]
     rows = int(metric(at, "Rows").value.replace(",", ""))
-    start, end = views.ist_ts(days[-1], time(9, 15)), views.ist_ts(days[-1], time(15, 30, 59, 999_000))
+    start, end = ist_ts(days[-1], time(9, 15)), ist_ts(days[-1], time(15, 30, 59, 999_000))
     assert rows == store.count(select_symbols(store, "NIFTY"), start, end) > 0
     button = at.download_button(key="export_download")
     assert button.label == f"Download {metric(at, 'Rows').value} rows as CSV"
@@ -392,7 +393,7 @@ def test_export_one_expiry_and_a_time_range(app_env):
     at.time_input(key=f"export_from_{day}").set_value(time(10, 0)).run()
     at.time_input(key=f"export_to_{day}").set_value(time(10, 29)).run()
     check(at)
-    start, end = views.ist_ts(days[-1], time(10, 0)), views.ist_ts(days[-1], time(10, 29, 59, 999_000))
+    start, end = ist_ts(days[-1], time(10, 0)), ist_ts(days[-1], time(10, 29, 59, 999_000))
     expected = store.count(select_symbols(store, "NIFTY", expiry), start, end)
     assert int(metric(at, "Rows").value.replace(",", "")) == expected == 30 * (1 + 2 * 21)
     assert f"--expiry {expiry}" in at.code[0].value
@@ -432,7 +433,7 @@ def test_a_reversed_time_range_is_reported(app_env):
 def test_export_download_is_byte_for_byte_the_cli(app_env, tmp_path, selection):
     store, days = app_env
     day = days[-1]
-    start, end = views.ist_ts(day, time(9, 15)), views.ist_ts(day, time(15, 30, 59, 999_000))
+    start, end = ist_ts(day, time(9, 15)), ist_ts(day, time(15, 30, 59, 999_000))
     if "window" in selection:
         first, last = selection["window"]
         opening = parse_ts(start)
@@ -441,10 +442,10 @@ def test_export_download_is_byte_for_byte_the_cli(app_env, tmp_path, selection):
     symbols = tuple(s if s != "future" else next(x for x in store.symbols() if x.startswith("NIFTY")
                                                  and x.endswith("FUT"))
                     for s in selection.get("symbols", ()))
-    chosen = views.ExportSelection(store.url, start, end, underlying=selection.get("underlying"),
+    chosen = export.ExportSelection(store.url, start, end, underlying=selection.get("underlying"),
                                    expiry=expiry, symbols=symbols)
 
-    data = views.export_file(store.url, chosen)()
+    data = export.export_file(store.url, chosen)()
     args = [*(a for s in symbols for a in ("--symbol", s))]
     if chosen.underlying:
         args += ["--underlying", chosen.underlying]
@@ -455,7 +456,7 @@ def test_export_download_is_byte_for_byte_the_cli(app_env, tmp_path, selection):
     assert lines[0] == "symbol,token,ts,ltp,bid,ask,volume,oi,delta,gamma,theta,vega,iv,source"
     assert len(lines) - 1 == store.count(chosen.resolved_symbols(store), start, end) > 0
     # the command the page shows runs the same export
-    command = views.export_command(chosen, db_url=store.url)
+    command = export.export_command(chosen, db_url=store.url)
     assert f"--start {start} --end {end}" in command and command.endswith(f"--out {chosen.file_name()}")
 
 
@@ -467,10 +468,10 @@ def test_chain_view_styles_the_exchange_layout():
     chain = analytics.chain_table(synthetic_snapshot(moment, nifty=26010.0, strikes=3), "NIFTY",
                                   previous=synthetic_snapshot(moment, nifty=25990.0, strikes=3))
     peaks = analytics.support_resistance(chain)
-    columns = views.exchange_columns(greeks=True)
+    columns = tables.exchange_columns(greeks=True)
     assert columns[:4] == ["ce_gamma", "ce_theta", "ce_vega", "ce_oi"] and columns[-1] == "pe_gamma"
     assert columns[columns.index("strike") + 1:][:2] == ["pe_bid", "pe_ask"]  # bid before ask
-    styler = views.chain_view(chain, columns, peaks=peaks)
+    styler = tables.chain_view(chain, columns, peaks=peaks)
     assert styler.data.attrs == {} and list(styler.data.columns) == columns
     css = styler._compute().ctx  # (row, column position) -> [(property, value)]
 
@@ -491,13 +492,13 @@ def test_buildup_strikes_puts_calls_and_puts_side_by_side():
     now, then = (synthetic_snapshot(moment, nifty=spot, strikes=2, step=step)
                  for spot, step in ((26010.0, 5), (25990.0, 0)))
     table = analytics.buildup_table(now, then, "NIFTY", kinds=("CE", "PE", "FUT"))
-    strikes = views.buildup_strikes(table)
-    assert list(strikes.columns) == views.BUILDUP_COLUMNS
+    strikes = tables.buildup_strikes(table)
+    assert list(strikes.columns) == tables.BUILDUP_COLUMNS
     assert strikes["strike"].tolist() == [25900.0, 25950.0, 26000.0, 26050.0, 26100.0]
     calls = table[table["kind"] == "CE"].set_index("strike")
     assert strikes.set_index("strike")["ce_oi_change"].equals(calls["oi_change"].rename("ce_oi_change"))
-    assert views.futures_view(table).data["symbol"].str.endswith("FUT").all()
-    assert views.futures_view(table[table["kind"] != "FUT"]) is None
+    assert tables.futures_view(table).data["symbol"].str.endswith("FUT").all()
+    assert tables.futures_view(table[table["kind"] != "FUT"]) is None
 
 
 def test_the_replay_player_steps_and_jumps_pauses():
@@ -507,17 +508,17 @@ def test_the_replay_player_steps_and_jumps_pauses():
 
     session, evening = every_5_s(4, 4), every_5_s(15, 2)
     times = session + evening
-    assert views.snapshot_interval(times) == 5.0 and views.snapshot_interval(times[:1]) == 1.0
-    assert views.play_cadence(10, 5.0) == (0.5, 5.0)  # a snapshot a step
-    assert views.play_cadence(60, 5.0) == (0.5, 30.0)  # no faster than MIN_PLAY_PERIOD_S: skips snapshots
-    assert views.position_of(times, session[1]) == 1 and views.position_of(times, "2026-01-01") == 0
+    assert player.snapshot_interval(times) == 5.0 and player.snapshot_interval(times[:1]) == 1.0
+    assert player.play_cadence(10, 5.0) == (0.5, 5.0)  # a snapshot a step
+    assert player.play_cadence(60, 5.0) == (0.5, 30.0)  # no faster than MIN_PLAY_PERIOD_S: skips snapshots
+    assert player.position_of(times, session[1]) == 1 and player.position_of(times, "2026-01-01") == 0
     clock = parse_ts(session[0]) + timedelta(seconds=12)
-    assert views.play_step(times, session[0], clock) == (session[2], clock)
+    assert player.play_step(times, session[0], clock) == (session[2], clock)
     # from the session's last snapshot the clock would sit in the pause for hours: jump it
     late = parse_ts(session[-1]) + timedelta(seconds=5)
-    assert views.play_step(times, session[-1], late) == (evening[0], parse_ts(evening[0]))
+    assert player.play_step(times, session[-1], late) == (evening[0], parse_ts(evening[0]))
     end = parse_ts(evening[-1]) + timedelta(minutes=1)
-    assert views.play_step(times, evening[-1], end) == (evening[-1], end)
+    assert player.play_step(times, evening[-1], end) == (evening[-1], end)
 
 
 def test_the_replay_slider_has_a_position_per_snapshot():
@@ -528,7 +529,7 @@ def test_the_replay_slider_has_a_position_per_snapshot():
 
     session = every(datetime(2026, 1, 2, 3, 45, tzinfo=UTC), 60, 376)  # 09:15-15:30 IST
     evening = every(datetime(2026, 1, 2, 15, 30, tzinfo=UTC), 60, 60)  # from 21:00 IST
-    labels = views.snapshot_labels(session + evening)
+    labels = player.snapshot_labels(session + evening)
     assert len(labels) == len(set(labels)) == 436
     assert labels[0] == "09:15:00" and labels[375] == "15:30:00" and labels[376] == "21:00:00"
     # the session's share of the slider, against its share of the clock
@@ -537,5 +538,5 @@ def test_the_replay_slider_has_a_position_per_snapshot():
     assert on_clock < 0.5 and on_slider > 0.85
     # snapshots within one second keep apart by their milliseconds
     close = every(datetime(2026, 1, 2, 3, 45, tzinfo=UTC), 0.5, 3)
-    assert views.snapshot_labels(close) == ["09:15:00.000", "09:15:00.500", "09:15:01"]
-    assert views.snapshot_labels([]) == []
+    assert player.snapshot_labels(close) == ["09:15:00.000", "09:15:00.500", "09:15:01"]
+    assert player.snapshot_labels([]) == []

@@ -25,6 +25,7 @@ from datetime import date, datetime
 from numbers import Real
 from typing import Literal
 
+from datacentre.app.days import today
 from datacentre.core.ticks import IST, parse_ts
 
 MISSING = "–"
@@ -172,15 +173,34 @@ def fmt_bytes(n) -> str:
     return f"{value:.1f} GB"
 
 
+def _ist(ts) -> datetime | None:
+    """``ts`` (store text or a datetime) in IST; None when missing or not a time."""
+    if ts is None or (isinstance(ts, Real) and not isinstance(ts, bool) and math.isnan(ts)):
+        return None
+    try:
+        return parse_ts(ts).astimezone(IST)
+    except (ValueError, TypeError):
+        return None
+
+
 def fmt_time(ts, *, seconds: bool = True) -> str:
     """A store timestamp (or datetime) as IST wall-clock time: ``'13:43:05'``."""
-    if ts is None or (isinstance(ts, Real) and not isinstance(ts, bool) and math.isnan(ts)):
+    moment = _ist(ts)
+    return MISSING if moment is None else moment.strftime("%H:%M:%S" if seconds else "%H:%M")
+
+
+def fmt_moment(ts) -> str:
+    """A tick or snapshot time for people, to the second: ``'13:45:05 IST'`` today (IST),
+    ``'Fri 27 Nov 13:45:05 IST'`` on another day."""
+    moment = _ist(ts)
+    if moment is None:
         return MISSING
-    try:
-        moment = parse_ts(ts).astimezone(IST)
-    except (ValueError, TypeError):
-        return MISSING
-    return moment.strftime("%H:%M:%S" if seconds else "%H:%M")
+    return moment.strftime("%H:%M:%S IST" if moment.date() == today() else "%a %d %b %H:%M:%S IST")
+
+
+def fmt_day(day: date) -> str:
+    """A session day: ``'Fri 02 Jan 2026'``."""
+    return day.strftime("%a %d %b %Y")
 
 
 def fmt_expiry(expiry) -> str:

@@ -13,7 +13,7 @@ underlying and expiry every page follows. Live parts of a page go in a fragment
 that reruns every :func:`refresh_seconds` and read :func:`live_ticks`; history
 comes from ``ctx.store``.
 
-Only this module and the pages import Streamlit; the feed thread never calls it.
+Streamlit is imported only under ``datacentre/app/`` and ``pages/``; the feed thread never calls it.
 """
 from __future__ import annotations
 
@@ -28,12 +28,13 @@ import streamlit as st
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from datacentre.app import livefeed
-from datacentre.app.formatting import MISSING, fmt_expiry, fmt_time
-from datacentre.app.livefeed import DataCentreLauncher, LiveFeed
-from datacentre.core.config import Settings
+from datacentre.app.formatting import MISSING, fmt_expiry, fmt_moment
+from datacentre.app.launcher import CHECKING, FAILED, DataCentreLauncher, ensure_data_centre
+from datacentre.app.livefeed import LiveFeed
+from datacentre.core.config import Settings, stale_after
 from datacentre.core.errors import DataCentreError, StoreError, SymbolError
 from datacentre.core.instruments import UNDERLYINGS, parse_symbol, underlying
-from datacentre.core.ticks import IST, now_utc, parse_ts
+from datacentre.core.ticks import now_utc, parse_ts
 from datacentre.store.tickstore import TickStore
 
 UNDERLYING_KEY = "underlying"
@@ -42,9 +43,6 @@ EXPIRY_KEY = "expiry"
 REFRESH_MIN_S = 1.0
 REFRESH_MAX_S = 5.0
 STORE_SNAPSHOT_TTL_S = 2.0
-# A feed older than this many collector intervals is stale (at least STALE_MIN_S).
-STALE_INTERVALS = 3
-STALE_MIN_S = 15.0
 
 STATE_BADGES = {
     livefeed.CONNECTED: ("Connected", "green", ":material/wifi:"),
@@ -111,9 +109,9 @@ def get_feed(ws_url: str, token: str | None, db_url: str) -> LiveFeed:
 
 
 def start_data_centre_ui(s: Settings) -> DataCentreLauncher:
-    """:func:`livefeed.ensure_data_centre`, with a progress bar while it backfills and starts."""
-    launcher = livefeed.ensure_data_centre(s)
-    while launcher.status == livefeed.CHECKING and not launcher.wait(0.05):
+    """:func:`ensure_data_centre`, with a progress bar while it backfills and starts."""
+    launcher = ensure_data_centre(s)
+    while launcher.status == CHECKING and not launcher.wait(0.05):
         pass  # the probe of /health: a second at most
     if not launcher.done:
         box = st.empty()
@@ -132,7 +130,7 @@ def start_data_centre_ui(s: Settings) -> DataCentreLauncher:
             else:
                 bar.progress(0.0, text="Starting the collector and the broadcaster…")
         box.empty()
-    if launcher.status == livefeed.FAILED:
+    if launcher.status == FAILED:
         st.error(f"{launcher.reason}. Check that port {s.ws_port} is free, or start it yourself "
                  f"with `python -m datacentre run`.", icon=":material/error:")
     return launcher
@@ -143,6 +141,14 @@ def _open_store(db_url: str) -> tuple[TickStore | None, str | None]:
         return get_store(db_url), None
     except StoreError as exc:
         return None, str(exc)
+
+
+def require_store(ctx: Context) -> TickStore:
+    """The store, or an error on the page and a stop."""
+    if ctx.store is None:
+        st.error(f"The tick store is not available: {ctx.store_error}", icon=":material/database:")
+        st.stop()
+    return ctx.store
 
 
 _APP_RUN = threading.local()
@@ -181,7 +187,7 @@ def context() -> Context:
     """
     _require_app()
     s = settings()
-    launcher = livefeed.ensure_data_centre(s)
+    launcher = ensure_data_centre(s)
     store, store_error = _open_store(s.db_url)
     feed = get_feed(s.ws_url, s.ws_token, s.db_url)
     feed.embedded = launcher.embedded
@@ -275,10 +281,6 @@ def refresh_seconds(s: Settings) -> float:
     return min(max(s.interval, REFRESH_MIN_S), REFRESH_MAX_S)
 
 
-def stale_after(s: Settings) -> float:
-    return max(STALE_INTERVALS * s.interval, STALE_MIN_S)
-
-
 # ---------------------------------------------------------------------- formatting
 
 
@@ -300,16 +302,6 @@ def fmt_age(seconds: float | None) -> str:
         return f"{s // 3600} h {s % 3600 // 60:02d} min"
     days = s // 86400
     return f"{days} day" if days == 1 else f"{days} days"
-
-
-def fmt_stamp(ts: str | None) -> str:
-    """A tick time for people: ``'15:29:55 IST'`` today, ``'Fri 02 Jan 15:29 IST'`` otherwise."""
-    if not ts:
-        return MISSING
-    moment = parse_ts(ts).astimezone(IST)
-    if moment.date() == now_utc().astimezone(IST).date():
-        return f"{fmt_time(ts)} IST"
-    return moment.strftime("%a %d %b %H:%M IST")
 
 
 # ---------------------------------------------------------------------- widgets
@@ -349,9 +341,9 @@ def feed_status_ui(ctx: Context) -> None:
         age = ctx.feed.last_tick_age()
         if age is None:
             age = seconds_since(ts)
-        stale = age is None or age > stale_after(ctx.settings)
+        stale = age is None or age > stale_after(ctx.settings.interval)
         text = f"Last tick {fmt_age(age)} ago" if age is not None else "No ticks yet"
-        st.caption(f"{':orange[' if stale else ''}{text}{']' if stale else ''}  \n{fmt_stamp(ts)}")
+        st.caption(f"{':orange[' if stale else ''}{text}{']' if stale else ''}  \n{fmt_moment(ts)}")
 
     _status()
 
@@ -361,7 +353,7 @@ def freshness(ctx: Context, ts: str | None) -> tuple[str, str | None]:
     age = seconds_since(ts)
     if age is None:
         return MISSING, "no data yet"
-    if age > stale_after(ctx.settings):
+    if age > stale_after(ctx.settings.interval):
         return fmt_age(age), "stale"
     return fmt_age(age), None
 

@@ -38,6 +38,10 @@ DEFAULT_ATM_WINDOW = 10
 DEFAULT_RISK_FREE_RATE = 0.065
 
 LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1", "[::1]"}
+# The newest tick is stale after this many collector intervals, never sooner than
+# STALE_MIN_S: a fast collector's short pause is not a dead feed.
+STALE_INTERVALS = 3
+STALE_MIN_S = 15.0
 #: The broadcaster's auth token; required when it binds to anything but loopback.
 TOKEN_ENV = "DATACENTRE_WS_TOKEN"
 
@@ -194,3 +198,9 @@ def default_db_url() -> str:
 def default_token() -> str | None:
     """The broadcaster's auth token from ``DATACENTRE_WS_TOKEN`` (None when unset or empty)."""
     return os.environ.get(TOKEN_ENV) or None
+
+
+def stale_after(interval: float) -> float:
+    """Seconds after which the newest tick of a feed collected every ``interval``
+    seconds is stale (the app's warnings and ``verify``'s freshness check)."""
+    return max(STALE_INTERVALS * interval, STALE_MIN_S)

@@ -11,7 +11,8 @@ options        each index has calls and puts
 iv             at least 80 % of options carry an IV, all within 0-300 %
 greeks         at least 80 % carry Greeks; call delta in [0, 1], put delta in
                [-1, 0], gamma and vega not negative
-freshness      the newest tick is younger than 3 intervals (at least 30 s)
+freshness      the newest tick is younger than 3 intervals, at least 15 s
+               (``config.stale_after``, the app's rule for a stale feed)
 rate           snapshots per minute, from the store when it holds the same
                feed, else counted live, at least half the configured rate
 =============  ===========================================================
@@ -27,7 +28,7 @@ from datetime import timedelta
 
 from datacentre.clients.reader import WebSocketDataReader, live_instruments, nearest_future
 from datacentre.clients.realtime import load_settings, open_existing_store
-from datacentre.core.config import DEFAULT_INTERVAL
+from datacentre.core.config import DEFAULT_INTERVAL, stale_after
 from datacentre.core.errors import DataCentreError
 from datacentre.core.instruments import CE, UNDERLYINGS, Instrument
 from datacentre.core.ticks import format_ts, now_utc, parse_ts
@@ -36,8 +37,6 @@ log = logging.getLogger(__name__)
 
 MIN_COVERAGE = 0.8
 IV_RANGE = (0.0, 300.0)
-FRESH_INTERVALS = 3
-FRESH_MIN_S = 30.0
 MIN_RATE_SHARE = 0.5
 RATE_WINDOW = timedelta(minutes=5)
 #: Live snapshots to count when the rate cannot be read from the store.
@@ -154,7 +153,7 @@ def _check_greeks(items: list[tuple[Instrument, dict]]) -> Check:
 
 
 def _check_freshness(newest: str | None, interval: float) -> Check:
-    limit = max(FRESH_INTERVALS * interval, FRESH_MIN_S)
+    limit = stale_after(interval)
     if newest is None:
         return Check("freshness", False, "no ticks received: is the collector running? "
                                          "(python -m datacentre status)")
@@ -185,7 +184,7 @@ def _store_times(db_url: str | None, newest: str | None, interval: float) -> lis
         return None
     try:
         last = store.last_ts()
-        limit = max(FRESH_INTERVALS * interval, FRESH_MIN_S)
+        limit = stale_after(interval)
         same_feed = (last is not None and newest is not None
                      and abs((parse_ts(last) - parse_ts(newest)).total_seconds()) <= limit)
         if not same_feed:
