@@ -12,16 +12,14 @@ from conftest import make_tick, synthetic_snapshot
 from support import free_port, wait_until
 
 from datacentre import RealtimeDataClient
-from datacentre.clients.realtime import (
+from datacentre.clients.connection import (
     RECONNECT_MAX_DELAY,
     RECONNECT_MIN_DELAY,
     FeedConnection,
     backoff_delay,
-    connectable_url,
-    default_ws_url,
     is_tick,
-    open_existing_store,
 )
+from datacentre.core.config import connectable_url, default_ws_url
 from datacentre.core.errors import FeedError, ReadOnlyError, StoreError
 from datacentre.core.ticks import TICK_FIELDS, format_ts
 from datacentre.feed.broadcaster import BroadcasterThread
@@ -205,17 +203,6 @@ def no_store_url_for(tmp_path) -> str:
     return f"sqlite:///{tmp_path / 'data' / 'nifty_local.db'}"
 
 
-def test_open_existing_store_never_creates(tmp_path):
-    empty = tmp_path / "empty.db"
-    empty.touch()  # a file, but no ltp_ticks table
-    assert open_existing_store(f"sqlite:///{tmp_path / 'none.db'}") is None
-    assert open_existing_store(f"sqlite:///{empty}") is None
-    assert not (tmp_path / "none.db").exists()
-    assert empty.stat().st_size == 0
-    with pytest.raises(StoreError, match="invalid database URL"):
-        open_existing_store("not a url")
-
-
 def test_requests_time_out_with_feed_error(no_store_url):
     client = RealtimeDataClient(f"ws://127.0.0.1:{free_port()}", db_url=no_store_url,
                                 request_timeout=0.5)
@@ -343,7 +330,7 @@ class FlakyServer:
 
 @pytest.mark.parametrize(("hold", "stable_after", "backs_off"), [(0.0, 0.5, True), (0.3, 0.1, False)])
 def test_backoff_resets_only_after_a_stable_connection(monkeypatch, hold, stable_after, backs_off):
-    import datacentre.clients.realtime as client_module
+    import datacentre.clients.connection as connection_module
 
     attempts: list[int] = []
 
@@ -351,8 +338,8 @@ def test_backoff_resets_only_after_a_stable_connection(monkeypatch, hold, stable
         attempts.append(attempt)
         return 0.01
 
-    monkeypatch.setattr(client_module, "backoff_delay", recording_delay)
-    monkeypatch.setattr(client_module, "STABLE_CONNECTION_S", stable_after)
+    monkeypatch.setattr(connection_module, "backoff_delay", recording_delay)
+    monkeypatch.setattr(connection_module, "STABLE_CONNECTION_S", stable_after)
     server = FlakyServer(hold)
     feed = FeedConnection(server.url, on_tick=lambda tick: None).start()
     try:

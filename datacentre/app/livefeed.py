@@ -1,6 +1,6 @@
 """The app's live feed: a cache of the broadcaster's ticks; no Streamlit in here.
 
-:class:`LiveFeed` is a :class:`~datacentre.clients.realtime.FeedConnection` (one daemon
+:class:`LiveFeed` is a :class:`~datacentre.clients.connection.FeedConnection` (one daemon
 thread on ``websocket-client``, reconnecting with capped backoff) that asks the
 broadcaster for one message per snapshot and keeps, under one lock:
 
@@ -38,7 +38,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
-from datacentre.clients.realtime import FeedConnection, backoff_delay
+from datacentre.clients.connection import FeedConnection, backoff_delay
 from datacentre.core.errors import SymbolError
 from datacentre.core.instruments import FUT, INDEX, UNDERLYINGS, parse_symbol
 from datacentre.core.ticks import IST, TICK_FIELDS, format_ts, now_utc, parse_ts

@@ -25,13 +25,8 @@ from datetime import date, timedelta
 from functools import lru_cache
 from typing import Any, Self
 
-from datacentre.clients.realtime import (
-    FeedConnection,
-    connectable_url,
-    default_token,
-    default_ws_url,
-    tick_from,
-)
+from datacentre.clients.connection import FeedConnection, tick_from
+from datacentre.core.config import connectable_url, default_token, default_ws_url
 from datacentre.core.errors import ConfigError, SymbolError
 from datacentre.core.instruments import (
     CE,

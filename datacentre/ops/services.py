@@ -36,11 +36,13 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from datacentre.core.config import Settings
+import sqlalchemy as sa
+
+from datacentre.core.config import TOKEN_ENV, Settings
 from datacentre.core.errors import DataCentreError, StoreError
 from datacentre.core.ticks import format_ts, now_utc, parse_ts
+from datacentre.store import TickStore, open_existing_store
 from datacentre.store.schema import sqlite_path
-from datacentre.store.tickstore import TickStore
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +120,8 @@ def _absolute_db_url(url: str) -> str:
     path = sqlite_path(url)
     if path is None or path.is_absolute():
         return url
-    return f"sqlite:///{path.resolve()}"
+    # Rendered by SQLAlchemy, so a '#', '?' or '%' in a folder name stays part of the path.
+    return sa.engine.make_url(url).set(database=str(path.resolve())).render_as_string(hide_password=False)
 
 
 def service_command(settings: Settings, name: str, *, python: str = sys.executable) -> list[str]:
@@ -240,7 +243,7 @@ def _spawn(cmd: list[str], files: ServiceFiles, settings: Settings) -> subproces
     # The child must import this very package, wherever it is started from.
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(_PACKAGE_ROOT), env.get("PYTHONPATH")) if p)
     if settings.ws_token:
-        env["DATACENTRE_WS_TOKEN"] = settings.ws_token  # not on the command line: ps shows that
+        env[TOKEN_ENV] = settings.ws_token  # not on the command line: ps shows that
     options: dict[str, Any] = {"stdin": subprocess.DEVNULL, "stderr": subprocess.STDOUT,
                                "env": env, "close_fds": True}
     if os.name == "nt":
@@ -375,10 +378,6 @@ def stop_services(settings: Settings, timeout: float = 10) -> list[dict[str, Any
 
 
 def _store_figures(settings: Settings) -> dict[str, Any]:
-    from datacentre.clients.realtime import (
-        open_existing_store,  # the client module knows how to open without creating
-    )
-
     try:
         store = open_existing_store(_absolute_db_url(settings.db_url))
     except DataCentreError as exc:

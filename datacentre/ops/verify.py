@@ -27,11 +27,11 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from datacentre.clients.reader import WebSocketDataReader, live_instruments, nearest_future
-from datacentre.clients.realtime import load_settings, open_existing_store
-from datacentre.core.config import DEFAULT_INTERVAL, stale_after
+from datacentre.core.config import DEFAULT_INTERVAL, load_settings, stale_after
 from datacentre.core.errors import DataCentreError
 from datacentre.core.instruments import CE, UNDERLYINGS, Instrument
 from datacentre.core.ticks import format_ts, now_utc, parse_ts
+from datacentre.store import open_existing_store
 
 log = logging.getLogger(__name__)
 

@@ -86,12 +86,19 @@ def check_statement(sql: Any) -> None:
         raise StoreError("query needs an SQL statement")
 
 
+def connect_read_only(path: Path, *, timeout: float = BUSY_TIMEOUT_MS / 1000) -> sqlite3.Connection:
+    """A ``mode=ro`` connection to the SQLite file at ``path``: it never creates or changes it.
+
+    Raises ``sqlite3.OperationalError`` when the file does not exist.
+    """
+    # as_uri() escapes '#', '?' and '%' in folder names, which a bare file: URI would cut at
+    return sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=timeout)
+
+
 def query_sqlite(path: Path, sql: str, params: Params = (), *, timeout: float = QUERY_TIMEOUT_S,
                  max_rows: int = QUERY_MAX_ROWS) -> list[dict]:
     """Run one statement read-only against the SQLite file at ``path``; rows as dicts."""
-    # as_uri() escapes '#', '?' and '%' in folder names, which a bare file: URI would cut at
-    conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True,
-                           timeout=BUSY_TIMEOUT_MS / 1000)
+    conn = connect_read_only(path)
     try:
         deadline = time.monotonic() + timeout
         conn.set_progress_handler(lambda: int(time.monotonic() > deadline), 10_000)
