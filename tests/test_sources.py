@@ -754,6 +754,16 @@ def test_csv_groups_equal_timestamps_written_differently(tmp_path):
         assert [t["ltp"] for t in source.snapshot(MONDAY)] == [26001.0]
 
 
+
+def test_csv_file_changed_after_the_check_is_a_source_error(tmp_path):
+    path = tmp_path / "session.csv"
+    write_csv(path, [row(), row(ts="2026-01-05T04:00:05+00:00")])
+    with CsvFileSource(path) as source:
+        write_csv(path, [row(), row(ltp="abc")])  # line 3 turns bad while playing
+        with pytest.raises(SourceError, match="changed during playback: line 3: ltp must be a number"):
+            source.snapshot(MONDAY)
+
+
 # ---------------------------------------------------------------- make_source
 
 def test_make_source_sim_uses_settings():

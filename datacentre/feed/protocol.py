@@ -45,7 +45,7 @@ from typing import Any
 
 from datacentre.core.errors import ConfigError, ProtocolError, SymbolError
 from datacentre.core.instruments import parse_symbol
-from datacentre.core.ticks import TICK_FIELDS, format_ts, normalize_ts, now_utc
+from datacentre.core.ticks import format_ts, normalize_ts, now_utc, tick_dict
 
 WELCOME_TEXT = "Connected to Real-Time Data Centre"
 
@@ -112,11 +112,6 @@ def text_frame(payload: bytes) -> bytes:
 
 
 # ------------------------------------------------------------------ ticks
-
-
-def tick_dict(row: Mapping[str, Any]) -> dict[str, Any]:
-    """The 14 tick fields of a store row, in contract order (drops ``id``)."""
-    return {f: row.get(f) for f in TICK_FIELDS}
 
 
 def encode_tick(row: Mapping[str, Any]) -> str:

@@ -20,11 +20,28 @@ from pathlib import Path
 from typing import IO, Self
 
 from datacentre.core.errors import ConfigError, ImportFormatError, SourceError
-from datacentre.core.ticks import TICK_FIELDS, format_ts, parse_ts
-from datacentre.store.csvio import MAX_PROBLEMS, _rows, _validate
+from datacentre.core.ticks import format_ts, parse_ts, tick_dict
+from datacentre.store.csvio import check_csv, read_ticks
 
 SOURCE = "csv"
 ENCODING = "utf-8-sig"  # tolerates the byte-order mark spreadsheet programs write
+
+
+class _TsOrder:
+    """A :func:`~datacentre.store.csvio.check_csv` check: ``ts`` never goes back; counts snapshots."""
+
+    def __init__(self) -> None:
+        self.last_ts: str | None = None  # canonical text, which sorts like the instants
+        self.snapshots = 0
+
+    def __call__(self, tick: dict) -> str | None:
+        ts = tick["ts"]
+        if self.last_ts is not None and ts < self.last_ts:
+            return (f"ts {ts} is earlier than the line before ({self.last_ts}): "
+                    f"rows must be in ts order")
+        self.snapshots += ts != self.last_ts
+        self.last_ts = ts
+        return None
 
 
 def check_playback_file(handle: IO[str]) -> int:
@@ -32,32 +49,11 @@ def check_playback_file(handle: IO[str]) -> int:
 
     Raises :class:`ImportFormatError` listing the bad lines (at most ``MAX_PROBLEMS``).
     """
-    problems: list[tuple[int, str]] = []
-    snapshots = 0
-    last_ts: datetime | None = None
-    for line, row in _rows(handle):
-        if not row:
-            problems.append((line, f"expected {len(TICK_FIELDS)} fields"))
-        else:
-            try:
-                tick = _validate(row)
-            except (ValueError, ConfigError) as exc:
-                problems.append((line, str(exc)))
-            else:
-                moment = parse_ts(tick["ts"])
-                if last_ts is not None and moment < last_ts:
-                    problems.append((line, f"ts {tick['ts']} is earlier than the line before "
-                                           f"({format_ts(last_ts)}): rows must be in ts order"))
-                else:
-                    snapshots += last_ts is None or moment != last_ts
-                    last_ts = moment
-        if len(problems) >= MAX_PROBLEMS:
-            break
-    if problems:
-        raise ImportFormatError(problems)
-    if snapshots == 0:
+    order = _TsOrder()
+    check_csv(handle, order)
+    if order.snapshots == 0:
         raise ImportFormatError([(2, "the file has a header but no ticks")])
-    return snapshots
+    return order.snapshots
 
 
 class CsvFileSource:
@@ -94,8 +90,7 @@ class CsvFileSource:
     def _read_groups(self, handle: IO[str]) -> Iterator[list[dict]]:
         group: list[dict] = []
         group_ts = None
-        for _line, row in _rows(handle):
-            tick = _validate(row)
+        for tick in read_ticks(handle):
             if group and tick["ts"] != group_ts:
                 yield group
                 group = []
@@ -132,8 +127,7 @@ class CsvFileSource:
                               f"(use loop=True to start again)")
         self.played += 1
         ts = format_ts(parse_ts(moment))
-        stamp = {"ts": ts, "source": SOURCE}
-        return [{f: stamp[f] if f in stamp else tick[f] for f in TICK_FIELDS} for tick in group]
+        return [{**tick_dict(tick), "ts": ts, "source": SOURCE} for tick in group]
 
     def close(self) -> None:
         """Release the file. A later :meth:`snapshot` reads again from the first snapshot

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import csv
 import math
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import IO
 
@@ -63,6 +63,13 @@ def select_symbols(store: TickStore, underlying_name: str, expiry: str | None = 
     return [r["symbol"] for r in rows]
 
 
+def _float(name: str, text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise ValueError(f"{name} must be a number, got {text!r}") from None
+
+
 def _validate(row: dict[str, str]) -> dict:
     tick: dict = {}
     try:
@@ -74,7 +81,7 @@ def _validate(row: dict[str, str]) -> dict:
     for name in FLOAT_FIELDS:
         text = row[name].strip()
         if text:
-            value = float(text)
+            value = _float(name, text)
             if not math.isfinite(value):
                 raise ValueError(f"{name} must be a finite number, got {text!r}")
             tick[name] = value
@@ -83,7 +90,7 @@ def _validate(row: dict[str, str]) -> dict:
     for name in INT_FIELDS:
         text = row[name].strip()
         if text:
-            value = float(text)
+            value = _float(name, text)
             if not value.is_integer() or value < 0:
                 raise ValueError(f"{name} must be a whole number >= 0, got {text!r}")
             tick[name] = int(value)
@@ -111,24 +118,53 @@ def _rows(handle: IO[str]) -> Iterator[tuple[int, dict[str, str]]]:
             yield reader.line_num, row
 
 
-def check_csv(handle: IO[str]) -> int:
-    """Validate every line; raise :class:`ImportFormatError` listing the bad ones."""
+_FIELD_COUNT = f"expected {len(TICK_FIELDS)} fields"
+
+#: A further check of each valid tick, in file order: a problem with it, or None.
+TickCheck = Callable[[dict], str | None]
+
+
+def check_csv(handle: IO[str], check: TickCheck | None = None) -> int:
+    """Validate every line (and pass each valid tick to ``check``, if given); return the
+    number of data lines.
+
+    Raises :class:`ImportFormatError` listing the bad lines (at most ``MAX_PROBLEMS``).
+    """
     problems: list[tuple[int, str]] = []
     count = 0
     for line, row in _rows(handle):
         count += 1
+        problem = None
         if not row:
-            problems.append((line, f"expected {len(TICK_FIELDS)} fields"))
-            continue
-        try:
-            _validate(row)
-        except (ValueError, ConfigError) as exc:
-            problems.append((line, str(exc)))
-        if len(problems) >= MAX_PROBLEMS:
-            break
+            problem = _FIELD_COUNT
+        else:
+            try:
+                tick = _validate(row)
+            except (ValueError, ConfigError) as exc:
+                problem = str(exc)
+            else:
+                problem = check(tick) if check is not None else None
+        if problem is not None:
+            problems.append((line, problem))
+            if len(problems) >= MAX_PROBLEMS:
+                break
     if problems:
         raise ImportFormatError(problems)
     return count
+
+
+def read_ticks(handle: IO[str]) -> Iterator[dict]:
+    """The ticks of a CSV file in file order, validated line by line (after :func:`check_csv`).
+
+    A bad line raises ``ValueError`` naming it: the file changed since it was checked.
+    """
+    for line, row in _rows(handle):
+        if not row:
+            raise ValueError(f"line {line}: {_FIELD_COUNT}")
+        try:
+            yield _validate(row)
+        except (ValueError, ConfigError) as exc:
+            raise ValueError(f"line {line}: {exc}") from None
 
 
 @dataclass
@@ -145,5 +181,5 @@ def import_csv(store: TickStore, handle: IO[str]) -> ImportResult:
     """Validate, then import a whole CSV file in one transaction (``handle`` must be seekable)."""
     rows = check_csv(handle)
     handle.seek(0)
-    inserted = store.insert_ticks(_validate(row) for _line, row in _rows(handle))
+    inserted = store.insert_ticks(read_ticks(handle))
     return ImportResult(rows, inserted)
