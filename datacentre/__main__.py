@@ -101,8 +101,8 @@ def build_parser() -> Parser:
     p = add("export", "write ticks as CSV (14 fields, ts order) to a file or stdout")
     _selection(p)
     p.add_argument("--out", metavar="FILE", help="output file (default: stdout)")
-    p = add("import", "read ticks from a CSV file made by export (all lines or none)")
-    p.add_argument("file", help="CSV file, or - for standard input")
+    _import_options(add("import", "import real market files or our CSV export (each file whole or not "
+                                  "at all; again: nothing new)"))
     p = add("replay", "serve a stored time range over the WebSocket protocol")
     p.add_argument("--start", required=True, help="first snapshot time, ISO 8601")
     p.add_argument("--end", required=True, help="last snapshot time, ISO 8601")
@@ -118,6 +118,35 @@ def _source_options(p: argparse.ArgumentParser) -> None:
                         "(credentials from DATACENTRE_SMARTAPI_* variables); csv: play back a CSV export")
     p.add_argument("--csv", metavar="PATH", help="with --source csv: the file to play back")
     p.add_argument("--loop", action="store_true", help="with --source csv: start again at the end")
+
+
+def _import_options(p: argparse.ArgumentParser) -> None:
+    from datacentre.sources.imports import FORMATS
+    p.add_argument("files", nargs="+", metavar="FILE",
+                   help="files or folders (searched recursively), imported oldest first; - reads our "
+                        "CSV from standard input")
+    p.add_argument("--format", choices=FORMATS, help="skip detection: nse-chain (NSE option-chain API "
+                   "JSON, plain or .gz), nse-chain-csv (the older option-chain page), bhavcopy (UDiFF "
+                   "F&O), ticks (broker ticks or bars, CSV or Parquet), csv (our export)")
+    p.add_argument("--expiry", type=_day, help="nse-chain: only this expiry; nse-chain-csv: the "
+                   "page's expiry (default: inferred from the page's IVs)")
+    p.add_argument("--ts", help="nse-chain-csv: the snapshot time, ISO 8601 (default: from a file "
+                   "name like NIFTY_01-07-2019_10-00.csv, IST)")
+    p.add_argument("--tz", help="ticks: the zone of timestamps without a UTC offset, e.g. Asia/Kolkata "
+                   "(required for them)")
+    p.add_argument("--map", metavar="FIELD=COLUMN,...", help="ticks: our field for each file column, "
+                   "e.g. ts=timestamp,ltp=traded_price,volume=cumulative_vol,oi=open_interest,"
+                   "symbol=trading_symbol (bars: bar_start=..., bar_volume=...)")
+    p.add_argument("--bar-seconds", type=_positive_float, default=60.0,
+                   help="ticks with bar_start: the bar length (default 60)")
+    p.add_argument("--lot-size", type=int, help="shares per contract, instead of the dated lot-size "
+                   "table (nse-chain, nse-chain-csv) or NewBrdLotQty (bhavcopy)")
+    p.add_argument("--iv", choices=("forward", "nse"), default="forward",
+                   help="forward: Black-76 on each expiry's forward, call and put IV agree (default); "
+                        "nse: NSE's published convention, Black-Scholes on the index at r = 10%%")
+    p.add_argument("--price", choices=("settle", "close"), default="settle",
+                   help="bhavcopy: the settlement price (default) or the close as ltp")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def _selection(p: argparse.ArgumentParser) -> None:
@@ -309,21 +338,61 @@ def cmd_export(args, settings: Settings) -> int:
     return 0
 
 
-def cmd_import(args, settings: Settings) -> int:
-    from datacentre.store.csvio import import_csv
-    store = _store(settings)
-    if args.file == "-":
-        with tempfile.TemporaryFile("w+", newline="", encoding="utf-8") as spool:
-            spool.write(sys.stdin.read())
-            spool.seek(0)
-            result = import_csv(store, spool)
-    else:
+def _import_settings(args, settings: Settings):
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    from datacentre.core.ticks import parse_ts
+    from datacentre.sources.imports import ImportOptions
+    from datacentre.sources.imports.ticks import parse_mapping
+    tz = None
+    if args.tz:
         try:
-            with open(args.file, newline="", encoding="utf-8") as handle:
-                result = import_csv(store, handle)
-        except OSError as exc:
-            raise ConfigError(f"cannot read {args.file}: {exc.strerror}") from None
-    print(f"imported {result.inserted} new rows ({result.skipped} already stored) from {args.file}")
+            tz = ZoneInfo(args.tz)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ConfigError(f"unknown time zone {args.tz!r}: use a name like Asia/Kolkata or UTC") from None
+    if args.lot_size is not None and args.lot_size < 1:
+        raise ConfigError(f"--lot-size must be at least 1, got {args.lot_size}")
+    ts = None
+    if args.ts:
+        from datetime import datetime
+        try:
+            raw = datetime.fromisoformat(args.ts)
+        except ValueError:
+            raise ConfigError(f"--ts {args.ts!r} is not ISO 8601, e.g. 2019-07-01T10:00+05:30") from None
+        if raw.tzinfo is None:
+            raise ConfigError(f"--ts {args.ts!r} has no UTC offset: add one, e.g. +05:30 for IST")
+        ts = parse_ts(raw)
+    return ImportOptions(format=args.format, expiry=args.expiry, ts=ts, tz=tz,
+                         mapping=parse_mapping(args.map), lot_size=args.lot_size, iv=args.iv,
+                         price=args.price, bar_seconds=args.bar_seconds,
+                         risk_free_rate=settings.risk_free_rate)
+
+
+def cmd_import(args, settings: Settings) -> int:
+    from pathlib import Path
+
+    from datacentre.sources.imports import import_files
+    options = _import_settings(args, settings)
+    store = _store(settings)
+    progress = False if args.no_progress else None
+    with tempfile.TemporaryDirectory() as spool_dir:
+        paths = list(args.files)
+        if "-" in paths:
+            spool = Path(spool_dir) / "stdin.csv"
+            spool.write_text(sys.stdin.read(), encoding="utf-8")
+            paths = [str(spool) if p == "-" else p for p in paths]
+            options.format = options.format or "csv"
+        for p in paths:
+            if not Path(p).exists():
+                raise ConfigError(f"cannot read {p}: no such file or folder")
+        summary = import_files(store, paths, options, progress=progress)
+    new = sum(summary.inserted.values())
+    rows = sum(f.rows for f in summary.files)
+    names = ", ".join(args.files) if len(args.files) <= 3 else f"{len(args.files)} paths"
+    print(f"imported {new} new rows ({rows - new} already stored) from {names}")
+    # every file's notes for a few files, or with -v; a folder of snapshots would repeat them
+    for line in summary.lines(notes=args.verbose or len(summary.files) <= 3):
+        print(line)
     return 0
 
 

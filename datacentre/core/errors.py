@@ -5,7 +5,7 @@
     ├── SymbolError            a symbol that cannot be parsed or is not known
     ├── StoreError             the tick store failed or refused an operation
     │   ├── ReadOnlyError      a write attempted through a read-only query
-    │   └── ImportFormatError  a CSV file with bad lines (nothing was committed)
+    │   └── ImportFormatError  a file to import with bad lines (nothing was committed)
     ├── SourceError            a market-data source could not produce a snapshot
     ├── ProtocolError          a WebSocket message that breaks the protocol (has .code)
     └── FeedError              a client could not reach or lost the broadcaster
@@ -45,19 +45,23 @@ class ReadOnlyError(StoreError):
 
 
 class ImportFormatError(StoreError):
-    """A CSV import found invalid lines; nothing was committed.
+    """An import found invalid lines; nothing was committed.
 
-    ``problems`` is a list of ``(line_number, message)``.
+    ``problems`` is a list of ``(where, message)``: ``where`` is a line number, or text
+    such as ``records.data[12].CE`` for formats without lines; ``source`` names the file.
     """
 
-    def __init__(self, problems: list[tuple[int, str]]) -> None:
+    def __init__(self, problems: list[tuple[int | str, str]], source: str | None = None) -> None:
         self.problems = problems
+        self.source = source
         super().__init__(problems)
 
     def __str__(self) -> str:
-        shown = "; ".join(f"line {n}: {msg}" for n, msg in self.problems[:10])
+        shown = "; ".join(f"line {n}: {msg}" if isinstance(n, int) else f"{n}: {msg}"
+                          for n, msg in self.problems[:10])
         more = f" (and {len(self.problems) - 10} more)" if len(self.problems) > 10 else ""
-        return f"{len(self.problems)} bad line(s), nothing imported: {shown}{more}"
+        prefix = f"{self.source}: " if self.source else ""
+        return f"{prefix}{len(self.problems)} bad line(s), nothing imported: {shown}{more}"
 
 
 class SourceError(DataCentreError):
