@@ -63,9 +63,23 @@ def _pick_expiry(available: list[date], expiry, ts: str | None) -> date | None:
 
 
 def _nearest(strikes: np.ndarray, price: float | None) -> float | None:
+    """The strike nearest ``price``; halfway between two, the lower one."""
     if price is None or not len(strikes) or not math.isfinite(price):
         return None
+    strikes = np.sort(strikes)  # argmin takes the first of a tie: make that the lower strike
     return float(strikes[int(np.argmin(np.abs(strikes - price)))])
+
+
+def _by_strike(chain: pd.DataFrame, *columns: str) -> tuple[np.ndarray, ...]:
+    """The chain's strikes, ascending, and ``columns`` as float arrays in the same order.
+
+    A chain can come in any row order (a caller's own frame, a filtered or shuffled
+    one); an ``argmin``/``argmax`` over these arrays takes the first of a tie, so the
+    lowest strike, whatever the order of the rows.
+    """
+    strikes = chain["strike"].to_numpy(dtype=float)
+    order = np.argsort(strikes, kind="stable")
+    return strikes[order], *(chain[c].to_numpy(dtype=float)[order] for c in columns)
 
 
 def _parity_atm(strikes: np.ndarray, ce_ltp: np.ndarray, pe_ltp: np.ndarray) -> float | None:
@@ -154,14 +168,18 @@ def chain_table(ticks, underlying: str, expiry=None, *, previous=None,
 
 
 def around_atm(chain: pd.DataFrame, strikes: int) -> pd.DataFrame:
-    """ATM and ``strikes`` listed strikes either side, ``attrs`` kept (the whole chain
-    without an ATM). Compute figures such as :func:`pcr` on the whole chain first."""
+    """ATM and ``strikes`` listed strikes either side, by strike, ``attrs`` kept (the
+    whole chain without an ATM). Compute figures such as :func:`pcr` on the whole
+    chain first."""
     atm = chain.attrs.get("atm")
     if atm is None:
         return chain
+    attrs = dict(chain.attrs)
+    if not chain["strike"].is_monotonic_increasing:
+        chain = chain.sort_values("strike", kind="stable")
     at = int(np.searchsorted(chain["strike"].to_numpy(dtype=float), atm))
     window = chain.iloc[max(0, at - strikes): at + strikes + 1].reset_index(drop=True)
-    window.attrs = dict(chain.attrs)
+    window.attrs = attrs
     return window
 
 

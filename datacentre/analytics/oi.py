@@ -15,7 +15,7 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
-from datacentre.analytics.chain import _option_legs
+from datacentre.analytics.chain import _by_strike, _option_legs
 from datacentre.analytics.frame import OPTION_KINDS, _as_date, _base, _Columns, ticks_frame
 from datacentre.analytics.series import series_frame
 from datacentre.core.instruments import CE, FUT, PE
@@ -32,36 +32,43 @@ BUILDUP_COLUMNS = ("symbol", "kind", "strike", "expiry", "ltp", "ltp_change", "l
                    "oi", "oi_change", "oi_change_pct", "volume", "buildup")
 
 
-def _oi(chain: pd.DataFrame, column: str) -> np.ndarray:
-    return np.nan_to_num(chain[column].to_numpy(dtype=float), nan=0.0)
+def _oi(chain: pd.DataFrame, *columns: str) -> tuple[np.ndarray, ...]:
+    """The strikes, ascending, and ``columns`` (OI or volume) in that order, missing as 0."""
+    strikes, *values = _by_strike(chain, *columns)
+    return strikes, *(np.nan_to_num(v, nan=0.0) for v in values)
 
 
 def pain_curve(chain: pd.DataFrame) -> pd.DataFrame:
     """For each strike as the expiry settlement price, what option buyers would be paid.
 
-    Columns ``strike``, ``call_payout``, ``put_payout``, ``total_payout`` in OI units
-    times index points (missing OI counts as 0).
+    Columns ``strike`` (ascending, whatever the chain's row order), ``call_payout``,
+    ``put_payout``, ``total_payout`` in OI units times index points (missing OI counts
+    as 0).
     """
-    strikes = chain["strike"].to_numpy(dtype=float)
-    ce, pe = _oi(chain, "ce_oi"), _oi(chain, "pe_oi")
-    # settle[j] - strike[i]: rows are settlement prices, columns the strikes held
-    gap = strikes[:, None] - strikes[None, :]
-    calls = np.clip(gap, 0, None) @ ce
-    puts = np.clip(-gap, 0, None) @ pe
+    strikes, ce, pe = _oi(chain, "ce_oi", "pe_oi")
+    calls, puts = _payouts(strikes, ce, pe)
     return pd.DataFrame({"strike": strikes, "call_payout": calls, "put_payout": puts,
                          "total_payout": calls + puts})
+
+
+def _payouts(strikes: np.ndarray, ce: np.ndarray, pe: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    # settle[j] - strike[i]: rows are settlement prices, columns the strikes held
+    gap = strikes[:, None] - strikes[None, :]
+    return np.clip(gap, 0, None) @ ce, np.clip(-gap, 0, None) @ pe
 
 
 def max_pain(chain: pd.DataFrame) -> float | None:
     """The strike at which option buyers would be paid least at expiry.
 
-    Only the chain's strikes are candidates; ties go to the lower strike. None when
-    the chain is empty or carries no open interest.
+    Only the chain's strikes are candidates; ties (far expiries often pay nothing
+    over a range of strikes) go to the lowest strike, whatever the chain's row order.
+    None when the chain is empty or carries no open interest.
     """
-    if chain.empty or not (_oi(chain, "ce_oi").sum() + _oi(chain, "pe_oi").sum()) > 0:
+    strikes, ce, pe = _oi(chain, "ce_oi", "pe_oi")
+    if not ce.sum() + pe.sum() > 0:  # also an empty chain
         return None
-    curve = pain_curve(chain)
-    return float(curve["strike"].iloc[int(np.argmin(curve["total_payout"].to_numpy()))])
+    calls, puts = _payouts(strikes, ce, pe)
+    return float(strikes[int(np.argmin(calls + puts))])
 
 
 def pcr(chain: pd.DataFrame, *, of: str = "oi") -> float:
@@ -72,19 +79,19 @@ def pcr(chain: pd.DataFrame, *, of: str = "oi") -> float:
     """
     if of not in ("oi", "volume"):
         raise ValueError(f"pcr of 'oi' or 'volume', not {of!r}")
-    calls = _oi(chain, f"ce_{of}").sum()
-    return float(_oi(chain, f"pe_{of}").sum() / calls) if calls > 0 else math.nan
+    _, calls, puts = _oi(chain, f"ce_{of}", f"pe_{of}")
+    return float(puts.sum() / calls.sum()) if calls.sum() > 0 else math.nan
 
 
 def biggest_oi_addition(chain: pd.DataFrame, side: str) -> tuple[float | None, float]:
     """``(strike, change)`` where ``side``'s (``"ce"`` or ``"pe"``) OI grew most in a
     chain built with ``previous``: fresh resistance for calls, support for puts.
-    ``(None, nan)`` when no strike's OI grew."""
-    change = chain[f"{side}_oi_change"].to_numpy(dtype=float)
+    Ties go to the lowest strike; ``(None, nan)`` when no strike's OI grew."""
+    strikes, change = _by_strike(chain, f"{side}_oi_change")
     if not (change > 0).any():  # also all NaN
         return None, math.nan
     i = int(np.nanargmax(change))
-    return float(chain["strike"].iloc[i]), float(change[i])
+    return float(strikes[i]), float(change[i])
 
 
 class SupportResistance(NamedTuple):
@@ -95,13 +102,14 @@ class SupportResistance(NamedTuple):
 def support_resistance(chain: pd.DataFrame) -> SupportResistance:
     """Highest put-OI strike (support) and highest call-OI strike (resistance).
 
-    Ties go to the lower strike; a side without any OI gives None.
+    Ties go to the lowest strike, whatever the chain's row order; a side without any
+    OI gives None.
     """
     def peak(column: str) -> float | None:
-        oi = _oi(chain, column)
+        strikes, oi = _oi(chain, column)
         if not len(oi) or oi.max() <= 0:
             return None
-        return float(chain["strike"].iloc[int(np.argmax(oi))])
+        return float(strikes[int(np.argmax(oi))])
     return SupportResistance(peak("pe_oi"), peak("ce_oi"))
 
 

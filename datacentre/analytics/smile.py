@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from datacentre.analytics.chain import _atm_of, _reference, chain_table, expiries
+from datacentre.analytics.chain import _atm_of, _by_strike, _reference, chain_table, expiries
 from datacentre.analytics.frame import ticks_frame
 
 SMILE_COLUMNS = ("strike", "ce_iv", "pe_iv", "otm_iv", "moneyness", "ce_delta", "pe_delta")
@@ -29,7 +29,8 @@ def atm_iv(chain: pd.DataFrame) -> float:
 
 
 def smile(chain: pd.DataFrame, spot: float | None = None) -> pd.DataFrame:
-    """The IV smile: ``strike, ce_iv, pe_iv, otm_iv, moneyness, ce_delta, pe_delta``.
+    """The IV smile: ``strike, ce_iv, pe_iv, otm_iv, moneyness, ce_delta, pe_delta``,
+    by strike.
 
     ``otm_iv`` takes the out-of-the-money side: puts below ``spot``, calls above, the
     mean of both at a strike equal to it; it is NaN where that side has no IV (the
@@ -38,8 +39,7 @@ def smile(chain: pd.DataFrame, spot: float | None = None) -> pd.DataFrame:
     ``spot`` set to the reference used.
     """
     ref = float(spot) if spot is not None else _reference(chain)
-    strikes = chain["strike"].to_numpy(dtype=float)
-    ce, pe = chain["ce_iv"].to_numpy(dtype=float), chain["pe_iv"].to_numpy(dtype=float)
+    strikes, ce, pe, ce_delta, pe_delta = _by_strike(chain, "ce_iv", "pe_iv", "ce_delta", "pe_delta")
     if ref is None:
         otm = np.full(len(strikes), np.nan)
         moneyness = np.full(len(strikes), np.nan)
@@ -50,9 +50,7 @@ def smile(chain: pd.DataFrame, spot: float | None = None) -> pd.DataFrame:
         otm = np.where(strikes < ref, pe, np.where(strikes > ref, ce, both))
         moneyness = strikes / ref
     out = pd.DataFrame({"strike": strikes, "ce_iv": ce, "pe_iv": pe, "otm_iv": otm,
-                        "moneyness": moneyness,
-                        "ce_delta": chain["ce_delta"].to_numpy(dtype=float),
-                        "pe_delta": chain["pe_delta"].to_numpy(dtype=float)})
+                        "moneyness": moneyness, "ce_delta": ce_delta, "pe_delta": pe_delta})
     out.attrs.update(chain.attrs)
     out.attrs["spot"] = ref
     return out
@@ -65,7 +63,7 @@ def iv_at_delta(deltas, ivs, target: float) -> float:
     d, v = d[ok], v[ok]
     if not len(d) or not d.min() <= target <= d.max():
         return math.nan
-    order = np.argsort(d, kind="stable")
+    order = np.lexsort((v, d))  # then by IV, so strikes quoting one delta give one answer in any order
     return float(np.interp(target, d[order], v[order]))
 
 
