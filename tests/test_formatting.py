@@ -14,8 +14,10 @@ from datacentre.app.formatting import (
     column_formatters,
     fmt_bytes,
     fmt_change,
+    fmt_day,
     fmt_delta,
     fmt_expiry,
+    fmt_moment,
     fmt_number,
     fmt_oi,
     fmt_pct,
@@ -30,7 +32,7 @@ MISSING_VALUES = [None, math.nan, np.nan, pd.NA, math.inf, -math.inf, "abc", np.
 
 
 @pytest.mark.parametrize("formatter", [fmt_price, fmt_oi, fmt_pct, fmt_change, fmt_strike, fmt_ratio,
-                                       fmt_number, fmt_time, fmt_expiry])
+                                       fmt_number, fmt_time, fmt_moment, fmt_expiry])
 @pytest.mark.parametrize("value", MISSING_VALUES)
 def test_missing_values_become_a_dash(formatter, value):
     assert formatter(value) == MISSING == "–"
@@ -116,6 +118,9 @@ def test_fmt_time_is_ist_and_fmt_expiry():
     assert fmt_time("2026-01-02T08:13:05+00:00") == "13:43:05"
     assert fmt_time(datetime(2026, 1, 2, 3, 45), seconds=False) == "09:15"
     assert fmt_time("not a time") == MISSING
+    # another day than today (IST) carries its date, still to the second
+    assert fmt_moment("2020-01-03T08:13:05+00:00") == "Fri 03 Jan 13:43:05 IST"
+    assert fmt_day(date(2026, 1, 2)) == "Fri 02 Jan 2026"
     assert fmt_expiry(date(2026, 1, 6)) == "06 Jan 2026"
     assert fmt_expiry("2026-01-27") == "27 Jan 2026"
     assert fmt_expiry("27JAN26") == MISSING
