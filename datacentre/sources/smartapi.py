@@ -15,9 +15,10 @@ One :meth:`SmartApiSource.snapshot` asks the broker's REST API, through the
   vega, impliedVolatility) takes them as they are (assumed, like ours: theta per calendar
   day, vega per vol point, IV in percent). Every other option -- ``broker_greeks=False``,
   optionGreek refused or failing, or silent about a strike -- gets them **computed** from its
-  ``ltp``: :func:`datacentre.core.pricing.implied_vol` with the index ``ltp`` as spot, ``T`` to
-  15:30 IST on expiry and the configured rate, then :func:`datacentre.core.pricing.greeks` at that
-  volatility. A price no volatility fits leaves the Greeks and IV NULL, never 0.
+  quote by :func:`datacentre.core.forward.chain_greeks`: Black-76 on the forward of the expiry
+  (the current future when it expires with the options, else put-call parity over the window's
+  strikes nearest the money), ``T`` to 15:30 IST on expiry and the configured rate. A price no
+  volatility fits leaves the Greeks and IV NULL, never 0.
 
 Field mapping: ``ltp`` -> ltp; best ``depth.buy``/``depth.sell`` price -> bid/ask (``None``
 when the level is 0 or missing, never 0); ``tradeVolume`` -> volume; ``opnInterest`` -> oi.
@@ -65,11 +66,9 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import date, datetime
 from typing import Any
 
-import numpy as np
-
-from datacentre.core import pricing
 from datacentre.core.config import DEFAULT_ATM_WINDOW, DEFAULT_RISK_FREE_RATE, Settings
 from datacentre.core.errors import ConfigError, SourceError, SymbolError
+from datacentre.core.forward import GREEK_DIGITS, chain_greeks
 from datacentre.core.instruments import (
     CE,
     MONTHS,
@@ -105,7 +104,6 @@ RELIST_SECONDS = 600.0  # how long a contract the broker does not list is skippe
 MAX_SYMBOL_SEARCHES = 4  # per snapshot: the rest wait for the next one, so a snapshot stays short
 SESSION_ERROR_CODES = frozenset({"AG8001", "AG8002", "AG8003"})  # invalid, expired, missing token
 MIN_PRICING_T = 1.0 / YEAR_SECONDS  # one second: T never reaches 0 while a contract trades
-GREEK_DIGITS = {"delta": 4, "gamma": 6, "theta": 4, "vega": 4, "iv": 4}  # as the simulator stores them
 BROKER_GREEKS = {"delta": "delta", "gamma": "gamma", "theta": "theta", "vega": "vega",
                  "iv": "impliedVolatility"}
 
@@ -198,21 +196,13 @@ def greek_expiry_text(expiry: date) -> str:
 
 
 def computed_greeks(ltp: Sequence[float], rights: Sequence[str], spot: float, strikes: Sequence[float],
-                    t: float, r: float) -> list[dict]:
-    """Implied vol from each price, then Greeks at it (vectorised); ``None`` where nothing fits."""
-    price = np.asarray(ltp, dtype=float)
-    flags = np.asarray(rights)
-    k = np.asarray(strikes, dtype=float)
-    sigma = np.asarray(pricing.implied_vol(price, flags, spot, k, t, r), dtype=float)
-    g = pricing.greeks(flags, spot, k, t, r, np.where(np.isfinite(sigma), sigma, 0.0))
-    columns = {name: np.asarray(g[name], dtype=float) for name in ("delta", "gamma", "theta", "vega")}
-    columns["iv"] = sigma * 100.0
-    out = []
-    for i in range(len(price)):
-        fits = bool(np.isfinite(sigma[i]))
-        out.append({name: round(float(col[i]), GREEK_DIGITS[name]) + 0.0
-                    if fits and np.isfinite(col[i]) else None for name, col in columns.items()})
-    return out
+                    t: float, r: float, *, bids: Sequence[float | None] | None = None,
+                    asks: Sequence[float | None] | None = None, future: float | None = None) -> list[dict]:
+    """IV and Greeks of one expiry's options from their quotes, on that expiry's forward
+    (:func:`datacentre.core.forward.chain_greeks`); ``None`` where nothing fits."""
+    values, _forward = chain_greeks(rights, strikes, ltp, t, r, bids=bids, asks=asks, spot=spot,
+                                    future=future)
+    return values
 
 
 def _tick(symbol: str, token: str, ts: str, quote: dict, **greeks) -> dict:
@@ -334,7 +324,10 @@ class SmartApiSource:
                 ticks.append(_tick(futures[base], fut_token, ts, quotes[fut_token]))
             options = [(s, tok) for s, tok in option_tokens.items()
                        if parse_symbol(s).underlying == base and tok in quotes and quotes[tok]["ltp"] > 0]
-            ticks += self._option_ticks(base, expiries[base], spots[base], moment, ts, options, quotes)
+            fut_price = (quotes[fut_token]["ltp"] if fut_token in quotes
+                         and parse_symbol(futures[base]).expiry == expiries[base] else None)
+            ticks += self._option_ticks(base, expiries[base], spots[base], moment, ts, options, quotes,
+                                        fut_price)
         return ticks
 
     def _spot(self, base: str, quotes: dict[str, dict]) -> float:
@@ -345,7 +338,8 @@ class SmartApiSource:
         return quote["ltp"]
 
     def _option_ticks(self, base: str, expiry: date, spot: float, moment: datetime, ts: str,
-                      options: list[tuple[str, str]], quotes: dict[str, dict]) -> list[dict]:
+                      options: list[tuple[str, str]], quotes: dict[str, dict],
+                      future: float | None = None) -> list[dict]:
         if not options:
             return []
         instruments = [parse_symbol(s) for s, _ in options]
@@ -353,12 +347,15 @@ class SmartApiSource:
         greeks: list[dict | None] = [given.get((ins.strike, ins.kind)) for ins in instruments]
         todo = [i for i, g in enumerate(greeks) if g is None]
         if todo:
+            # the whole window's quotes give the forward; only the contracts without broker Greeks take them
             t = max(time_to_expiry(expiry, moment), MIN_PRICING_T)
-            computed = computed_greeks([quotes[options[i][1]]["ltp"] for i in todo],
-                                       [instruments[i].kind for i in todo], spot,
-                                       [instruments[i].strike for i in todo], t, self.risk_free_rate)
-            for i, values in zip(todo, computed):
-                greeks[i] = values
+            own = [quotes[token] for _, token in options]
+            computed = computed_greeks([q["ltp"] for q in own], [ins.kind for ins in instruments], spot,
+                                       [ins.strike for ins in instruments], t, self.risk_free_rate,
+                                       bids=[q["bid"] for q in own], asks=[q["ask"] for q in own],
+                                       future=future)
+            for i in todo:
+                greeks[i] = computed[i]
         return [_tick(symbol, token, ts, quotes[token], **g) for (symbol, token), g in zip(options, greeks)]
 
     # ------------------------------------------------------------ broker calls
