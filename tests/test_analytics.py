@@ -544,6 +544,26 @@ def test_series_frame_thins_to_max_points_keeping_the_newest():
     assert len(frame) <= 101 and frame["spot"].iloc[0] == 0.0 and frame["spot"].iloc[-1] == 999.0
 
 
+@pytest.mark.parametrize(("n", "max_points", "every_n", "kept"), [
+    (6, 3, 1, [0, 2, 4, 5]),  # stride ceil(6 / 3) = 2, and the last
+    (6, None, 4, [0, 4, 5]),
+    (6, 3, 4, [0, 4, 5]),  # every_n wins when it is the larger stride
+    (10, 3, 1, [0, 4, 8, 9]),  # max_points + 1 at the most
+    (5, 5, 1, [0, 1, 2, 3, 4]),
+    (5, None, 1, [0, 1, 2, 3, 4]),
+    (1, 1, 3, [0]),
+    (0, 2, 1, []),
+])
+def test_thin_keeps_every_stride_th_and_the_last(n, max_points, every_n, kept):
+    assert A.thin(range(n), max_points, every_n=every_n) == kept
+
+
+@pytest.mark.parametrize("bad", [{"max_points": 0}, {"max_points": None, "every_n": 0}])
+def test_thin_refuses_a_stride_below_one(bad):
+    with pytest.raises(ValueError, match="every_n"):
+        A.thin(range(5), **{"max_points": 3, **bad})
+
+
 def test_around_atm_keeps_strikes_either_side_and_the_attrs():
     strikes = np.arange(25500.0, 26550.0, 50.0)
     chain = pd.DataFrame({"strike": strikes})

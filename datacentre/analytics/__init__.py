@@ -83,6 +83,7 @@ from datacentre.analytics.series import (
     break_gaps,
     day_bounds,
     series_frame,
+    thin,
 )
 from datacentre.analytics.smile import (
     SMILE_COLUMNS,
@@ -102,5 +103,6 @@ __all__ = [
     "SupportResistance", "around_atm", "atm_iv", "biggest_oi_addition", "break_gaps", "buildup_table",
     "chain_table", "classify_buildup", "day_bounds", "equidistant_skew", "expiries", "future_of", "held_oi",
     "iv_at_delta", "max_pain", "oi_totals_series", "pain_curve", "pcr", "series_frame", "skew_metrics",
-    "smile", "snapshot_oi", "spot_of", "support_resistance", "term_structure", "ticks_frame", "totals_at",
+    "smile", "snapshot_oi", "spot_of", "support_resistance", "term_structure", "thin", "ticks_frame",
+    "totals_at",
 ]

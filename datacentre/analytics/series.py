@@ -1,9 +1,10 @@
-"""A day's series for the charts: the IST day's bounds, one row per snapshot, its
-pauses broken so lines do not bridge them."""
+"""A day's series for the charts: the IST day's bounds, one row per snapshot thinned
+to what a chart can show, its pauses broken so lines do not bridge them."""
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import date, datetime, timedelta
+from typing import TypeVar
 
 import numpy as np
 import pandas as pd
@@ -15,6 +16,8 @@ SERIES_COLUMNS = ("ts", "time", "spot", "future", "basis", "ce_oi", "pe_oi", "pc
 SERIES_GAP = pd.Timedelta(minutes=5)  # a longer pause in a day series is a gap (market shut, collector off)
 
 _DAY = timedelta(days=1)
+
+T = TypeVar("T")
 
 
 def day_bounds(moment) -> tuple[str, str]:
@@ -28,6 +31,23 @@ def day_bounds(moment) -> tuple[str, str]:
     return format_ts(start), format_ts(start + _DAY - timedelta(milliseconds=1))
 
 
+def thin(items: Iterable[T], max_points: int | None, *, every_n: int = 1) -> list[T]:
+    """Every ``stride``-th item from the first, and always the last (a series' newest
+    point): the one rule by which every day chart is thinned, from the store's series
+    and day OI to the live feed's points.
+
+    ``stride`` is ``every_n``, raised to ``ceil(len / max_points)`` when there are more
+    items than ``max_points`` (None: no cap), so at most ``max_points + 1`` items come
+    back, evenly spaced but for the last.
+    """
+    items = list(items)
+    if every_n < 1 or (max_points is not None and max_points < 1):
+        raise ValueError(f"thin needs every_n >= 1 and max_points >= 1 (or None), "
+                         f"got every_n={every_n}, max_points={max_points}")
+    stride = every_n if max_points is None else max(every_n, -(-len(items) // max_points))
+    return items if stride == 1 else [*items[:-1:stride], *items[-1:]]
+
+
 def series_frame(rows: Sequence[dict], *, max_points: int | None = None) -> pd.DataFrame:
     """:meth:`TickStore.underlying_series` rows (or the live feed's ``Point`` s) as a
     DataFrame for the day's charts, its pauses broken by :func:`break_gaps`.
@@ -36,13 +56,9 @@ def series_frame(rows: Sequence[dict], *, max_points: int | None = None) -> pd.D
     timestamp; ``basis`` = future − spot; ``pcr`` = pe_oi / ce_oi (NaN where call OI is
     0); ``*_oi_change`` are against the first row. ``attrs["expiry"]`` is the options'
     expiry (ISO text) the OI totals and ATM IV refer to; ``attrs["gaps"]`` the pauses.
-    ``max_points`` thins the rows evenly to at most that many, always keeping the newest.
+    ``max_points`` thins the rows with :func:`thin`.
     """
-    rows = list(rows)
-    if max_points is not None and len(rows) > max_points:
-        stride = -(-len(rows) // max_points)
-        rows = [*rows[:-1:stride], rows[-1]]
-    frame = pd.DataFrame(rows)
+    frame = pd.DataFrame(thin(rows, max_points))
     for column in SERIES_COLUMNS:
         if column not in frame.columns and column != "time":
             frame[column] = np.nan if column != "ts" else pd.Series([], dtype="str")

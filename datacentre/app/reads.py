@@ -103,9 +103,7 @@ def _day_oi(db_url: str, base: str, day: date, expiry: str) -> pd.DataFrame:
             if r["expiry"] == expiry and r["kind"] in ("CE", "PE")}
     if not times or not legs:
         return pd.DataFrame()
-    stride = -(-len(times) // SERIES_POINTS)
-    picked = times[::stride] if times[::stride][-1] == times[-1] else [*times[::stride], times[-1]]
-    rows = store.oi_at(list(legs), picked)
+    rows = store.oi_at(list(legs), analytics.thin(times, SERIES_POINTS))
     if not rows:
         return pd.DataFrame()
     oi = (pd.DataFrame(rows, columns=["ts", "symbol", "oi"]).astype({"oi": float})

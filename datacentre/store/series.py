@@ -92,10 +92,10 @@ class DayQueries:
         Snapshots are those carrying the index tick (none without it: an empty list).
         ``every_n`` keeps every n-th snapshot; ``max_points`` raises that stride so at
         most about that many rows come back (None: every snapshot). The last snapshot is
-        always included. Cost grows with the rows read: on SQLite a full day (4,500
-        snapshots x 110 ticks) takes tens of ms at the default 500 points (one every
-        45 s, plenty for a chart) and several hundred uncapped, since the OI totals
-        read every row of every snapshot kept.
+        always included: the rule of :func:`datacentre.analytics.thin`. Cost grows with
+        the rows read: on SQLite a full day (4,500 snapshots x 110 ticks) takes tens of
+        ms at the default 500 points (one every 45 s, plenty for a chart) and several
+        hundred uncapped, since the OI totals read every row of every snapshot kept.
 
         The OI totals cover the strikes stored in each snapshot: when the collector's
         ATM window moves with the spot, strikes entering or leaving it move the totals.
@@ -124,17 +124,14 @@ class DayQueries:
         nearest = nearest_future((row[0] for row in stored_futures), times[0], u.base)
         future = nearest.symbol if nearest else None
 
-        stride = every_n
-        if max_points is not None:
-            stride = max(stride, -(-len(times) // max_points))
-        picked = times[::stride]
-        if picked[-1] != times[-1]:
-            picked.append(times[-1])
+        # imported here: the store's other users (collector, feeds) need no pandas
+        from datacentre.analytics.series import thin
+        picked = thin(times, max_points, every_n=every_n)
         # Canonical text is what SQLite stores, so it binds as-is (no per-value parsing).
         ts_type = sa.Text() if self.dialect == "sqlite" else Timestamp()
 
         def at(column):
-            if stride == 1:
+            if len(picked) == len(times):
                 return column.between(sa.bindparam("t0", times[0], type_=ts_type),
                                       sa.bindparam("t1", times[-1], type_=ts_type))
             return column.in_(sa.bindparam("picked", picked, expanding=True, type_=ts_type))
