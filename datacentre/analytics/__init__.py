@@ -80,10 +80,13 @@ from datacentre.analytics.oi import (
 from datacentre.analytics.series import (
     SERIES_COLUMNS,
     SERIES_GAP,
+    as_series_frame,
     break_gaps,
     day_bounds,
     series_frame,
     thin,
+    wall_clock,
+    wall_moment,
 )
 from datacentre.analytics.smile import (
     SMILE_COLUMNS,
@@ -100,9 +103,9 @@ __all__ = [
     "BUILDUPS", "BUILDUP_COLUMNS", "CHAIN_ATTRS", "CHAIN_COLUMNS", "FRAME_COLUMNS", "LONG_BUILDUP",
     "LONG_UNWINDING", "NEUTRAL", "NUMERIC_FIELDS", "OPTION_KINDS", "PARSED_COLUMNS", "SERIES_COLUMNS",
     "SERIES_GAP", "SHORT_BUILDUP", "SHORT_COVERING", "SIDE_FIELDS", "SMILE_COLUMNS", "SkewMetrics",
-    "SupportResistance", "around_atm", "atm_iv", "biggest_oi_addition", "break_gaps", "buildup_table",
-    "chain_table", "classify_buildup", "day_bounds", "equidistant_skew", "expiries", "future_of", "held_oi",
-    "iv_at_delta", "max_pain", "oi_totals_series", "pain_curve", "pcr", "series_frame", "skew_metrics",
-    "smile", "snapshot_oi", "spot_of", "support_resistance", "term_structure", "thin", "ticks_frame",
-    "totals_at",
+    "SupportResistance", "around_atm", "as_series_frame", "atm_iv", "biggest_oi_addition", "break_gaps",
+    "buildup_table", "chain_table", "classify_buildup", "day_bounds", "equidistant_skew", "expiries",
+    "future_of", "held_oi", "iv_at_delta", "max_pain", "oi_totals_series", "pain_curve", "pcr",
+    "series_frame", "skew_metrics", "smile", "snapshot_oi", "spot_of", "support_resistance",
+    "term_structure", "thin", "ticks_frame", "totals_at", "wall_clock", "wall_moment",
 ]

@@ -104,3 +104,32 @@ def break_gaps(frame: pd.DataFrame, *, longer_than: pd.Timedelta = SERIES_GAP) -
     out.attrs = {**frame.attrs, "gaps": gaps}
     return out
 
+
+def as_series_frame(series) -> pd.DataFrame | None:
+    """A day series in any of the forms the charts take (:func:`series_frame` output, the
+    store's :meth:`~TickStore.underlying_series` rows as a list or a DataFrame) as
+    :func:`series_frame` gives it, its pauses broken; None for None."""
+    if isinstance(series, pd.DataFrame):
+        if series.empty:
+            return series
+        if "time" in series.columns:
+            return break_gaps(series)
+        return series_frame(series.to_dict("records"))
+    if series is None:
+        return None
+    rows = list(series)
+    return series_frame(rows) if rows else None
+
+
+def wall_clock(times: pd.Series) -> np.ndarray:
+    """IST wall-clock times without a zone, as a chart's time axis should read them."""
+    times = pd.to_datetime(times)
+    if times.dt.tz is not None:
+        times = times.dt.tz_convert(IST).dt.tz_localize(None)
+    return times.to_numpy()
+
+
+def wall_moment(moment) -> pd.Timestamp:
+    """One moment as :func:`wall_clock` gives it (a naive one is taken as IST already)."""
+    moment = pd.Timestamp(moment)
+    return moment.tz_convert(IST).tz_localize(None) if moment.tz is not None else moment

@@ -158,33 +158,6 @@ def _oi_ticks(values, *, from_zero: bool = True) -> dict:
     return {"tickmode": "array", "tickvals": ticks.tolist(), "ticktext": [_axis_oi(v) for v in ticks]}
 
 
-def _to_series(series) -> pd.DataFrame | None:
-    """A day series as :func:`analytics.series_frame` gives it, its pauses broken."""
-    if isinstance(series, pd.DataFrame):
-        if series.empty:
-            return series
-        if "time" in series.columns:
-            return analytics.break_gaps(series)
-        return analytics.series_frame(series.to_dict("records"))
-    if series is None:
-        return None
-    rows = list(series)
-    return analytics.series_frame(rows) if rows else None
-
-
-def _wall_clock(times: pd.Series) -> np.ndarray:
-    """IST wall-clock times without a zone, which plotly draws as they read."""
-    times = pd.to_datetime(times)
-    if times.dt.tz is not None:
-        times = times.dt.tz_convert(IST).dt.tz_localize(None)
-    return times.to_numpy()
-
-
-def _wall_moment(moment) -> pd.Timestamp:
-    moment = pd.Timestamp(moment)
-    return moment.tz_convert(IST).tz_localize(None) if moment.tz is not None else moment
-
-
 def _vline(layout: dict, x, label: str, color: str, dash: str, *, left: bool = False) -> None:
     """A vertical marker across the plot, labelled at the top.
 
@@ -236,7 +209,7 @@ def _cut_pauses(layout: dict, frame: pd.DataFrame) -> None:
     breaks, elapsed = [], pd.Timedelta(0)
     for (before, after), (start, end) in zip(gaps, spans):
         elapsed += end - start
-        edge = (_wall_moment(before) + GAP_MARGIN).isoformat()
+        edge = (analytics.wall_moment(before) + GAP_MARGIN).isoformat()
         breaks.append({"values": [edge], "dvalue": (after - before - 2 * GAP_MARGIN).total_seconds() * 1000})
         layout["shapes"].append({"type": "line", "x0": edge, "x1": edge, "xref": "x", "yref": "paper",
                                  "y0": 0, "y1": 1, "line": {"color": MARKER_COLOR, "dash": "dot"}})
@@ -246,7 +219,8 @@ def _cut_pauses(layout: dict, frame: pd.DataFrame) -> None:
             "bgcolor": "rgba(255,255,255,0.8)", "font": {"size": 11, "color": MARKER_COLOR}})
     step = next((s for s in TIME_TICK_STEPS if shown / s <= MAX_TIME_TICKS), TIME_TICK_STEPS[-1])
     ticks = [tick for start, end in spans
-             for tick in pd.date_range(_wall_moment(start).ceil(step), _wall_moment(end), freq=step)]
+             for tick in pd.date_range(analytics.wall_moment(start).ceil(step), analytics.wall_moment(end),
+                                       freq=step)]
     layout["xaxis"].update(rangebreaks=breaks, tickmode="array", tickvals=[t.isoformat() for t in ticks],
                            ticktext=[t.strftime(TIME_FORMAT) for t in ticks])
 
@@ -268,10 +242,10 @@ def spot_chart(series, cursor_ts=None, *, show_future: bool = True, title: str |
     ``series`` is :func:`analytics.series_frame` output or the store's rows;
     ``cursor_ts`` a store timestamp or datetime, drawn as a vertical line.
     """
-    frame = _to_series(series)
+    frame = analytics.as_series_frame(series)
     if not _has(frame, "spot"):
         return empty_figure("No index ticks in this range", title=title, height=height)
-    x = _wall_clock(frame["time"])
+    x = analytics.wall_clock(frame["time"])
     traces = [go.Scatter(x=x, y=frame["spot"], name="Spot", mode="lines",
                          line={"color": SPOT_COLOR, "width": 2},
                          hovertemplate="Spot %{y:,.2f}<extra></extra>")]
@@ -289,10 +263,10 @@ def spot_chart(series, cursor_ts=None, *, show_future: bool = True, title: str |
 def oi_series_chart(series, cursor_ts=None, *, title: str | None = None,
                     height: int = HEIGHT) -> go.Figure:
     """Total call and put OI through the day, the PCR on the right-hand axis."""
-    frame = _to_series(series)
+    frame = analytics.as_series_frame(series)
     if not _has(frame, "ce_oi", "pe_oi"):
         return empty_figure("No option open interest in this range", title=title, height=height)
-    x = _wall_clock(frame["time"])
+    x = analytics.wall_clock(frame["time"])
     traces = []
     for column, name, color in (("ce_oi", "Call OI", CALL_COLOR), ("pe_oi", "Put OI", PUT_COLOR)):
         traces.append(go.Scatter(
@@ -327,11 +301,11 @@ def _min_span(values, span: float) -> dict:
 def atm_iv_chart(series, cursor_ts=None, *, title: str | None = None,
                  height: int = HEIGHT) -> go.Figure:
     """ATM implied volatility through the day."""
-    frame = _to_series(series)
+    frame = analytics.as_series_frame(series)
     if not _has(frame, "atm_iv"):
         return empty_figure("No ATM implied volatility in this range", title=title, height=height)
     trace = go.Scatter(
-        x=_wall_clock(frame["time"]), y=frame["atm_iv"], name="ATM IV", mode="lines",
+        x=analytics.wall_clock(frame["time"]), y=frame["atm_iv"], name="ATM IV", mode="lines",
         line={"color": IV_COLOR, "width": 2}, customdata=_texts(fmt_strike, frame["atm_strike"]),
         hovertemplate=f"{HOVER_TIME}<br>ATM IV %{{y:.2f}}% at %{{customdata}}<extra></extra>")
     layout = _layout(title=title, height=height, xaxis=_time_axis(),
