@@ -25,7 +25,7 @@ from datacentre.core.instruments import (
 )
 from datacentre.core.ticks import TICK_FIELDS, UTC, format_ts
 from datacentre.sources import MarketSimulator, Source
-from datacentre.sources.simulator import (
+from datacentre.sources.market_model import (
     arbitrage_guard,
     option_time,
     reflected_cumsum,

@@ -26,6 +26,7 @@ from numbers import Real
 from typing import Literal
 
 from datacentre.app.days import today
+from datacentre.core.numbers import finite_or_none
 from datacentre.core.ticks import IST, parse_ts
 
 MISSING = "–"
@@ -35,17 +36,6 @@ THOUSAND = 1_000
 
 # (size, suffix, decimals): each is used while its rounded value stays below 100; see fmt_oi
 _OI_UNITS = ((THOUSAND, "K", 1), (LAKH, " L", 2))
-
-
-def _number(x) -> float | None:
-    """``x`` as a finite float, or None when it is missing or not a number."""
-    if x is None or isinstance(x, bool):
-        return None
-    try:
-        value = float(x)
-    except (TypeError, ValueError):
-        return None
-    return value if math.isfinite(value) else None
 
 
 def group_indian(digits: str) -> str:
@@ -69,7 +59,7 @@ def _grouped(value: float, decimals: int) -> str:
 
 def fmt_number(x, decimals: int = 0) -> str:
     """Any number with Indian digit grouping: ``fmt_number(1234567)`` -> ``'12,34,567'``."""
-    value = _number(x)
+    value = finite_or_none(x)
     return MISSING if value is None else _grouped(value, decimals)
 
 
@@ -80,7 +70,7 @@ def fmt_price(x, decimals: int = 2) -> str:
 
 def fmt_strike(x) -> str:
     """A strike: no decimals unless it has some (``'26,000'``, ``'26,012.5'``)."""
-    value = _number(x)
+    value = finite_or_none(x)
     if value is None:
         return MISSING
     return _grouped(value, 0 if value.is_integer() else 1)
@@ -93,7 +83,7 @@ def fmt_oi(x) -> str:
     whole number (``850``). A value that rounds up to the next unit moves to it:
     99,99,999 is ``1.00 Cr``, not ``100.00 L``.
     """
-    value = _number(x)
+    value = finite_or_none(x)
     if value is None:
         return MISSING
     sign = "-" if value < 0 else ""
@@ -110,7 +100,7 @@ def fmt_oi(x) -> str:
 
 def fmt_pct(x, decimals: int = 2, *, signed: bool = False) -> str:
     """A value already in percent points: ``fmt_pct(11.254)`` -> ``'11.25%'``."""
-    value = _number(x)
+    value = finite_or_none(x)
     if value is None:
         return MISSING
     sign = "+" if signed and round(value, decimals) > 0 else ""
@@ -122,7 +112,7 @@ def fmt_change(x, decimals: int = 2, *, kind: Literal["price", "oi", "pct"] = "p
 
     ``kind="oi"`` scales like :func:`fmt_oi` (``'+2.50 L'``); ``kind="pct"`` appends ``%``.
     """
-    value = _number(x)
+    value = finite_or_none(x)
     if value is None:
         return MISSING
     if kind == "oi":
@@ -146,7 +136,7 @@ def fmt_delta(now, then, decimals: int = 2, *, kind: Literal["price", "oi", "pct
 
     >>> fmt_delta(26010.5, 26000, suffix=" pts")  # '+10.50 pts'
     """
-    a, b = _number(now), _number(then)
+    a, b = finite_or_none(now), finite_or_none(then)
     if a is None or b is None:
         return None
     text = fmt_change(a - b, decimals, kind=kind)
@@ -157,13 +147,13 @@ def fmt_delta(now, then, decimals: int = 2, *, kind: Literal["price", "oi", "pct
 
 def fmt_ratio(x, decimals: int = 2) -> str:
     """A plain ratio such as the PCR: ``'0.87'``."""
-    value = _number(x)
+    value = finite_or_none(x)
     return MISSING if value is None else f"{value:.{decimals}f}"
 
 
 def fmt_bytes(n) -> str:
     """A size for people: ``'512 B'``, ``'1.5 KB'``, ``'123.1 MB'``, ``'2.0 GB'`` (powers of 1,024)."""
-    value = _number(n)
+    value = finite_or_none(n)
     if value is None:
         return MISSING
     for unit in ("B", "KB", "MB"):

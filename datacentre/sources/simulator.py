@@ -5,41 +5,8 @@ elapsed since the previous call (at most ``MAX_STEP_SECONDS``), at any wall-cloc
 returns one snapshot of ticks. :meth:`MarketSimulator.session` generates a whole past
 session (09:15-15:30 IST, both ends included) in vectorised chunks for backfill.
 
-The model (parameters are the constants below and :data:`UNDERLYING_MODELS`):
-
-* **Spot.** Log-normal diffusion whose volatility is the underlying's current ATM IV level
-  (annualised over trading time: 252 sessions of 6 h 15 min), so NIFTY moves about 10-16 %
-  and BANKNIFTY 12-18 % a year. The two indices' shocks are correlated
-  (``SPOT_CORRELATION``) and share occasional small jumps (``JUMPS_PER_SESSION`` of size
-  ``JUMP_SD``, scaled by ``jump_beta``). A weak pull (``SPOT_ANCHOR_HALF_LIFE``, 20 sessions)
-  towards the typical level keeps weeks of live running near it. Index prices are rounded to
-  0.01.
-* **Volatility surface.** Per underlying, three mean-reverting (Ornstein-Uhlenbeck) states:
-  the 30-day ATM level, the skew and the curvature. The level also moves opposite to spot
-  returns (``LEVERAGE``: a 1 % fall adds about one vol point). The ATM vol of an expiry is
-  ``level * (1 + TERM_SLOPE * (sqrt(T / 30d) - 1))`` clipped to ``atm_iv_bounds``; across
-  strikes ``sigma = atm + skew*k + curvature*k**2`` with ``k = ln(K/F) / sqrt(T)`` (``T`` at
-  least ``SMILE_MIN_T``) clipped to ``+-SMILE_K_LIMIT`` and sigma to ``[IV_MIN, IV_MAX]``:
-  puts richer, a smile on both wings.
-* **Options.** ``ltp`` is the Black-Scholes price (:mod:`datacentre.core.pricing`, spot = the
-  index row's ltp, ``T = option_time(expiry, moment)``, the configured rate) at the row's
-  ``iv`` (percent, 4 decimals) rounded to the 0.05 tick, at least 0.05; Greeks are computed
-  at that same iv. A guard keeps call prices non-increasing and put prices non-decreasing in
-  strike; when it has to act, it re-derives that strike's iv from the corrected price, so
-  ``ltp`` is still the price at the stored iv.
-* **Quotes.** ``bid <= ltp <= ask`` on the tick grid; the spread (in ticks) grows with the
-  premium and with the distance from ATM, so cheap far strikes are relatively wide. A bid
-  below 0.05 is ``None``.
-* **Futures.** ``spot * exp(r*T)`` times a tiny mean-reverting basis noise (``BASIS_SD``).
-* **Volume.** Cumulative day volume (reset at each IST date and each :meth:`session`), traded
-  in whole lots as Poisson arrivals, heaviest at ATM, busier when spot moves and near expiry.
-* **Open interest.** Each contract runs build-up / unwinding / quiet episodes that switch at
-  random (mean ``REGIME_MEAN_SECONDS``); build-up is likelier below the contract's typical
-  OI and unwinding above it. Changes are whole lots, never exceed the lots traded in the step,
-  and OI never goes below 0. The typical OI follows a profile around the current spot,
-  peaking a few strikes out of the money, with more at round strikes (NIFTY nearest weekly at
-  ATM: about 1 crore units); new contracts start at it, and after a big move OI builds up at
-  the new at-the-money strikes.
+The model (the spot, the volatility surface, prices, quotes, volume and open interest) and
+its parameters are in :mod:`datacentre.sources.market_model`.
 
 Snapshots carry: both indices, each one's current monthly future, options on the nearest
 expiry (NIFTY weekly, BANKNIFTY monthly) at ATM +- ``atm_window`` strikes, and NIFTY's next
@@ -64,7 +31,6 @@ from datacentre.core.errors import ConfigError, DataCentreError
 from datacentre.core.instruments import (
     FUT,
     INDEX,
-    YEAR_SECONDS,
     current_future_expiry,
     format_future,
     format_option,
@@ -75,240 +41,49 @@ from datacentre.core.instruments import (
     token_for,
     underlying,
 )
+from datacentre.core.numbers import finite_or_none
 from datacentre.core.ticks import IST, format_ts, parse_ts
+from datacentre.sources.market_model import (
+    FUTURE_OI_PACE,
+    FUTURE_SPREAD_EXTRA,
+    JUMP_SD,
+    JUMPS_PER_SESSION,
+    LEVERAGE,
+    OI_NOISE_SD,
+    OPTION_SPREAD_BASE,
+    OPTION_SPREAD_PER_RUPEE,
+    OPTION_SPREAD_PER_STRIKE,
+    RIGHTS,
+    SESSION_SECONDS,
+    SPOT_CORRELATION,
+    STATE_HALF_LIFE,
+    STATE_SD,
+    TICK,
+    UNDERLYING_MODELS,
+    Book,
+    arbitrage_guard,
+    atm_vol,
+    chain_typical_oi,
+    option_time,
+    ou_decay,
+    price_of,
+    quote_ticks,
+    smile,
+    spot_step,
+    ticks_of,
+    volume_shape,
+)
 
 SOURCE = "sim"
-TICK = 0.05
-
-SESSION_SECONDS = 22_500.0  # 09:15-15:30
-TRADING_SECONDS_PER_YEAR = 252 * SESSION_SECONDS
 MAX_STEP_SECONDS = 900.0  # a longer gap between calls moves the market by 15 minutes only
-SPOT_ANCHOR_HALF_LIFE = 20 * SESSION_SECONDS  # a weak pull to the typical level: weeks of
-# live running keep NIFTY within a few percent of 26,000
-MIN_PRICING_T = 1.0 / YEAR_SECONDS  # one second: T never reaches 0 while a contract trades
-
-SPOT_CORRELATION = 0.8
-JUMPS_PER_SESSION = 2.0
-JUMP_SD = 0.0012  # log size of one jump (about 30 NIFTY points)
-LEVERAGE = 1.0  # ATM IV level change per unit log return, with the opposite sign
-
-# Ornstein-Uhlenbeck states: stationary standard deviation and half-life (seconds).
-IV_LEVEL_SD, IV_LEVEL_HALF_LIFE = 0.010, 5_400.0
-SKEW_SD, SKEW_HALF_LIFE = 0.020, 7_200.0
-CURVATURE_SD, CURVATURE_HALF_LIFE = 0.030, 7_200.0
-BASIS_SD, BASIS_HALF_LIFE = 1e-4, 120.0
-
-TERM_SLOPE = 0.10
-TERM_REFERENCE_T = 30.0 / 365.0
-SMILE_K_LIMIT = 2.0
-SMILE_MIN_T = 1.0 / 365.0  # on expiry day the smile keeps its one-day-out shape
-IV_MIN, IV_MAX = 0.05, 0.60
 
 NEXT_EXPIRY_WINDOW = 5
 NEXT_EXPIRY_OI_SCALE = 0.35
 NEXT_EXPIRY_VOLUME_SCALE = 0.15
 GRID_MARGIN = 25  # strikes kept beyond the window either side, so entering strikes have a past
 
-OI_PEAK_OFFSET = 3.0  # strikes out of the money where the OI profile peaks
-OI_PROFILE_WIDTH = 8.0  # strikes
-OI_NOISE_SD = 0.3  # log-normal spread of typical OI between neighbouring contracts
-VOLUME_DECAY_STRIKES = 4.0
-REGIME_MEAN_SECONDS = 1_800.0
-REGIME_QUIET_PROB = 0.25
-BUILD_INTENSITY = (0.03, 0.30)  # fraction of the contract's typical OI per hour in an episode
-FUTURE_OI_PACE = 0.1  # futures OI moves at a tenth of that pace
-QUIET_INTENSITY = 0.01
-OPTION_SPREAD_BASE = 0.3  # extra ticks of spread on top of one tick, Poisson mean
-OPTION_SPREAD_PER_STRIKE = 0.12
-OPTION_SPREAD_PER_RUPEE = 0.01
-FUTURE_SPREAD_EXTRA = 3.0
-
-BUILD_UP, QUIET, UNWINDING = 1, 0, -1
-
-
-@dataclass(frozen=True)
-class UnderlyingModel:
-    """Typical levels of one underlying; volumes and OI are in units (shares), per session."""
-
-    base: str
-    spot: float
-    atm_iv: float  # long-run 30-day ATM IV
-    atm_iv_bounds: tuple[float, float]
-    skew: float
-    curvature: float
-    jump_beta: float
-    option_oi_peak: float  # top of the nearest expiry's OI profile, per contract
-    option_volume_atm: float  # day volume of the nearest expiry's ATM contract
-    future_oi: float
-    future_volume: float
-
-
-UNDERLYING_MODELS: dict[str, UnderlyingModel] = {
-    "NIFTY": UnderlyingModel("NIFTY", 26_000.0, 0.13, (0.10, 0.16), -0.12, 0.30, 1.0,
-                             1.2e7, 5.0e7, 1.4e7, 1.0e7),
-    "BANKNIFTY": UnderlyingModel("BANKNIFTY", 59_000.0, 0.15, (0.12, 0.18), -0.14, 0.30, 1.25,
-                                 2.0e6, 6.0e6, 2.0e6, 2.5e6),
-}
-
-
-# ---------------------------------------------------------------- pure model helpers
-
-def option_time(expiry: date, moment: datetime) -> float:
-    """Years to expiry used for pricing: ``time_to_expiry`` floored at one second."""
-    return max(time_to_expiry(expiry, moment), MIN_PRICING_T)
-
-
-def ou_decay(dt: np.ndarray, half_life: np.ndarray) -> np.ndarray:
-    """Fraction of an Ornstein-Uhlenbeck deviation left after ``dt`` seconds."""
-    return np.exp(-math.log(2.0) * dt / half_life)
-
-
-def spot_step(log_spot: np.ndarray, log_anchor: np.ndarray, vol: np.ndarray, dt: float,
-              shock: np.ndarray, jump: np.ndarray) -> np.ndarray:
-    """One step of ``dt`` seconds of the log indices: a log-normal move (``vol`` annualised
-    over trading time), a weak pull towards ``log_anchor`` and ``jump`` (already scaled)."""
-    years = dt / TRADING_SECONDS_PER_YEAR
-    pull = (log_anchor - log_spot) * -math.expm1(-math.log(2.0) * dt / SPOT_ANCHOR_HALF_LIFE)
-    return log_spot + pull - 0.5 * vol * vol * years + vol * math.sqrt(years) * shock + jump
-
-
-def atm_vol(level, t, bounds: tuple[float, float]):
-    """ATM implied vol of an expiry ``t`` years away, from the 30-day level (term structure)."""
-    return np.clip(level * (1.0 + TERM_SLOPE * (np.sqrt(t / TERM_REFERENCE_T) - 1.0)), *bounds)
-
-
-def smile(strike, forward, t, atm, skew, curvature):
-    """Implied vol across strikes: quadratic in ``k = ln(K/F)/sqrt(T)``, clipped to sane bounds."""
-    k = np.log(strike / forward) / np.sqrt(np.maximum(t, SMILE_MIN_T))
-    k = np.clip(k, -SMILE_K_LIMIT, SMILE_K_LIMIT)
-    return np.clip(atm + skew * k + curvature * k * k, IV_MIN, IV_MAX)
-
-
-def oi_profile(strikes: np.ndarray, spot: float, step: float, right: np.ndarray) -> np.ndarray:
-    """Relative typical OI (peak about 1): highest a few strikes out of the money, more at
-    round strikes, little in the money. ``right`` is +1 for calls, -1 for puts."""
-    otm = right * (strikes - spot) / step  # strikes out of the money (negative: in the money)
-    shape = np.exp(-((otm - OI_PEAK_OFFSET) ** 2) / (2 * OI_PROFILE_WIDTH ** 2))
-    shape *= np.exp(np.minimum(otm, 0.0) / 4.0)
-    round_bonus = 1.0 + 0.5 * (strikes % (10 * step) == 0) + 0.2 * (strikes % (2 * step) == 0)
-    return shape * round_bonus
-
-
-def volume_shape(otm: np.ndarray) -> np.ndarray:
-    """Relative trading activity by strikes out of the money (in-the-money trades less)."""
-    return np.exp((np.minimum(otm, 0.0) - np.abs(otm)) / VOLUME_DECAY_STRIKES)
-
-
-def quote_ticks(rng: np.random.Generator, ltp_ticks: np.ndarray, extra: np.ndarray
-                ) -> tuple[np.ndarray, np.ndarray]:
-    """Bid and ask in ticks around ``ltp_ticks``: spread ``1 + Poisson(extra)`` ticks with the
-    last trade anywhere inside it. A bid under one tick means no bid."""
-    spread = 1 + rng.poisson(extra)
-    bid = ltp_ticks - rng.integers(0, spread + 1)
-    return bid, bid + spread
-
-
-def regime_path(rng: np.random.Generator, regime: np.ndarray, intensity: np.ndarray,
-                build_prob: np.ndarray, dt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-step OI regime and intensity of each contract over ``len(dt)`` steps: at each step
-    a contract starts a new episode with probability ``1 - exp(-dt/REGIME_MEAN_SECONDS)``."""
-    steps, n = len(dt), len(regime)
-    switch = rng.random((steps, n)) < -np.expm1(-dt / REGIME_MEAN_SECONDS)[:, None]
-    draw = rng.random((steps, n))
-    fresh = np.where(draw < build_prob, BUILD_UP,
-                     np.where(draw < build_prob + REGIME_QUIET_PROB, QUIET, UNWINDING))
-    fresh_intensity = rng.uniform(*BUILD_INTENSITY, size=(steps, n))
-    last = np.maximum.accumulate(np.where(switch, np.arange(steps)[:, None], -1), axis=0)
-    at = np.maximum(last, 0)
-    started = last >= 0
-    return (np.where(started, np.take_along_axis(fresh, at, 0), regime),
-            np.where(started, np.take_along_axis(fresh_intensity, at, 0), intensity))
-
-
-def oi_changes(rng: np.random.Generator, regime: np.ndarray, intensity: np.ndarray,
-               typical_lots: np.ndarray, dt: np.ndarray, traded_lots: np.ndarray) -> np.ndarray:
-    """OI change in lots per step: build-up adds, unwinding removes, quiet jitters; never
-    more than the lots traded in that step."""
-    rate = np.where(regime == QUIET, QUIET_INTENSITY, intensity) * typical_lots
-    lots = rng.poisson(rate * (dt / 3600.0)[:, None])
-    sign = np.where(regime == QUIET, rng.choice((-1, 1), size=regime.shape), regime)
-    return np.clip(sign * lots, -traded_lots, traded_lots)
-
-
-def reflected_cumsum(start: np.ndarray, steps: np.ndarray) -> np.ndarray:
-    """``x[t] = max(x[t-1] + steps[t], 0)`` from ``x[-1] = start >= 0``, vectorised over time."""
-    total = start + np.cumsum(steps, axis=0)
-    return total - np.minimum(np.minimum.accumulate(total, axis=0), 0)
-
-
-def arbitrage_guard(call: np.ndarray, put: np.ndarray, sig_call: np.ndarray, sig_put: np.ndarray,
-                    S, K, T, r: float):
-    """Make call prices non-increasing and put prices non-decreasing along the strike axis
-    (the last one, strikes ascending). Where a price has to change, its vol is re-implied
-    from the corrected price (rounded like stored ivs) so price and vol stay consistent."""
-    out = []
-    for flag, price, sig, fixed in (("c", call, sig_call, np.minimum.accumulate(call, axis=-1)),
-                                    ("p", put, sig_put, np.maximum.accumulate(put, axis=-1))):
-        bad = np.abs(fixed - price) > 1e-9
-        if bad.any():
-            S_, K_, T_ = (np.broadcast_to(a, price.shape)[bad] for a in (S, K, T))
-            implied = np.asarray(pricing.implied_vol(fixed[bad], flag, S_, K_, T_, r), dtype=float)
-            sig = sig.copy()
-            sig[bad] = np.where(np.isfinite(implied), np.round(implied * 100, 4) / 100, sig[bad])
-            price = price.copy()
-            price[bad] = np.asarray(pricing.bs_price(flag, S_, K_, T_, r, sig[bad]), dtype=float)
-        out.append((price, sig))
-    return out[0][0], out[1][0], out[0][1], out[1][1]
-
-
-def ticks_of(price: np.ndarray) -> np.ndarray:
-    """Price to whole ticks, at least one."""
-    return np.maximum(np.rint(price / TICK), 1).astype(np.int64)
-
-
-def price_of(ticks: np.ndarray) -> np.ndarray:
-    return np.round(ticks * TICK, 2)
-
 
 # ---------------------------------------------------------------- state
-
-@dataclass
-class _Book:
-    """Open interest and day volume of a set of contracts, in units; changes come in lots."""
-
-    lot: int
-    symbols: np.ndarray  # object
-    tokens: np.ndarray  # object
-    typical_oi: np.ndarray  # float units: what the regimes revert around
-    weight: np.ndarray  # per-contract popularity factor (log-normal around 1)
-    oi: np.ndarray  # int64 units
-    volume: np.ndarray  # int64 units, this IST day
-    regime: np.ndarray  # int64: BUILD_UP, QUIET, UNWINDING
-    intensity: np.ndarray  # fraction of typical OI per hour in the current episode
-    oi_pace: float = 1.0  # scales the intensity (futures OI moves slowly)
-
-    def extend(self, other: _Book, *, front: bool = False) -> None:
-        for name in ("symbols", "tokens", "typical_oi", "weight", "oi", "volume", "regime",
-                     "intensity"):
-            a, b = getattr(self, name), getattr(other, name)
-            setattr(self, name, np.concatenate((b, a) if front else (a, b)))
-
-    def advance(self, rng: np.random.Generator, dt: np.ndarray, rate: np.ndarray
-                ) -> tuple[np.ndarray, np.ndarray]:
-        """Trade and move OI over the steps ``dt`` (seconds) at ``rate`` lots/s (steps x
-        contracts); return the volume and OI paths (steps x contracts, units)."""
-        traded = rng.poisson(rate * dt[:, None])
-        ratio = self.oi / np.maximum(self.typical_oi, self.lot)
-        build_prob = np.clip(0.75 - 0.3 * ratio, 0.1, 0.7)  # balanced at 1.25x typical
-        regime, intensity = regime_path(rng, self.regime, self.intensity, build_prob, dt)
-        change = oi_changes(rng, regime, intensity * self.oi_pace, self.typical_oi / self.lot, dt,
-                            traded)
-        volume = self.volume + np.cumsum(traded, axis=0) * self.lot
-        oi = reflected_cumsum(self.oi, change * self.lot)
-        self.volume, self.oi = volume[-1].copy(), oi[-1].copy()
-        self.regime, self.intensity = regime[-1].copy(), intensity[-1].copy()
-        return volume, oi
-
 
 @dataclass
 class _Chain:
@@ -321,7 +96,7 @@ class _Chain:
     expiry: date
     step: float
     first_strike: float
-    book: _Book
+    book: Book
 
     @property
     def strikes(self) -> np.ndarray:
@@ -337,7 +112,6 @@ class _ChainSpec:
     volume_scale: float
 
 
-RIGHTS = np.array([1.0, -1.0])  # call, put (per contract pair)
 
 
 class MarketSimulator:
@@ -381,15 +155,12 @@ class MarketSimulator:
         self._iv_bounds = np.array([m.atm_iv_bounds for m in self._models])
         # state columns: ATM IV level, skew, curvature, futures basis
         self._mean = np.array([[m.atm_iv, m.skew, m.curvature, 0.0] for m in self._models])
-        self._sd = np.array([IV_LEVEL_SD, SKEW_SD, CURVATURE_SD, BASIS_SD])
-        self._half_life = np.array([IV_LEVEL_HALF_LIFE, SKEW_HALF_LIFE, CURVATURE_HALF_LIFE,
-                                    BASIS_HALF_LIFE])
         self._log_anchor = np.log([m.spot for m in self._models])
         self._log_spot = self._log_anchor + self._rng.normal(0, 0.01, n)
-        self._state = self._clip_state(self._mean + self._sd * self._rng.standard_normal((n, 4)))
+        self._state = self._clip_state(self._mean + STATE_SD * self._rng.standard_normal((n, 4)))
 
         self._chains: dict[tuple[str, date], _Chain] = {}
-        self._futures: dict[tuple[str, date], _Book] = {}
+        self._futures: dict[tuple[str, date], Book] = {}
         self._last: datetime | None = None
         self._day: date | None = None
         self._resume_oi: dict[str, int] = {}
@@ -458,16 +229,16 @@ class MarketSimulator:
                 continue
             u = self.underlyings.index(inst.underlying)
             if inst.kind == INDEX:
-                ltp = _number(row.get("ltp"))
+                ltp = finite_or_none(row.get("ltp"))
                 if ltp is not None and ltp > 0:
                     self._log_spot[u] = math.log(ltp)
                 continue
-            oi, volume = _number(row.get("oi")), _number(row.get("volume"))
+            oi, volume = finite_or_none(row.get("oi")), finite_or_none(row.get("volume"))
             if oi is not None and oi >= 0:
                 self._resume_oi[symbol] = int(oi)
             if volume is not None and volume >= 0:
                 self._resume_volume[symbol] = int(volume)
-            iv = _number(row.get("iv"))
+            iv = finite_or_none(row.get("iv"))
             if inst.kind != FUT and iv is not None and iv > 0:
                 candidates.setdefault(inst.underlying, []).append((inst, moment, iv / 100.0))
         for base, found in candidates.items():
@@ -517,8 +288,8 @@ class MarketSimulator:
         shocks = rng.standard_normal((steps, n)) @ self._chol.T
         jump_count = rng.poisson(JUMPS_PER_SESSION * dt / SESSION_SECONDS)
         jumps = rng.standard_normal(steps) * np.sqrt(jump_count) * JUMP_SD
-        decay = ou_decay(dt[:, None, None], self._half_life)
-        noise = self._sd * np.sqrt(1.0 - decay ** 2) * rng.standard_normal((steps, n, 4))
+        decay = ou_decay(dt[:, None, None], STATE_HALF_LIFE)
+        noise = STATE_SD * np.sqrt(1.0 - decay ** 2) * rng.standard_normal((steps, n, 4))
         log_spot, state = self._log_spot, self._state
         log_path, state_path = np.empty((steps, n)), np.empty((steps, n, 4))
         for t in range(steps):
@@ -654,22 +425,13 @@ class MarketSimulator:
     # ------------------------------------------------------------ contracts
 
     def _new_book(self, base: str, symbols: list[str], typical: np.ndarray,
-                  weight: np.ndarray) -> _Book:
-        lot = underlying(base).lot_size
-        n = len(symbols)
-        typical_lots = np.maximum(np.rint(typical / lot), 1)
+                  weight: np.ndarray) -> Book:
         oi = np.array([self._resume_oi.get(s, -1) for s in symbols], dtype=np.int64)
-        oi = np.where(oi >= 0, oi, (typical_lots * lot).astype(np.int64))
         volume = np.array([self._resume_volume.get(s, 0) for s in symbols], dtype=np.int64)
-        draw = self._rng.random(n)
-        regime = np.where(draw < 0.5, BUILD_UP,
-                          np.where(draw < 0.5 + REGIME_QUIET_PROB, QUIET, UNWINDING))
-        return _Book(lot=lot, symbols=np.array(symbols, dtype=object),
-                     tokens=np.array([token_for(s) for s in symbols], dtype=object),
-                     typical_oi=typical, weight=weight, oi=oi, volume=volume, regime=regime,
-                     intensity=self._rng.uniform(*BUILD_INTENSITY, size=n))
+        return Book.opened(self._rng, underlying(base).lot_size, symbols,
+                           [token_for(s) for s in symbols], typical, weight, oi, volume)
 
-    def _future_book(self, base: str, expiry: date) -> _Book:
+    def _future_book(self, base: str, expiry: date) -> Book:
         key = (base, expiry)
         if key not in self._futures:
             self._futures = {k: v for k, v in self._futures.items() if k[0] != base}
@@ -683,13 +445,10 @@ class MarketSimulator:
     @staticmethod
     def _typical_oi(spec: _ChainSpec, strikes: np.ndarray, spot: float, weight: np.ndarray
                     ) -> np.ndarray:
-        """Typical OI of each contract of a chain with spot at ``spot`` (it follows spot, so
-        OI builds up at new at-the-money strikes after a big move)."""
-        step = underlying(spec.base).strike_step
-        profile = oi_profile(np.repeat(strikes, 2), spot, step, np.tile(RIGHTS, len(strikes)))
-        return UNDERLYING_MODELS[spec.base].option_oi_peak * spec.oi_scale * profile * weight
+        return chain_typical_oi(UNDERLYING_MODELS[spec.base], strikes, spot,
+                                underlying(spec.base).strike_step, spec.oi_scale, weight)
 
-    def _chain_contracts(self, spec: _ChainSpec, strikes: np.ndarray, spot: float) -> _Book:
+    def _chain_contracts(self, spec: _ChainSpec, strikes: np.ndarray, spot: float) -> Book:
         weight = np.exp(self._rng.normal(-OI_NOISE_SD ** 2 / 2, OI_NOISE_SD, 2 * len(strikes)))
         symbols = [format_option(spec.base, spec.expiry, k, right)
                    for k in strikes for right in ("CE", "PE")]
@@ -723,14 +482,6 @@ class MarketSimulator:
             chain.book.extend(self._chain_contracts(spec, strikes, spot))
         chain.book.typical_oi = self._typical_oi(spec, chain.strikes, spot, chain.book.weight)
         return chain
-
-
-def _number(value) -> float | None:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) else None
 
 
 def _row(symbol, token, ts, ltp, bid, ask, volume, oi) -> dict:

@@ -84,6 +84,7 @@ from datacentre.core.instruments import (
     time_to_expiry,
     underlying,
 )
+from datacentre.core.numbers import finite_or_none
 from datacentre.core.ticks import format_ts, parse_ts
 from datacentre.store.tickstore import batched
 
@@ -124,19 +125,8 @@ def _import_pyotp():
     return pyotp
 
 
-def _number(value: Any) -> float | None:
-    """A finite float from a number or numeric text, else ``None``."""
-    if isinstance(value, bool):
-        return None
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) else None
-
-
 def _count(value: Any) -> int | None:
-    number = _number(value)
+    number = finite_or_none(value)
     return None if number is None or number < 0 else int(number)
 
 
@@ -145,7 +135,7 @@ def _best_price(depth: Any, side: str) -> float | None:
     levels = depth.get(side) if isinstance(depth, dict) else None
     if not isinstance(levels, list) or not levels or not isinstance(levels[0], dict):
         return None
-    price = _number(levels[0].get("price"))
+    price = finite_or_none(levels[0].get("price"))
     return price if price is not None and price > 0 else None
 
 
@@ -161,7 +151,7 @@ def parse_quote(entry: Any) -> tuple[str, dict]:
     if token in (None, ""):
         raise SourceError(f"smartapi getMarketData: an entry lacks symbolToken "
                           f"({entry.get('tradingSymbol')!r})")
-    ltp = _number(entry.get("ltp"))
+    ltp = finite_or_none(entry.get("ltp"))
     if ltp is None:
         raise SourceError(f"smartapi getMarketData: {entry.get('tradingSymbol') or token} lacks a numeric "
                           f"ltp (got {entry.get('ltp')!r})")
@@ -182,8 +172,8 @@ def parse_option_greeks(data: Any, expiry: date) -> dict[tuple[float, str], dict
             continue
         if row.get("expiry") and str(row["expiry"]).upper() != greek_expiry_text(expiry):
             continue
-        strike, right = _number(row.get("strikePrice")), str(row.get("optionType", "")).upper()
-        values = {ours: _number(row.get(theirs)) for ours, theirs in BROKER_GREEKS.items()}
+        strike, right = finite_or_none(row.get("strikePrice")), str(row.get("optionType", "")).upper()
+        values = {ours: finite_or_none(row.get(theirs)) for ours, theirs in BROKER_GREEKS.items()}
         if strike is None or right not in (CE, PE) or None in values.values() or values["iv"] <= 0:
             continue
         out[(strike, right)] = {k: round(v, GREEK_DIGITS[k]) + 0.0 for k, v in values.items()}
