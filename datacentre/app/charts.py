@@ -28,6 +28,7 @@ import plotly.graph_objects as go
 
 from datacentre import analytics
 from datacentre.app.formatting import MISSING, fmt_change, fmt_expiry, fmt_oi, fmt_pct, fmt_price, fmt_strike
+from datacentre.core.numbers import finite_or_none
 from datacentre.core.ticks import IST, parse_ts
 
 CALL_COLOR = "#D1495B"  # red: call writers' OI marks resistance
@@ -109,14 +110,6 @@ def _has(frame, *columns: str) -> bool:
     if any(c not in frame.columns for c in columns):
         return False
     return bool(np.isfinite(frame[list(columns)].to_numpy(dtype=float)).any())
-
-
-def _finite(x) -> float | None:
-    try:
-        value = float(x)
-    except (TypeError, ValueError):
-        return None
-    return value if math.isfinite(value) else None
 
 
 def _texts(formatter, values) -> np.ndarray:
@@ -359,9 +352,9 @@ def oi_bars(chain, show_change: bool = True, *, max_pain: float | None = None,
         layout["yaxis2"] = {"domain": _LOWER, "anchor": "x", "title": {"text": "OI change"},
                             "zeroline": True, "zerolinecolor": "#999999",
                             **_oi_ticks(chain[["ce_oi_change", "pe_oi_change"]].to_numpy().ravel())}
-    spot = _finite(chain.attrs.get("spot"))
+    spot = finite_or_none(chain.attrs.get("spot"))
     _vline(layout, spot, f"Spot {fmt_price(spot)}", SPOT_COLOR, "dash")
-    pain = _finite(max_pain)
+    pain = finite_or_none(max_pain)
     _vline(layout, pain, f"Max pain {fmt_strike(pain)}", MARKER_COLOR, "dot", left=True)
     return go.Figure(data=traces, layout=layout)
 
@@ -384,7 +377,7 @@ def max_pain_chart(chain, *, title: str | None = None, height: int = HEIGHT) -> 
                             **_oi_ticks(curve["total_payout"])})
     pain = analytics.max_pain(chain)
     _vline(layout, pain, f"Max pain {fmt_strike(pain)}", MARKER_COLOR, "dot", left=True)
-    spot = _finite(chain.attrs.get("spot"))
+    spot = finite_or_none(chain.attrs.get("spot"))
     _vline(layout, spot, f"Spot {fmt_price(spot)}", SPOT_COLOR, "dash")
     return go.Figure(data=traces, layout=layout)
 
@@ -439,8 +432,8 @@ def smile_chart(smile, spot: float | None = None, atm: float | None = None,
     """
     if not (_has(smile, "otm_iv") or _has(smile, "ce_iv") or _has(smile, "pe_iv")):
         return empty_figure("No implied volatility for this expiry", title=title, height=height)
-    spot = _finite(spot if spot is not None else smile.attrs.get("spot"))
-    atm = _finite(atm if atm is not None else smile.attrs.get("atm"))
+    spot = finite_or_none(spot if spot is not None else smile.attrs.get("spot"))
+    atm = finite_or_none(atm if atm is not None else smile.attrs.get("atm"))
     labels = _texts(fmt_strike, smile["strike"])
     traces = []
     for i, (label, other) in enumerate((overlays or {}).items()):
@@ -482,7 +475,7 @@ def term_structure_chart(term, *, title: str | None = None, height: int = HEIGHT
     if not _has(term, "atm_iv"):
         return empty_figure("No ATM implied volatility by expiry", title=title, height=height)
     frame = term[np.isfinite(term["atm_iv"].to_numpy(dtype=float))]
-    days = _texts(lambda d: MISSING if _finite(d) is None else f"{d:.1f}", frame["days_to_expiry"])
+    days = _texts(lambda d: MISSING if finite_or_none(d) is None else f"{d:.1f}", frame["days_to_expiry"])
     trace = go.Scatter(
         x=_texts(fmt_expiry, frame["expiry"]), y=frame["atm_iv"], name="ATM IV", mode="lines+markers",
         line={"color": IV_COLOR, "width": 2}, marker={"size": 9},
