@@ -6,10 +6,31 @@ second (``2026-01-02T08:13:05.500+00:00``). Both forms sort correctly as text,
 which is what lets SQLite compare them as strings. Mixing zones or naive
 timestamps is how rows get lost, so everything that enters the store passes
 through :func:`format_ts`.
+
+**The trading day** of a tick is the IST calendar date of its timestamp
+(:func:`trading_day`); every "which day" question (pickers, caches, day charts,
+the live feed's day history, the collector's and backfill's sessions) asks it.
+An evening tick at 19:30 UTC belongs to the next IST day, not to the UTC date.
+
+**The wall clock** is read only through :func:`now_utc` (and :func:`wall_seconds`
+for slot timing); durations use ``time.monotonic()``. The clock is settable so
+time is an input in tests::
+
+    with frozen_clock("2026-12-29T11:00:00+00:00"):       # stands still
+        ...
+    with frozen_clock("2026-12-05T04:00:00Z", tick=True):  # starts there, runs on
+        ...
+    previous = set_clock(lambda: some_aware_utc_datetime)  # any callable; None = system
+    set_clock(previous)
+
+The clock is process-wide (threads see it too); to shift every process of a run,
+subprocesses included, see ``tests/clock/``.
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
 
@@ -87,5 +108,56 @@ def normalize_ts(text: str | datetime | date) -> str:
     return format_ts(parse_ts(text))
 
 
-def now_utc() -> datetime:
+def trading_day(ts: str | datetime | date) -> date:
+    """The trading day a tick (store text, datetime, or date) belongs to: its IST calendar date."""
+    return parse_ts(ts).astimezone(IST).date()
+
+
+def trading_day_start(day: date) -> datetime:
+    """Midnight IST at the start of trading day ``day``, as an aware UTC datetime."""
+    return datetime(day.year, day.month, day.day, tzinfo=IST).astimezone(UTC)
+
+
+WallClock = Callable[[], datetime]
+
+
+def system_clock() -> datetime:
+    """The operating system's wall clock, aware UTC."""
     return datetime.now(UTC)
+
+
+_clock: WallClock = system_clock
+
+
+def now_utc() -> datetime:
+    """The current instant, aware UTC, from the installed clock."""
+    return _clock()
+
+
+def wall_seconds() -> float:
+    """The current instant as seconds since the epoch (for aligning to a wall-clock grid)."""
+    return now_utc().timestamp()
+
+
+def set_clock(clock: WallClock | None) -> WallClock:
+    """Install ``clock`` (a callable returning an aware datetime; None = the system clock)
+    for the whole process and return the one it replaces."""
+    global _clock
+    previous, _clock = _clock, clock or system_clock
+    return previous
+
+
+@contextmanager
+def frozen_clock(moment: str | datetime, *, tick: bool = False) -> Iterator[None]:
+    """Within the block the wall clock reads ``moment``; with ``tick`` it starts there and
+    runs on at the real rate (threads that wait for a wall-clock slot need time to pass)."""
+    start, origin = parse_ts(moment), time.monotonic()
+
+    def clock() -> datetime:
+        return start + timedelta(seconds=time.monotonic() - origin) if tick else start
+
+    previous = set_clock(clock)
+    try:
+        yield
+    finally:
+        set_clock(previous)
