@@ -117,6 +117,33 @@ def _kite_monthly(m: re.Match, expiry_hint: date | None) -> tuple[str, date] | N
     return _contract(base, expiry, fut, strike, right), expiry
 
 
+def _readings(raw: str, text: str, expiry_hint: date | None) -> list[tuple[str, date]]:
+    """Every way ``raw`` reads as a contract, ours first: ``(symbol, expiry)``."""
+    m = _NSE_ID.match(raw)
+    if m:
+        kind, base, dd, mm, yyyy, right, strike = m.groups()
+        try:
+            day = date(int(yyyy), int(mm), int(dd))
+        except ValueError:
+            raise SymbolError(text, "not a real expiry date") from None
+        return [(_contract(base, day, "FUT" if kind == "FUT" else None, strike, right), day)]
+    m = _KITE_WEEKLY.match(raw)
+    if m:
+        base, yy, mcode, dd, strike, right = m.groups()
+        try:
+            day = date(2000 + int(yy), _KITE_MONTH_CODES[mcode], int(dd))
+        except ValueError:
+            raise SymbolError(text, "not a real expiry date (Kite weekly form YYMDD)") from None
+        return [(_contract(base, day, None, strike, right), day)]
+    readings = []
+    for pattern, read in ((_OURS, _ours), (_KITE_MONTHLY, lambda mm: _kite_monthly(mm, expiry_hint))):
+        m = pattern.match(raw)
+        found = read(m) if m else None
+        if found is not None:
+            readings.append(found)
+    return readings
+
+
 def to_symbol(text: str, *, on: date | None = None, expiry: date | None = None) -> str:
     """Our symbol for ``text`` in any form of the module docstring.
 
@@ -129,28 +156,7 @@ def to_symbol(text: str, *, on: date | None = None, expiry: date | None = None) 
     raw = " ".join(text.split()).upper()
     if raw in _INDEX_NAMES:
         return _INDEX_NAMES[raw]
-    m = _NSE_ID.match(raw)
-    if m:
-        kind, base, dd, mm, yyyy, right, strike = m.groups()
-        try:
-            day = date(int(yyyy), int(mm), int(dd))
-        except ValueError:
-            raise SymbolError(text, "not a real expiry date") from None
-        return _contract(base, day, "FUT" if kind == "FUT" else None, strike, right)
-    m = _KITE_WEEKLY.match(raw)
-    if m:
-        base, yy, mcode, dd, strike, right = m.groups()
-        try:
-            day = date(2000 + int(yy), _KITE_MONTH_CODES[mcode], int(dd))
-        except ValueError:
-            raise SymbolError(text, "not a real expiry date (Kite weekly form YYMDD)") from None
-        return _contract(base, day, None, strike, right)
-    readings = []
-    for pattern, read in ((_OURS, _ours), (_KITE_MONTHLY, lambda mm: _kite_monthly(mm, expiry))):
-        m = pattern.match(raw)
-        found = read(m) if m else None
-        if found is not None:
-            readings.append(found)
+    readings = _readings(raw, text, expiry)
     for symbol, day in readings:
         if _plausible(day, on):
             return parse_symbol(symbol).symbol

@@ -70,7 +70,8 @@ def make_source(name: str, settings: Settings | None = None, **options) -> Sourc
         return SmartApiSource.from_env(settings, **options)
     if "path" not in options:
         raise ConfigError("the csv source needs the path of a CSV export to play back")
-    return CsvFileSource(options["path"], loop=options.get("loop", False))
+    return CsvFileSource(options["path"], loop=options.get("loop", False),
+                         risk_free_rate=settings.risk_free_rate)
 
 
 __all__ = ["SOURCE_NAMES", "CsvFileSource", "MarketSimulator", "SmartApiSource", "Source", "make_source"]

@@ -11,6 +11,10 @@ number. Playback streams the file: memory holds one snapshot, whatever the file 
 end the source starts again from the top (``loop=True``; cumulative volume then drops back
 to the first snapshot's) or raises ``SourceError("end of file ...")`` on every call, which the
 collector logs.
+
+Options the file gives without IV get IV and Greeks computed from their prices on the forward
+of their expiry (:func:`datacentre.core.forward.snapshot_greeks`), as of the snapshot's own
+recorded time, so the contracts' time to expiry is the one they had, not the one at playback.
 """
 from __future__ import annotations
 
@@ -19,7 +23,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO, Self
 
+from datacentre.core.config import DEFAULT_RISK_FREE_RATE
 from datacentre.core.errors import ConfigError, ImportFormatError, SourceError
+from datacentre.core.forward import snapshot_greeks
 from datacentre.core.ticks import format_ts, parse_ts, tick_dict
 from datacentre.store.csvio import check_csv, read_ticks
 
@@ -65,9 +71,11 @@ class CsvFileSource:
 
     name = SOURCE
 
-    def __init__(self, path: str | Path, *, loop: bool = False) -> None:
+    def __init__(self, path: str | Path, *, loop: bool = False,
+                 risk_free_rate: float = DEFAULT_RISK_FREE_RATE) -> None:
         self.path = Path(path)
         self.loop = bool(loop)
+        self.risk_free_rate = float(risk_free_rate)
         try:
             with self._open() as handle:
                 self.snapshots = check_playback_file(handle)
@@ -126,6 +134,7 @@ class CsvFileSource:
             raise SourceError(f"end of file: {str(self.path)!r} played all {self.snapshots} snapshots "
                               f"(use loop=True to start again)")
         self.played += 1
+        group = snapshot_greeks(group, group[0]["ts"], self.risk_free_rate, missing_only=True)
         ts = format_ts(parse_ts(moment))
         return [{**tick_dict(tick), "ts": ts, "source": SOURCE} for tick in group]
 

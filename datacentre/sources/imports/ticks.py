@@ -124,28 +124,28 @@ def parse(path: str, data: bytes, options: ImportOptions) -> ParsedFile:
                         f"{message} (and {len(positions) - SHOWN - 1} more lines like it)")
 
     moments = _times(frame[columns.get("ts") or columns["bar_start"]], options, bad, out)
-    if moments is None:
-        return out
-    if "bar_start" in columns:
+    if moments is not None and "bar_start" in columns:
         moments = moments + pd.Timedelta(seconds=options.bar_seconds)
-    values = {}
+    values, empty = {}, {}
     for name in NUMERIC:
         if name in columns:
             text = frame[columns[name]].astype(str).str.strip().str.replace(",", "", regex=False)
-            parsed = pd.to_numeric(text.where(~text.isin(["", "-", "nan", "None"])), errors="coerce")
-            bad(parsed.isna() & ~text.isin(["", "-", "nan", "None"]), f"{columns[name]} is not a number")
+            empty[name] = text.isin(["", "-", "nan", "None"])
+            parsed = pd.to_numeric(text.where(~empty[name]), errors="coerce")
+            bad(parsed.isna() & ~empty[name], f"{columns[name]} is not a number")
             finite = parsed.where(np.isfinite(parsed))
             bad(parsed.notna() & finite.isna(), f"{columns[name]} must be finite")
             if name in ("ltp", "volume", "bar_volume", "oi", "bid", "ask"):
                 bad(finite < 0, f"{columns[name]} must not be negative")
             values[name] = finite
-    bad(values["ltp"].isna() | (values["ltp"] <= 0), f"{columns['ltp']} (the price) must be positive")
+    bad(empty["ltp"] | (values["ltp"] <= 0), f"{columns['ltp']} (the price) must be positive")
     expiries = None
     if "expiry" in columns:
         expiries = pd.to_datetime(frame[columns["expiry"]], errors="coerce", format="mixed").dt.date
         bad(expiries.isna() & frame[columns["expiry"]].astype(str).str.strip().ne(""),
             f"{columns['expiry']} is not a date")
-    days = moments.dt.tz_convert(IST).dt.date
+    # without valid times the symbols are still checked, as of no particular day
+    days = moments.dt.tz_convert(IST).dt.date if moments is not None else pd.Series([None] * len(frame))
     symbols = _symbols(frame[columns["symbol"]].astype(str), days, expiries, bad)
     if out.problems:
         return out
@@ -168,17 +168,16 @@ def parse(path: str, data: bytes, options: ImportOptions) -> ParsedFile:
 
 
 def _times(raw: pd.Series, options: ImportOptions, bad, out: ParsedFile) -> pd.Series | None:
+    """UTC times of the rows, or None (with the problems reported)."""
     text = raw.astype(str).str.strip()
-    parsed = pd.to_datetime(text, errors="coerce", format="ISO8601", utc=False)
-    if parsed.dtype == object:  # a mix of zones, or of naive and aware values
-        aware = pd.to_datetime(text, errors="coerce", format="ISO8601", utc=True)
-        has_offset = text.str.contains(r"(?:Z|[+-]\d{2}:?\d{2})$", regex=True)
-        if not has_offset.all():
-            bad(~has_offset, "this timestamp has no UTC offset while others have one: use one form")
-            return None
-        parsed = aware
+    has_offset = text.str.contains(r"(?:Z|[+-]\d{2}:?\d{2})$", regex=True)
+    if has_offset.any() and not has_offset.all():
+        bad(~has_offset, "this timestamp has no UTC offset while others have one: use one form")
+        return None
+    parsed = pd.to_datetime(text, errors="coerce", format="ISO8601", utc=bool(has_offset.all()))
+    before = len(out.problems)
     bad(parsed.isna(), "not a timestamp (use ISO 8601, e.g. 2026-09-22 14:17:50.245)")
-    if out.problems:
+    if len(out.problems) > before:
         return None
     if parsed.dt.tz is None:
         if options.tz is None:
