@@ -122,25 +122,22 @@ def chain_table(ticks, underlying: str, expiry=None, *, previous=None,
     legs, chosen, ts = _option_legs(cols, u.base, expiry)
     kinds, symbols = cols["kind"][legs], cols["symbol"][legs]
 
-    before: dict[str, tuple[float, float]] = {}
-    previous_ts = None
+    then_oi = then_ltp = previous_ts = None
     if previous is not None:
         prev = _Columns(ticks_frame(previous))
-        before = prev.previous_values(symbols)
+        then_oi, then_ltp = prev.previous_values(symbols)
         previous_ts = prev.latest_ts(np.arange(len(prev)))
-    nan_pair = (math.nan, math.nan)
 
     strikes = np.unique(cols["strike"][legs])
     data: dict[str, Any] = {"strike": strikes}
     for kind, prefix in ((CE, "ce_"), (PE, "pe_")):
-        side = legs[kinds == kind]
+        on_side = kinds == kind
+        side = legs[on_side]
         pos = np.searchsorted(strikes, cols["strike"][side])
         values = {f: cols[f][side] for f in SIDE_FIELDS if f in NUMERIC_FIELDS}
-        if previous is not None:
-            then = np.array([before.get(s, nan_pair) for s in cols["symbol"][side]], dtype=float)
-            then = then.reshape(len(side), 2)
-            values["oi_change"] = values["oi"] - then[:, 0]
-            values["ltp_change"] = values["ltp"] - then[:, 1]
+        if then_oi is not None:
+            values["oi_change"] = values["oi"] - then_oi[on_side]
+            values["ltp_change"] = values["ltp"] - then_ltp[on_side]
         for field in SIDE_FIELDS:
             column = np.full(len(strikes), np.nan)
             if field in values:

@@ -163,12 +163,16 @@ class _Columns:
     def expiries(self, base: str) -> list[date]:
         return sorted({e for e in self["expiry"][self.select(base, OPTION_KINDS)] if isinstance(e, date)})
 
-    def previous_values(self, symbols: Iterable[str]) -> dict[str, tuple[float, float]]:
-        """``symbol -> (oi, ltp)`` of the newest row of each of ``symbols``."""
+    def previous_values(self, symbols: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """``(oi, ltp)`` of the newest row of each of ``symbols``, in their order (NaN
+        for symbols these columns lack)."""
         wanted = set(symbols)
         rows = np.flatnonzero([s in wanted for s in self["symbol"]])
         rows = self.newest_per_symbol(rows)
-        return {s: (o, p) for s, o, p in zip(self["symbol"][rows], self["oi"][rows], self["ltp"][rows])}
+        found = {s: (o, p) for s, o, p in zip(self["symbol"][rows], self["oi"][rows], self["ltp"][rows])}
+        pairs = np.array([found.get(s, (math.nan, math.nan)) for s in symbols], dtype=float)
+        pairs = pairs.reshape(len(symbols), 2)
+        return pairs[:, 0], pairs[:, 1]
 
 
 def _trading_day(ts: str | None) -> date | None:

@@ -182,10 +182,7 @@ def buildup_table(now_ticks, base_ticks, underlying: str, expiry=None, *,
         rows = np.concatenate([cols.newest_per_symbol(cols.select(u.base, (FUT,))), rows])
 
     then = _Columns(ticks_frame(base_ticks))
-    before = then.previous_values(cols["symbol"][rows])
-    pairs = np.array([before.get(s, (math.nan, math.nan)) for s in cols["symbol"][rows]], dtype=float)
-    pairs = pairs.reshape(len(rows), 2)
-    then_oi, then_ltp = pairs[:, 0], pairs[:, 1]
+    then_oi, then_ltp = then.previous_values(cols["symbol"][rows])
     ltp, oi = cols["ltp"][rows], cols["oi"][rows]
     with np.errstate(divide="ignore", invalid="ignore"):
         ltp_pct = np.where(then_ltp > 0, (ltp - then_ltp) / then_ltp * 100.0, np.nan)
