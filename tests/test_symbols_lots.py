@@ -98,3 +98,11 @@ def test_lot_size_before_the_table_needs_an_explicit_one():
         lot_size("NIFTY", date(2017, 1, 26), date(2017, 1, 2))
     with pytest.raises(ConfigError, match="no lot sizes known"):
         lot_size("FINNIFTY", date(2026, 1, 27))
+
+
+def test_instruments_of_past_contracts_carry_their_own_lot():
+    assert parse_symbol("NIFTY04JUL1911800CE").lot_size == 75
+    assert parse_symbol("BANKNIFTY04JUL1929000PE").lot_size == 20
+    assert parse_symbol("NIFTY30JAN25FUT").lot_size == 25
+    assert parse_symbol("NIFTY27JAN26FUT").lot_size == 65
+    assert parse_symbol("NIFTY28DEC1710500CE").lot_size is None  # before the table

@@ -22,7 +22,8 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from functools import lru_cache
 
-from datacentre.core.errors import SymbolError
+from datacentre.core.errors import ConfigError, SymbolError
+from datacentre.core.lots import lot_size as dated_lot_size
 from datacentre.core.ticks import UTC, parse_ts
 
 MONTHS = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
@@ -119,6 +120,14 @@ def token_for(symbol: str) -> str:
     return str(35000 + zlib.crc32(symbol.encode()) % 900000)
 
 
+def _contract_lot(base: str, expiry: date) -> int | None:
+    """The lot a contract ended its life with (core.lots); None before the table's first day."""
+    try:
+        return dated_lot_size(base, expiry)
+    except ConfigError:
+        return None
+
+
 @lru_cache(maxsize=65536)
 def parse_symbol(symbol: str) -> Instrument:
     """Parse any index, future or option symbol; raise :class:`SymbolError` otherwise."""
@@ -133,15 +142,14 @@ def parse_symbol(symbol: str) -> Instrument:
                                   "or {BASE}{DDMMMYY}{STRIKE}{CE|PE}")
     base, dd, mon, yy, fut, strike, right = m.groups()
     expiry = parse_expiry(dd + mon + yy)
-    u = UNDERLYINGS[base]
     if fut:
-        return Instrument(symbol, token_for(symbol), base, FUT, expiry, None, u.lot_size)
+        return Instrument(symbol, token_for(symbol), base, FUT, expiry, None, _contract_lot(base, expiry))
     value = float(strike)
     if value <= 0:
         raise SymbolError(symbol, "strike must be positive")
     if strike != _strike_text(value):
         raise SymbolError(symbol, f"write the strike as {_strike_text(value)}")
-    return Instrument(symbol, token_for(symbol), base, right, expiry, value, u.lot_size)
+    return Instrument(symbol, token_for(symbol), base, right, expiry, value, _contract_lot(base, expiry))
 
 
 def is_valid_symbol(symbol: str) -> bool:
