@@ -4,8 +4,9 @@ import time
 import pandas as pd
 import streamlit as st
 
-from datacentre.app import launcher, livefeed, ui
+from datacentre.app import launcher, ui
 from datacentre.app.formatting import MISSING, fmt_bytes, fmt_moment, fmt_number, fmt_price
+from datacentre.clients.health import broadcaster_health, health_url
 from datacentre.core.config import stale_after
 from datacentre.core.errors import StoreError
 from datacentre.core.instruments import UNDERLYINGS
@@ -50,7 +51,7 @@ def ticks_per_second(health: dict | None) -> float | None:
 
 @st.fragment(run_every=max(ui.refresh_seconds(ctx.settings), 2.0))
 def services() -> None:
-    health = livefeed.broadcaster_health(ctx.settings.ws_url, token=ctx.settings.ws_token)
+    health = broadcaster_health(ctx.settings.ws_url, token=ctx.settings.ws_token)
     stale = stale_after(ctx.settings.interval)
     stats, last_ticks, store_error = None, [], ctx.store_error
     if ctx.store is not None:
@@ -66,7 +67,7 @@ def services() -> None:
         c[0].metric("Broadcaster", "Up" if health.get("status") == "ok" else health.get("status", "?"),
                     f"up {ui.fmt_age(health.get('uptime_s'))}", delta_color="green", delta_arrow="off",
                     border=True,
-                    help=f"GET {livefeed.health_url(ctx.settings.ws_url)}")
+                    help=f"GET {health_url(ctx.settings.ws_url)}")
     else:
         c[0].metric("Broadcaster", "Down", "no answer on /health", delta_color="red", delta_arrow="off",
                     border=True)

@@ -12,6 +12,7 @@ from support import free_port, wait_until
 from datacentre.app import livefeed
 from datacentre.app.launcher import ensure_data_centre, stop_data_centres
 from datacentre.app.livefeed import LiveFeed, Point, running_feeds, start_feed
+from datacentre.clients.health import broadcaster_health
 from datacentre.core.config import Settings
 from datacentre.core.ticks import format_ts, now_utc
 from datacentre.feed.broadcaster import BroadcasterThread
@@ -237,7 +238,7 @@ def test_autostart_starts_the_embedded_data_centre_once(market_db):
     assert launcher.status == "embedded", launcher.reason
     assert launcher.data_centre.running
     assert launcher.progress is None  # the store had data: no backfill
-    assert livefeed.broadcaster_health(settings.ws_url)["status"] == "ok"
+    assert broadcaster_health(settings.ws_url)["status"] == "ok"
     assert ensure_data_centre(settings) is launcher
 
     feed = start_feed(settings.ws_url, embedded=True)

@@ -15,7 +15,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from datacentre.app.livefeed import EMBEDDED, broadcaster_health
+from datacentre.app.livefeed import EMBEDDED
+from datacentre.clients.health import broadcaster_health
 from datacentre.core.config import Settings, is_loopback
 
 if TYPE_CHECKING:

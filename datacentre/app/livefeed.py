@@ -24,19 +24,15 @@ The embedded data centre the app starts when no broadcaster answers is
 """
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from functools import partial
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit, urlunsplit
 
 from datacentre.clients.connection import FeedConnection, backoff_delay
 from datacentre.core.errors import SymbolError
@@ -52,7 +48,6 @@ DEFAULT_HISTORY_LEN = 30_000
 BACKOFF_INITIAL_S = 0.5
 BACKOFF_MAX_S = 10.0
 RATE_WINDOW_S = 30.0
-HEALTH_TIMEOUT_S = 1.0
 LATEST_ALL_LIMIT = 10_000
 
 CONNECTING = "connecting"
@@ -403,28 +398,6 @@ def stop_feed(feed: LiveFeed) -> None:
     with _FEEDS_LOCK:
         if _FEEDS.get(feed.ws_url) is feed:
             del _FEEDS[feed.ws_url]
-
-
-# ---------------------------------------------------------------------- the broadcaster's /health
-
-def health_url(ws_url: str) -> str:
-    parts = urlsplit(ws_url)
-    scheme = "https" if parts.scheme == "wss" else "http"
-    return urlunsplit((scheme, parts.netloc, "/health", "", ""))
-
-
-def broadcaster_health(ws_url: str, *, token: str | None = None,
-                       timeout: float = HEALTH_TIMEOUT_S) -> dict | None:
-    """The broadcaster's ``/health`` JSON, or None when nothing answers there."""
-    request = urllib.request.Request(health_url(ws_url))
-    if token:
-        request.add_header("Authorization", f"Bearer {token}")
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            body = json.loads(response.read().decode("utf-8"))
-    except (urllib.error.URLError, OSError, ValueError):
-        return None
-    return body if isinstance(body, dict) else None
 
 
 def day_start(ts: str) -> str:

@@ -21,7 +21,6 @@ either way: the collector commits each snapshot in one transaction.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import logging.handlers
 import os
@@ -29,8 +28,6 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -38,7 +35,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from datacentre.core.config import TOKEN_ENV, Settings
+from datacentre.clients.health import fetch_health, health_url
+from datacentre.core.config import TOKEN_ENV, Settings, make_ws_url
 from datacentre.core.errors import DataCentreError, StoreError
 from datacentre.core.ticks import format_ts, now_utc, parse_ts
 from datacentre.store import TickStore, open_existing_store
@@ -221,21 +219,9 @@ def _tail(path: Path, lines: int = 8) -> str:
     return "\n".join(text.strip().splitlines()[-lines:])
 
 
-def _health_url(settings: Settings) -> str:
-    host = settings.ws_host
-    if host in ("0.0.0.0", ""):
-        host = "127.0.0.1"
-    elif host in ("::", "[::]"):
-        host = "::1"
-    if ":" in host and not host.startswith("["):
-        host = f"[{host}]"
-    return f"http://{host}:{settings.ws_port}/health"
-
-
-def fetch_health(settings: Settings, timeout: float = HEALTH_TIMEOUT) -> dict[str, Any]:
-    """The broadcaster's ``GET /health`` answer; raises ``OSError``/``ValueError`` if it has none."""
-    with urllib.request.urlopen(_health_url(settings), timeout=timeout) as response:  # noqa: S310
-        return json.loads(response.read().decode())
+def _service_url(settings: Settings) -> str:
+    """Where the broadcaster service listens: the host and port ``start`` gives it."""
+    return make_ws_url(settings.ws_host, settings.ws_port)
 
 
 def _spawn(cmd: list[str], files: ServiceFiles, settings: Settings) -> subprocess.Popen:
@@ -265,7 +251,7 @@ def _watch_start(proc: subprocess.Popen, name: str, settings: Settings, wait: fl
         elapsed = time.monotonic() - started
         if name == "broadcaster":
             try:
-                health = fetch_health(settings, timeout=0.5)
+                health = fetch_health(_service_url(settings), timeout=0.5)
             except (OSError, ValueError):
                 health = None
             # Only its own answer counts: another broadcaster may hold the port, and then
@@ -273,7 +259,7 @@ def _watch_start(proc: subprocess.Popen, name: str, settings: Settings, wait: fl
             if isinstance(health, dict) and health.get("pid") == proc.pid:
                 return None
             if time.monotonic() >= deadline:
-                return None if wait <= 0 else (f"running, but {_health_url(settings)} did not "
+                return None if wait <= 0 else (f"running, but {health_url(_service_url(settings))} did not "
                                                f"answer within {wait:g} s")
         elif elapsed >= min(START_GRACE, wait):
             return None
@@ -419,11 +405,11 @@ def service_status(settings: Settings) -> list[dict[str, Any]]:
             row.update(url=settings.ws_url, port=settings.ws_port, subscribers=None, ticks_sent=None,
                        uptime_s=None)
             try:
-                health = fetch_health(settings)
+                health = fetch_health(_service_url(settings), timeout=HEALTH_TIMEOUT)
                 row.update(subscribers=health.get("subscribers"), ticks_sent=health.get("ticks_sent"),
                            uptime_s=health.get("uptime_s"), health_status=health.get("status"))
             except (OSError, ValueError) as exc:
-                row["health_error"] = f"{_health_url(settings)} did not answer: {exc}"
+                row["health_error"] = f"{health_url(_service_url(settings))} did not answer: {exc}"
         else:
             row.update(_store_figures(settings))
         rows.append(row)
