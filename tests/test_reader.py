@@ -10,7 +10,7 @@ from conftest import make_tick, synthetic_snapshot
 from support import free_port, wait_until
 
 from datacentre import WebSocketDataReader
-from datacentre.clients.reader import _has_data, _TickCache, _watchlist
+from datacentre.clients.reader import _has_data, _TickCache, _watchlist, nearest_future
 from datacentre.core.errors import ConfigError, SymbolError
 from datacentre.core.instruments import parse_symbol
 from datacentre.core.ticks import TICK_FIELDS, format_ts, now_utc
@@ -63,6 +63,21 @@ def test_watchlist_skips_expired_contracts():
     snap = chain(ts="2026-01-07T04:00:00+00:00")  # the 06JAN26 options have expired
     options = [parse_symbol(s) for s in _watchlist(snap, 2, "NIFTY 50")[2:]]
     assert {o.expiry.isoformat() for o in options} == {"2026-01-13"}
+
+
+@pytest.mark.parametrize("ts, expected", [
+    ("2026-01-27T09:59:59+00:00", "NIFTY27JAN26FUT"),  # 15:29:59 IST on the last Tuesday
+    ("2026-01-27T10:00:00+00:00", "NIFTY24FEB26FUT"),  # 15:30 IST: January has expired
+])
+def test_future_rolls_at_1530_ist_on_expiry_day(ts, expected):
+    snap = chain(ts=ts)
+    found, tick = nearest_future(snap, "NIFTY")
+    assert found.symbol == expected and tick is snap[expected]
+    assert _watchlist(snap, 1, "NIFTY 50")[1] == expected
+
+
+def test_no_future_once_all_have_expired():
+    assert nearest_future(chain(ts="2026-02-24T10:00:00+00:00"), "NIFTY") is None
 
 
 def test_watchlist_before_any_data_is_empty():

@@ -24,7 +24,6 @@ from typing import Any, Self
 import websocket
 
 from datacentre.core.errors import FeedError, ProtocolError
-from datacentre.core.ticks import TICK_FIELDS
 from datacentre.feed.protocol import DEFAULT_BURST, DEFAULT_RATE, RateLimiter
 
 log = logging.getLogger(__name__)
@@ -63,11 +62,6 @@ def backoff_delay(attempt: int, *, base: float = RECONNECT_MIN_DELAY,
 def is_tick(message: Any) -> bool:
     """True for a tick message: an object with a ``symbol`` and no ``type``."""
     return isinstance(message, dict) and "type" not in message and "symbol" in message
-
-
-def tick_from(message: Mapping[str, Any]) -> dict[str, Any]:
-    """The 14 tick fields of a tick or ``latest`` message, in contract order."""
-    return {f: message.get(f) for f in TICK_FIELDS}
 
 
 # ---------------------------------------------------------------- the connection

@@ -25,7 +25,7 @@ from datetime import date, timedelta
 from functools import lru_cache
 from typing import Any, Self
 
-from datacentre.clients.connection import FeedConnection, tick_from
+from datacentre.clients.connection import FeedConnection
 from datacentre.core.config import connectable_url, default_token, default_ws_url
 from datacentre.core.errors import ConfigError, SymbolError
 from datacentre.core.instruments import (
@@ -35,11 +35,12 @@ from datacentre.core.instruments import (
     PE,
     UNDERLYINGS,
     Instrument,
-    expiry_moment,
+    has_expired,
     parse_symbol,
     underlying,
 )
-from datacentre.core.ticks import format_ts, parse_ts
+from datacentre.core.instruments import nearest_future as find_nearest_future
+from datacentre.core.ticks import format_ts, parse_ts, tick_dict
 
 log = logging.getLogger(__name__)
 
@@ -110,9 +111,13 @@ def _ltp(tick: dict | None) -> float | None:
     return None if tick is None else tick.get("ltp")
 
 
+def _newest_ts(snap: dict[str, dict]) -> str | None:
+    return max((t.get("ts") or "" for t in snap.values()), default="") or None
+
+
 def live_instruments(snap: dict[str, dict], base: str) -> list[tuple[Instrument, dict]]:
     """Parsed instruments of ``base`` in ``snap`` that had not expired at its newest tick."""
-    newest = max((t.get("ts") or "" for t in snap.values()), default="")
+    newest = _newest_ts(snap)
     now = parse_ts(newest) if newest else None
     found = []
     for symbol, tick in snap.items():
@@ -122,15 +127,17 @@ def live_instruments(snap: dict[str, dict], base: str) -> list[tuple[Instrument,
             continue
         if ins.underlying != base:
             continue
-        if now is not None and ins.expiry is not None and expiry_moment(ins.expiry) <= now:
+        if now is not None and ins.expiry is not None and has_expired(ins.expiry, now):
             continue
         found.append((ins, tick))
     return found
 
 
 def nearest_future(snap: dict[str, dict], base: str) -> tuple[Instrument, dict] | None:
-    futures = [(ins, t) for ins, t in live_instruments(snap, base) if ins.kind == FUT]
-    return min(futures, key=lambda it: it[0].expiry) if futures else None
+    """``base``'s nearest future in ``snap`` at its newest tick, and that future's tick."""
+    newest = _newest_ts(snap)
+    found = find_nearest_future(snap, newest, base) if newest else None
+    return (found, snap[found.symbol]) if found else None
 
 
 def _spot(snap: dict[str, dict], index_symbol: str) -> float | None:
@@ -254,7 +261,7 @@ class WebSocketDataReader:
             log.info("broadcaster at %s cannot send the latest snapshot (%s); waiting for live ticks",
                      self.ws_url, reply.get("message"))
         else:
-            ticks = [tick_from(t) for t in reply.get("ticks") or () if isinstance(t, dict) and t.get("ts")]
+            ticks = [tick_dict(t) for t in reply.get("ticks") or () if isinstance(t, dict) and t.get("ts")]
         with self._changed:
             for tick in sorted(ticks, key=lambda t: t["ts"], reverse=True):  # the newest sets the cutoff
                 self._put(tick)
@@ -272,7 +279,7 @@ class WebSocketDataReader:
             self._last_live_put = time.monotonic()
 
     def _on_tick(self, message: dict) -> None:
-        tick = tick_from(message)
+        tick = tick_dict(message)
         ts = tick.get("ts")
         if ts and (not self._snapshot_times or self._snapshot_times[-1][0] != ts):
             self._snapshot_times.append((ts, time.monotonic()))

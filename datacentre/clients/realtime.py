@@ -18,11 +18,10 @@ from datacentre.clients.connection import (
     DEFAULT_REQUEST_TIMEOUT,
     FeedConnection,
     TickHandler,
-    tick_from,
 )
 from datacentre.core.config import connectable_url, default_db_url, default_token, default_ws_url
 from datacentre.core.errors import FeedError, ProtocolError, StoreError
-from datacentre.core.ticks import normalize_ts
+from datacentre.core.ticks import normalize_ts, tick_dict
 from datacentre.store import TickStore, open_existing_store
 
 log = logging.getLogger(__name__)
@@ -174,7 +173,7 @@ class RealtimeDataClient:
 
     def _on_tick(self, tick: dict) -> None:
         callbacks = self._callbacks
-        if callbacks is None or callbacks.put(tick_from(tick)):
+        if callbacks is None or callbacks.put(tick_dict(tick)):
             return
         self.dropped_ticks += 1
         if self.dropped_ticks % 10_000 == 1:
@@ -229,7 +228,7 @@ class RealtimeDataClient:
         if store is not None:
             return store.latest(symbol)
         try:
-            return tick_from(self._request({"type": "get_latest", "symbol": symbol}))
+            return tick_dict(self._request({"type": "get_latest", "symbol": symbol}))
         except ProtocolError as exc:
             if exc.code == "unknown_symbol":
                 return None
@@ -241,7 +240,7 @@ class RealtimeDataClient:
         if store is not None:
             return store.latest_all(limit)
         reply = self._request({"type": "get_latest_all", "limit": limit})
-        return [tick_from(t) for t in reply.get("ticks") or ()]
+        return [tick_dict(t) for t in reply.get("ticks") or ()]
 
     def get_historical(self, symbol: str, start_ts: str | datetime | None = None,
                        end_ts: str | datetime | None = None) -> list[dict]:
@@ -267,7 +266,7 @@ class RealtimeDataClient:
         if reply.get("truncated"):
             log.warning("history of %s was truncated to %s ticks: narrow the time range",
                         symbol, reply.get("count"))
-        return [tick_from(t) for t in reply.get("ticks") or ()]
+        return [tick_dict(t) for t in reply.get("ticks") or ()]
 
     def get_symbols(self) -> list[str]:
         """Every symbol that has ticks, sorted."""
