@@ -6,7 +6,7 @@ import time
 from datetime import timedelta
 
 import pytest
-from conftest import synthetic_snapshot
+from conftest import make_tick, synthetic_snapshot
 from support import free_port, wait_until
 
 from datacentre.app import livefeed
@@ -187,6 +187,16 @@ def test_an_older_tick_never_replaces_a_newer_one():
     feed.apply(synthetic_snapshot(now - timedelta(seconds=5), nifty=25900))
     assert feed.latest()["NIFTY 50"]["ltp"] == 26100
     assert feed.snapshot()["ts"] == format_ts(now)
+
+
+def test_day_history_future_rolls_at_1530_ist_on_expiry_day():
+    feed = LiveFeed("ws://127.0.0.1:9")
+    # 27 Jan 2026, the last Tuesday: 15:29:59 and 15:30:00 IST
+    for ts, jan, feb in (("2026-01-27T09:59:59+00:00", 25010.0, 25100.0),
+                         ("2026-01-27T10:00:00+00:00", 25011.0, 25101.0)):
+        feed.apply([{**make_tick(symbol, ltp), "ts": ts} for symbol, ltp in
+                    (("NIFTY27JAN26FUT", jan), ("NIFTY24FEB26FUT", feb), ("NIFTY 50", 25000.0))])
+    assert [p.future for p in feed.history("NIFTY")] == [25010.0, 25101.0]
 
 
 def test_prime_from_store_fills_snapshot_and_the_day(market_db):

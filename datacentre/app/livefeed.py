@@ -36,8 +36,8 @@ from typing import TYPE_CHECKING, Any
 
 from datacentre.clients.connection import FeedConnection, backoff_delay
 from datacentre.core.errors import SymbolError
-from datacentre.core.instruments import FUT, INDEX, UNDERLYINGS, parse_symbol
-from datacentre.core.ticks import IST, TICK_FIELDS, format_ts, now_utc, parse_ts
+from datacentre.core.instruments import INDEX, UNDERLYINGS, nearest_future, parse_symbol
+from datacentre.core.ticks import IST, format_ts, now_utc, parse_ts, tick_dict
 
 if TYPE_CHECKING:
     from datacentre.store.tickstore import TickStore
@@ -191,7 +191,7 @@ class LiveFeed:
 
         ``live=False`` (the catch-up reply on connect) leaves the tick counters alone.
         """
-        ticks = [{f: t.get(f) for f in TICK_FIELDS} for t in ticks if isinstance(t, dict) and t.get("symbol")]
+        ticks = [tick_dict(t) for t in ticks if isinstance(t, dict) and t.get("symbol")]
         if not ticks:
             return
         with self._lock:
@@ -225,17 +225,10 @@ class LiveFeed:
         self._append_point(ins.underlying, Point(tick["ts"], float(tick["ltp"]), future))
 
     def _nearest_future(self, base: str, ts: str) -> float | None:
-        day = ist_date(ts)
-        best: tuple[date, float] | None = None
-        for symbol, tick in self._latest.items():
-            try:
-                ins = parse_symbol(symbol)
-            except SymbolError:
-                continue
-            usable = ins.kind == FUT and ins.underlying == base and ins.expiry >= day
-            if usable and tick["ltp"] is not None and (best is None or ins.expiry < best[0]):
-                best = (ins.expiry, float(tick["ltp"]))
-        return best[1] if best else None
+        """The price of ``base``'s nearest future at ``ts`` among the latest priced ticks."""
+        priced = (symbol for symbol, tick in self._latest.items() if tick["ltp"] is not None)
+        future = nearest_future(priced, ts, base)
+        return None if future is None else float(self._latest[future.symbol]["ltp"])
 
     def _append_point(self, base: str, point: Point) -> None:
         day = ist_date(point.ts)
@@ -263,7 +256,7 @@ class LiveFeed:
             for tick in ticks:
                 current = self._latest.get(tick["symbol"])
                 if current is None or (current["ts"] or "") < tick["ts"]:
-                    self._latest[tick["symbol"]] = {f: tick.get(f) for f in TICK_FIELDS}
+                    self._latest[tick["symbol"]] = tick_dict(tick)
             if ticks and not self._snapshot:
                 self._snapshot_ts = max(t["ts"] for t in ticks)
                 self._snapshot = {t["symbol"]: dict(self._latest[t["symbol"]]) for t in ticks
@@ -288,11 +281,9 @@ class LiveFeed:
         start = day_start(last)
         history: dict[str, list[Point]] = {}
         for u in UNDERLYINGS.values():
-            futures = [t for t in ticks if _kind(t["symbol"]) == (u.base, FUT)]
-            future_symbol = min(futures, key=lambda t: parse_symbol(t["symbol"]).expiry)["symbol"] \
-                if futures else None
-            future_by_ts = ({t["ts"]: t["ltp"] for t in store.history(future_symbol, start)}
-                            if future_symbol else {})
+            future = nearest_future((t["symbol"] for t in ticks), last, u.base)
+            future_by_ts = ({t["ts"]: t["ltp"] for t in store.history(future.symbol, start)}
+                            if future else {})
             history[u.base] = [Point(t["ts"], float(t["ltp"]), future_by_ts.get(t["ts"]))
                                for t in store.history(u.index_symbol, start)
                                if t["ltp"] is not None and ist_date(t["ts"]) == day]
@@ -355,14 +346,6 @@ class LiveFeed:
             "last_message_age_s": None if last_message is None else time.monotonic() - last_message,
             "last_error": self.last_error,
         }
-
-
-def _kind(symbol: str) -> tuple[str, str] | None:
-    try:
-        ins = parse_symbol(symbol)
-    except SymbolError:
-        return None
-    return ins.underlying, ins.kind
 
 
 # ---------------------------------------------------------------------- one feed per URL
