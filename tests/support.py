@@ -4,6 +4,13 @@ from __future__ import annotations
 import socket
 import time
 from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+#: The settings through which a client test could reach a developer's own store or broadcaster.
+CONNECTION_ENV = ("DATACENTRE_DB_URL", "DATACENTRE_WS_URL", "DATACENTRE_WS_HOST", "DATACENTRE_WS_PORT",
+                  "DATACENTRE_WS_TOKEN")
 
 
 def wait_until(condition: Callable[[], object], timeout: float = 10.0) -> bool:
@@ -21,3 +28,11 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def isolate_config(monkeypatch: pytest.MonkeyPatch, folder: Path) -> None:
+    """Run in ``folder`` with none of :data:`CONNECTION_ENV` set, so no test finds a developer's
+    data/nifty_local.db or a broadcaster on 8765."""
+    monkeypatch.chdir(folder)
+    for name in CONNECTION_ENV:
+        monkeypatch.delenv(name, raising=False)

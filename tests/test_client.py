@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from conftest import make_tick, synthetic_snapshot
-from support import free_port, wait_until
+from support import free_port, isolate_config, wait_until
 
 from datacentre import RealtimeDataClient
 from datacentre.clients.connection import (
@@ -39,11 +39,7 @@ def publish(store: TickStore, server: BroadcasterThread, n: int) -> list[dict]:
 
 @pytest.fixture(autouse=True)
 def isolated_config(monkeypatch, tmp_path):
-    """No test may find a developer's data/nifty_local.db or a broadcaster on 8765."""
-    monkeypatch.chdir(tmp_path)
-    for name in ("DATACENTRE_DB_URL", "DATACENTRE_WS_URL", "DATACENTRE_WS_HOST", "DATACENTRE_WS_PORT",
-                 "DATACENTRE_WS_TOKEN"):
-        monkeypatch.delenv(name, raising=False)
+    isolate_config(monkeypatch, tmp_path)
 
 
 @pytest.fixture

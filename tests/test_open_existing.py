@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from conftest import synthetic_snapshot
-from support import free_port, wait_until
+from support import free_port, isolate_config, wait_until
 
 from datacentre import RealtimeDataClient
 from datacentre.core.config import Settings
@@ -38,10 +38,7 @@ def db_url(tmp_path) -> str:
 
 @pytest.fixture(autouse=True)
 def isolated_config(monkeypatch, tmp_path):
-    monkeypatch.chdir(tmp_path)
-    for name in ("DATACENTRE_DB_URL", "DATACENTRE_WS_URL", "DATACENTRE_WS_HOST", "DATACENTRE_WS_PORT",
-                 "DATACENTRE_WS_TOKEN"):
-        monkeypatch.delenv(name, raising=False)
+    isolate_config(monkeypatch, tmp_path)
 
 
 @pytest.fixture
