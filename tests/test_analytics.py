@@ -103,6 +103,22 @@ def test_future_skips_expired_and_unpriced_contracts(snapshot):
     assert A.future_of(ticks, "NIFTY") == 26250.0
 
 
+
+@pytest.mark.parametrize("ts, expected", [
+    ("2026-01-27T09:59:59+00:00", 25010.0),  # 15:29:59 IST on the last Tuesday: January
+    ("2026-01-27T10:00:00+00:00", 25100.0),  # 15:30 IST: January has expired
+])
+def test_future_rolls_at_1530_ist_on_expiry_day(ts, expected):
+    ticks = [tick("NIFTY 50", 25000.0, ts), tick("NIFTY27JAN26FUT", 25010.0, ts),
+             tick("NIFTY24FEB26FUT", 25100.0, ts)]
+    assert A.future_of(ticks, "NIFTY") == expected
+
+
+def test_future_of_only_expired_futures_is_none():
+    ts = "2026-01-27T10:00:00+00:00"
+    assert A.future_of([tick("NIFTY 50", 25000.0, ts), tick("NIFTY27JAN26FUT", 25010.0, ts)],
+                       "NIFTY") is None
+
 # ---------------------------------------------------------------- chain
 
 def test_chain_pivots_one_row_per_strike(snapshot):

@@ -39,10 +39,11 @@ def spot_of(ticks, underlying: str) -> float | None:
 
 
 def future_of(ticks, underlying: str) -> float | None:
-    """The nearest-expiry future's price (any expiry, by parsed base), or None.
+    """The nearest future's price (by parsed base), or None.
 
-    Futures that expired before the snapshot's day are skipped; a future without a
-    price falls through to the next expiry.
+    The nearest is the earliest expiry not yet expired (15:30 IST on its date) at the
+    newest tick given, :func:`~datacentre.core.instruments.nearest_future`; a future
+    without a price falls through to the next expiry.
     """
     return _Columns(ticks_frame(ticks)).future(_base(underlying))
 

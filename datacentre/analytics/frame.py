@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from datacentre.core.errors import SymbolError
-from datacentre.core.instruments import CE, FUT, INDEX, PE, parse_expiry, parse_symbol
+from datacentre.core.instruments import CE, FUT, INDEX, PE, nearest_future, parse_expiry, parse_symbol
 from datacentre.core.instruments import underlying as find_underlying
 from datacentre.core.ticks import TICK_FIELDS, parse_ts
 
@@ -151,14 +151,16 @@ class _Columns:
         return self.last_price(self.select(base, (INDEX,)))
 
     def future(self, base: str) -> float | None:
+        """The price of ``base``'s nearest future with a price, at the newest tick here
+        (:func:`~datacentre.core.instruments.nearest_future`); None without timestamps."""
+        moment = self.latest_ts(np.arange(len(self)))
         rows = self.select(base, (FUT,))
-        day = _trading_day(self.latest_ts(rows))
-        expiry = self["expiry"][rows]
-        for e in sorted({e for e in expiry if isinstance(e, date) and (day is None or e >= day)}):
-            price = self.last_price(rows[expiry == e])
-            if price is not None:
-                return price
-        return None
+        rows = rows[np.isfinite(self["ltp"][rows])]
+        if moment is None or not len(rows):
+            return None
+        symbols = self["symbol"][rows]
+        found = nearest_future(set(symbols), moment, base)
+        return None if found is None else self.last_price(rows[symbols == found.symbol])
 
     def expiries(self, base: str) -> list[date]:
         return sorted({e for e in self["expiry"][self.select(base, OPTION_KINDS)] if isinstance(e, date)})
