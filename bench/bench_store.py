@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from datacentre.core.ticks import TICK_FIELDS, format_ts  # noqa: E402
+from datacentre.core.ticks import TICK_FIELDS, format_ts, tick_values  # noqa: E402
 from datacentre.ops.backfill import backfill  # noqa: E402
 from datacentre.sources import MarketSimulator  # noqa: E402
 from datacentre.store.tickstore import TickStore  # noqa: E402
@@ -50,7 +50,7 @@ INSERT = (f"INSERT OR IGNORE INTO ltp_ticks ({', '.join(TICK_FIELDS)}) "
 
 
 def rows_of(ts: str, ticks: list[dict]) -> list[tuple]:
-    return [tuple(ts if f == "ts" else t.get(f) for f in TICK_FIELDS) for t in ticks]
+    return [tick_values(t, ts) for t in ticks]
 
 
 def per_snapshot(tmp: Path, snaps) -> dict:

@@ -16,7 +16,7 @@ from typing import IO
 
 from datacentre.core.errors import ConfigError, ImportFormatError, SymbolError
 from datacentre.core.instruments import parse_symbol, underlying
-from datacentre.core.ticks import FLOAT_FIELDS, INT_FIELDS, SOURCES, TICK_FIELDS, normalize_ts
+from datacentre.core.ticks import FLOAT_FIELDS, INT_FIELDS, SOURCES, TICK_FIELDS, normalize_ts, tick_values
 from datacentre.store.tickstore import TickStore
 
 MAX_PROBLEMS = 1_000
@@ -28,7 +28,7 @@ def csv_lines(ticks: Iterable[dict]) -> Iterator[str]:
     line = csv.writer(_Line(), lineterminator=LINE_END)
     yield line.writerow(TICK_FIELDS)
     for tick in ticks:
-        yield line.writerow([tick.get(f) for f in TICK_FIELDS])
+        yield line.writerow(tick_values(tick))
 
 
 class _Line:
