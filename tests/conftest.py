@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 from datacentre.store.tickstore import TickStore
 
-PG_URL = os.environ.get("DATACENTRE_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+PG_ENV = "DATACENTRE_TEST_PG_URL"
 
 
 @pytest.fixture
@@ -24,26 +24,80 @@ def store(db_url) -> TickStore:
     s.close()
 
 
-@pytest.fixture
-def pg_store():
-    """A TickStore in a fresh PostgreSQL schema (dropped afterwards)."""
-    schema = f"t_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(PG_URL)
+# ---------------------------------------------------------------- PostgreSQL
+# One database per test session (CREATE DATABASE dc_test_<random> on the server named by
+# DATACENTRE_TEST_PG_URL, dropped at the end) and one schema per test inside it. Unset,
+# the PostgreSQL tests skip; set but unreachable, they fail.
+
+def pytest_collection_modifyitems(items) -> None:
+    """Tests that need the PostgreSQL server carry the ``postgres`` mark (``-m "not postgres"``)."""
+    for item in items:
+        if "pg_database" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.postgres)
+
+
+@pytest.fixture(scope="session")
+def pg_database() -> str:
+    """The URL of this session's own PostgreSQL database."""
+    server = os.environ.get(PG_ENV)
+    if not server:
+        pytest.skip(f"{PG_ENV} is not set (e.g. postgresql+psycopg://postgres@127.0.0.1:5432/test)")
+    name = f"dc_test_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(server, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
     try:
-        with admin.begin() as conn:
-            conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
+        with admin.connect() as conn:
+            conn.execute(sa.text(f"CREATE DATABASE {name}"))
     except sa.exc.OperationalError as exc:
         admin.dispose()
-        if os.environ.get("CI"):
-            raise
-        pytest.skip(f"PostgreSQL not reachable at {PG_URL}: {exc.orig}")
-    url = f"{PG_URL}?options=-csearch_path%3D{schema}"
-    s = TickStore(url)
-    yield s
-    s.close()
+        pytest.fail(f"PostgreSQL at {server} is unreachable ({exc.orig}); start it, or unset {PG_ENV} "
+                    f"to skip the PostgreSQL tests", pytrace=False)
+    yield sa.engine.make_url(server).set(database=name).render_as_string(hide_password=False)
+    with admin.connect() as conn:
+        conn.execute(sa.text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+    admin.dispose()
+
+
+@pytest.fixture
+def pg_url(pg_database) -> str:
+    """A store URL on a fresh schema of the session's database (dropped afterwards)."""
+    schema = f"t_{uuid.uuid4().hex[:10]}"
+    admin = sa.create_engine(pg_database, poolclass=sa.pool.NullPool)
+    with admin.begin() as conn:
+        conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
+    yield f"{pg_database}?options=-csearch_path%3D{schema}"
     with admin.begin() as conn:
         conn.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))
     admin.dispose()
+
+
+@pytest.fixture
+def pg_store(pg_url) -> TickStore:
+    """A TickStore in a fresh PostgreSQL schema."""
+    s = TickStore(pg_url)
+    yield s
+    s.close()
+
+
+ENGINES = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+
+
+@pytest.fixture(params=ENGINES)
+def any_db_url(request, tmp_path) -> str:
+    """A fresh store URL on each engine: a SQLite file, then a PostgreSQL schema.
+
+    A test module whose every store runs on both engines overrides ``db_url`` with it
+    (``def db_url(any_db_url): return any_db_url``), and every fixture built on
+    ``db_url`` (``store``, ``live_broadcaster``, ``live_market``) follows."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'ticks.db'}"
+    return request.getfixturevalue("pg_url")
+
+
+@pytest.fixture
+def any_store(any_db_url) -> TickStore:
+    s = TickStore(any_db_url)
+    yield s
+    s.close()
 
 
 def make_tick(symbol: str, ltp: float, **fields) -> dict:

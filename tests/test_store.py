@@ -24,11 +24,6 @@ def fill(store, sample_ticks, stamps=(T1, T2, T3)):
         assert store.write_snapshot(ts, ticks) == len(ticks)
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def any_store(request, store):
-    return store if request.param == "sqlite" else request.getfixturevalue("pg_store")
-
-
 def test_schema_created_with_wal_and_folder(tmp_path):
     url = f"sqlite:///{tmp_path / 'deep' / 'folder' / 'x.db'}"
     s = TickStore(url)

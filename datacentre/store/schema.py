@@ -11,6 +11,7 @@ the last few commits).
 """
 from __future__ import annotations
 
+import logging
 import time
 from datetime import datetime
 from pathlib import Path
@@ -23,6 +24,9 @@ from sqlalchemy.types import TypeDecorator
 
 from datacentre.core.errors import StoreError
 from datacentre.core.ticks import TICK_FIELDS, format_ts, normalize_ts
+from datacentre.store import partitions
+
+log = logging.getLogger(__name__)
 
 BUSY_TIMEOUT_MS = 10_000
 CACHE_KIB = 65_536  # index pages of a full day stay in memory while writing
@@ -57,7 +61,10 @@ metadata = sa.MetaData()
 
 ltp_ticks = sa.Table(
     "ltp_ticks", metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    # 64-bit on both engines: SQLite's INTEGER PRIMARY KEY already is; on PostgreSQL the
+    # table is partitioned by month and its DDL lives in store/partitions.py.
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True,
+              autoincrement=True),
     sa.Column("symbol", sa.Text, nullable=False),
     sa.Column("token", sa.Text),
     sa.Column("ts", Timestamp, nullable=False),
@@ -87,6 +94,13 @@ instruments = sa.Table(
     sa.Column("strike", sa.Float),
     sa.Column("lot_size", sa.Integer),
     sa.Index("ix_instruments_underlying_expiry", "underlying", "expiry"),
+)
+
+#: Where each ``sync`` source got to in this store: the last source id copied.
+sync_cursors = sa.Table(
+    "sync_cursors", metadata,
+    sa.Column("source", sa.Text, primary_key=True),
+    sa.Column("last_id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), nullable=False),
 )
 
 #: The 14 tick columns of ``ltp_ticks`` in :data:`~datacentre.core.ticks.TICK_FIELDS` order.
@@ -143,7 +157,14 @@ def create_schema(engine: Engine, where: str) -> None:
     """
     for attempt in range(3):
         try:
-            metadata.create_all(engine)
+            if engine.dialect.name == "postgresql":
+                with engine.begin() as conn:
+                    done = partitions.prepare_table(conn, ltp_ticks)
+                    metadata.create_all(conn)
+                if done:
+                    log.info("%s: ltp_ticks %s", where, ", ".join(done))
+            else:
+                metadata.create_all(engine)
             return
         except sa.exc.SQLAlchemyError as exc:
             # "already exists": another process created it between our check and CREATE.

@@ -15,6 +15,7 @@ from functools import cached_property
 from itertools import islice
 from typing import Any, Self
 
+import psycopg
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
@@ -23,6 +24,10 @@ from datacentre.core.config import DEFAULT_DB_URL
 from datacentre.core.errors import StoreError, SymbolError
 from datacentre.core.instruments import parse_symbol
 from datacentre.core.ticks import TICK_FIELDS, normalize_ts, tick_values
+from datacentre.store.maintenance import Maintenance
+from datacentre.store.notify import CommitListener, notify_commit
+from datacentre.store.partitions import tick_columns_ddl
+from datacentre.store.pgcopy import CopyWriter
 from datacentre.store.readonly import (
     QUERY_MAX_ROWS,
     QUERY_TIMEOUT_S,
@@ -38,7 +43,9 @@ from datacentre.store.schema import (
     make_engine,
     sqlite_path,
 )
+from datacentre.store.intraday import IntradayQueries
 from datacentre.store.series import DayQueries
+from datacentre.store.transfer import Transfers
 
 __all__ = ["INSERT_BATCH", "WRITER_LOCK_KEY", "Row", "Snapshot", "TickStore", "batched",
            "open_store", "sqlite_path"]
@@ -60,6 +67,7 @@ Snapshot = tuple[str | datetime, Sequence[dict]]
 
 
 Row = tuple  # the 14 tick fields in TICK_FIELDS order (core.ticks.tick_values)
+_TS = TICK_FIELDS.index("ts")
 
 
 def _snapshot_rows(snapshots: Iterable[Snapshot]) -> Iterator[Row]:
@@ -77,7 +85,25 @@ def _in_ts(value) -> str | None:
     return None if value is None else normalize_ts(value)
 
 
-class TickStore(DayQueries):
+class _Writer:
+    """``write(rows) -> new rows`` inside one transaction (``conn``), batching its input."""
+
+    def __init__(self, store: TickStore, conn: sa.Connection) -> None:
+        self.store = store
+        self.conn = conn
+        self.written = 0
+        self._seen: set[str] = set()
+        self._copy = CopyWriter(conn, tick_columns_ddl(ltp_ticks)) if store.dialect == "postgresql" else None
+
+    def __call__(self, rows: Iterable[Row]) -> int:
+        written = 0
+        for batch in batched(rows, INSERT_BATCH):
+            written += self.store._write(self.conn, batch, self._seen, self._copy)
+        self.written += written
+        return written
+
+
+class TickStore(DayQueries, IntradayQueries, Transfers, Maintenance):
     """Ticks and instruments in one database.
 
     >>> store = TickStore("sqlite:///data/nifty_local.db")
@@ -90,6 +116,7 @@ class TickStore(DayQueries):
         self.engine = make_engine(self.url)
         self.dialect = self.engine.dialect.name
         self._known_symbols: set[str] = set()
+        self._months_ready: set[datetime] = set()  # months known to have a partition
         if create:
             self.create_schema()
 
@@ -130,42 +157,41 @@ class TickStore(DayQueries):
                          "strike": ins.strike, "lot_size": ins.lot_size})
         return rows
 
-    def _write(self, conn, rows: list[Row], seen: set[str]) -> int:
+    def _write(self, conn, rows: list[Row], seen: set[str], copy: CopyWriter | None) -> int:
         symbols = {r[0] for r in rows}
         new_instruments = self._instrument_rows(symbols - seen)
         if new_instruments:
             conn.execute(self._insert(instruments), new_instruments)
         seen.update(symbols)
-        if self.dialect == "postgresql":
-            params = [dict(zip(TICK_FIELDS, r)) for r in rows]
-            result = conn.execute(self._insert(ltp_ticks).returning(ltp_ticks.c.id), params)
-            return len(result.all())
+        if copy is not None:
+            self._ensure_partitions_for(r[_TS] for r in rows)
+            return copy.write(rows)
         # The hot path (collector, backfill, import): plain executemany on tuples
         # costs a third of what Core's per-dict parameter processing does.
         return max(conn.exec_driver_sql(_SQLITE_INSERT, rows).rowcount, 0)
 
     @contextmanager
-    def _transaction(self) -> Iterator[Callable[[Iterable[Row]], int]]:
-        """One transaction; yields ``write(rows) -> new rows`` that batches its input."""
-        seen: set[str] = set()
+    def _transaction(self) -> Iterator[_Writer]:
+        """One transaction; yields a :class:`_Writer`.
+
+        On PostgreSQL the commit notification is queued last, so listeners hear of the
+        rows exactly when they become readable (:mod:`datacentre.store.notify`).
+        """
         try:
             with self.engine.begin() as conn:
                 if self.dialect == "postgresql":
                     # Writers take turns, so ids commit in id order and the broadcaster's
                     # id cursor can never step over a row that commits later.
                     conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": WRITER_LOCK_KEY})
-
-                def write(rows: Iterable[Row]) -> int:
-                    written = 0
-                    for batch in batched(rows, INSERT_BATCH):
-                        written += self._write(conn, batch, seen)
-                    return written
-
-                yield write
-        except sa.exc.SQLAlchemyError as exc:
+                writer = _Writer(self, conn)
+                yield writer
+                if writer.written and self.dialect == "postgresql":
+                    notify_commit(conn)
+        except (sa.exc.SQLAlchemyError, psycopg.Error) as exc:
+            self._months_ready.clear()  # a partition may have been dropped under us
             raise StoreError(f"write failed, nothing committed: {exc.__class__.__name__}: "
                              f"{getattr(exc, 'orig', None) or exc}") from exc
-        self._known_symbols.update(seen)
+        self._known_symbols.update(writer._seen)
 
     def _commit(self, rows: Iterable[Row]) -> int:
         with self._transaction() as write:
@@ -195,6 +221,14 @@ class TickStore(DayQueries):
     def insert_ticks(self, ticks: Iterable[dict]) -> int:
         """Store ticks with their own timestamps in one transaction (imports), streaming."""
         return self._commit(tick_values(t, normalize_ts(t["ts"])) for t in ticks)
+
+    def commit_listener(self, on_commit: Callable[[], None]) -> CommitListener | None:
+        """A listener that calls ``on_commit()`` whenever any process commits rows to this
+        store (PostgreSQL LISTEN/NOTIFY; start it with ``.start()``). None on SQLite, which
+        has no notifications: readers there poll."""
+        if self.dialect != "postgresql":
+            return None
+        return CommitListener(self.url, on_commit)
 
     def checkpoint(self) -> None:
         """Fold SQLite's write-ahead log back into the database file (after bulk writes)."""
@@ -343,7 +377,9 @@ class TickStore(DayQueries):
         if path is not None and path.exists():
             size = sum(p.stat().st_size for p in path.parent.glob(path.name + "*"))
         elif self.dialect == "postgresql":
-            size = self._scalar(sa.text("SELECT pg_total_relation_size('ltp_ticks')"))
+            # The parent of a partitioned table has no storage of its own: sum its tree.
+            size = self._scalar(sa.text("SELECT sum(pg_total_relation_size(relid))::bigint "
+                                        "FROM pg_partition_tree('ltp_ticks')"))
         return {"rows": self.count(), "bytes": size, "first_ts": self.first_ts(),
                 "last_ts": self.last_ts(), "max_id": self.max_id()}
 
