@@ -11,6 +11,17 @@ How the live feed follows the store
     called (an in-process collector calls it right after each commit). Store
     reads run in a worker thread, so a slow database never stalls pings.
 
+Push on PostgreSQL
+    Every write transaction of the store sends a ``NOTIFY`` as it commits, and
+    each broadcaster ``LISTEN``s on a connection of its own
+    (:class:`~datacentre.store.notify.CommitListener`), which calls
+    :meth:`Broadcaster.notify`: a collector in another process, or at another
+    site, has its snapshot on every broadcaster's clients within milliseconds of
+    the commit. While the listener is connected the poll slows to
+    ``safety_poll`` seconds, a safety net that costs next to nothing; when it
+    loses its connection the broadcaster polls every ``poll_interval`` again
+    until it is back. SQLite has no notifications: there it polls.
+
 """
 from __future__ import annotations
 
@@ -22,11 +33,14 @@ from datacentre.core.config import DEFAULT_WS_HOST, DEFAULT_WS_PORT
 from datacentre.core.errors import ConfigError
 from datacentre.feed.server import DEFAULT_MAX_BUFFER_BYTES, FeedServer, PoolClosed, in_thread
 from datacentre.feed.thread import ServerThread
+from datacentre.store.notify import CommitListener
 from datacentre.store.tickstore import TickStore
 
 log = logging.getLogger(__name__)
 
 DEFAULT_POLL_INTERVAL = 0.05
+#: Seconds between reads while commit notifications arrive (PostgreSQL LISTEN).
+DEFAULT_SAFETY_POLL = 1.0
 READ_BATCH = 10_000
 MAX_READ_BACKOFF = 2.0
 
@@ -42,12 +56,16 @@ class Broadcaster(FeedServer):
     def __init__(self, store: TickStore, *, host: str = DEFAULT_WS_HOST, port: int = DEFAULT_WS_PORT,
                  token: str | None = None, poll_interval: float = DEFAULT_POLL_INTERVAL,
                  max_buffer_bytes: int = DEFAULT_MAX_BUFFER_BYTES, read_batch: int = READ_BATCH,
+                 listen: bool = True, safety_poll: float = DEFAULT_SAFETY_POLL,
                  **options: Any) -> None:
         super().__init__(store, host=host, port=port, token=token,
                          max_buffer_bytes=max_buffer_bytes, **options)
         if not poll_interval > 0:
             raise ConfigError(f"poll_interval must be positive, got {poll_interval}")
         self.poll_interval = float(poll_interval)
+        self.listen = listen
+        self.safety_poll = max(float(safety_poll), self.poll_interval)
+        self._listener: CommitListener | None = None
         self.read_batch = int(read_batch)
         self.cursor: int | None = None
         self._wake: asyncio.Event | None = None
@@ -62,11 +80,21 @@ class Broadcaster(FeedServer):
         except RuntimeError:  # the loop closed in between: nothing left to wake
             pass
 
+    @property
+    def listening(self) -> bool:
+        """True while commit notifications arrive (the poll is only a safety net then)."""
+        return self._listener is not None and self._listener.listening
+
     def stats(self) -> dict[str, Any]:
-        return {**super().stats(), "cursor": self.cursor}
+        return {**super().stats(), "cursor": self.cursor, "listening": self.listening}
 
     async def _listen(self) -> None:
         self._wake = asyncio.Event()
+        if self.listen:
+            self._listener = self.store.commit_listener(self.notify)
+            if self._listener is not None:
+                # LISTEN is active before the starting cursor is read: no commit falls between.
+                await in_thread(self._listener.start)
         # The starting point is fixed before anyone can connect or start() returns, so a row
         # committed right after start() is never mistaken for an old one.
         self.cursor = await self._read(self.store.max_id)
@@ -93,10 +121,18 @@ class Broadcaster(FeedServer):
                 await self._pause(wake)
                 continue
             try:
-                async with asyncio.timeout(self.poll_interval):
+                async with asyncio.timeout(self.safety_poll if self.listening else self.poll_interval):
                     await wake.wait()
             except TimeoutError:
                 pass
+
+    async def _close(self) -> None:
+        try:
+            await super()._close()
+        finally:
+            listener, self._listener = self._listener, None
+            if listener is not None:
+                await in_thread(listener.stop)
 
     async def _read(self, func, *args):
         """Run a store read in a worker thread; None (logged once per outage) if it fails."""
