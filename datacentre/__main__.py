@@ -13,6 +13,8 @@ import signal
 import sys
 import tempfile
 import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import date
 
 from datacentre import __version__
@@ -38,6 +40,16 @@ def _positive_float(text: str) -> float:
         raise argparse.ArgumentTypeError(f"must be greater than 0, got {text}")
     if not math.isfinite(value):
         raise argparse.ArgumentTypeError(f"must be a finite number, got {text}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {value}")
     return value
 
 
@@ -108,6 +120,19 @@ def build_parser() -> Parser:
     p.add_argument("--end", required=True, help="last snapshot time, ISO 8601")
     p.add_argument("--speed", type=float, default=1.0,
                    help="0.1 to 100 times real time, or 0 for as fast as clients read (default 1)")
+    p = add("sync", "copy new rows from one store to another (SQLite and PostgreSQL, either way), "
+                    "then compare rows per IST day and fill any gaps; again: only what is new")
+    p.add_argument("--from", dest="source", required=True, metavar="URL", help="the store to copy from")
+    p.add_argument("--to", dest="target", required=True, metavar="URL", help="the store to copy into")
+    p.add_argument("--since", type=_day, help="only the IST days from this one on, YYYY-MM-DD")
+    p.add_argument("--check", action="store_true", help="only compare the days (exit 1 on gaps)")
+    p.add_argument("--follow", action="store_true", help="then keep copying new rows until Ctrl-C")
+    p.add_argument("--batch", type=_positive_int, default=5000, help="rows per transaction (default 5000)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p = add("prune", "delete the ticks older than the last N IST days (whole months on PostgreSQL)")
+    p.add_argument("--keep-days", type=_positive_int, required=True, metavar="N",
+                   help="days to keep, today included")
+    p.add_argument("--dry-run", action="store_true", help="say what would go; change nothing")
     return parser
 
 
@@ -281,10 +306,26 @@ def cmd_backfill(args, settings: Settings) -> int:
     days = 1 if args.days is None else args.days
     sessions = [check_session(args.date)] if args.date else recent_sessions(days)
     store = _store(settings)
+    with _progress_bar(args, "snap") as progress:
+        result = backfill(store, sessions, interval=settings.interval, seed=settings.seed,
+                          atm_window=settings.atm_window, risk_free_rate=settings.risk_free_rate,
+                          progress=progress)
+    for day in result.skipped:
+        print(f"skipped {day}: the store already holds ticks of that session")
+    if result.sessions:
+        days = ", ".join(str(d) for d in result.sessions)
+        print(f"backfilled {days}: {result.snapshots} snapshots, {result.rows} new rows in "
+              f"{result.seconds:.1f} s ({result.rows_per_second:,.0f} rows/s)")
+    return 0
+
+
+@contextmanager
+def _progress_bar(args, unit: str) -> Iterator[Callable[[int, int], None]]:
+    """``progress(done, total)`` drawing a bar on stderr (nothing with --no-progress)."""
     bar = None
     if not args.no_progress:
         from tqdm import tqdm
-        bar = tqdm(total=None, unit="snap", desc="backfill", file=sys.stderr)
+        bar = tqdm(total=None, unit=unit, desc=args.command, file=sys.stderr)
 
     def progress(done: int, total: int) -> None:
         if bar is not None:
@@ -292,18 +333,40 @@ def cmd_backfill(args, settings: Settings) -> int:
             bar.update(done - bar.n)
 
     try:
-        result = backfill(store, sessions, interval=settings.interval, seed=settings.seed,
-                          atm_window=settings.atm_window, risk_free_rate=settings.risk_free_rate,
-                          progress=progress)
+        yield progress
     finally:
         if bar is not None:
             bar.close()
-    for day in result.skipped:
-        print(f"skipped {day}: the store already holds ticks of that session")
-    if result.sessions:
-        days = ", ".join(str(d) for d in result.sessions)
-        print(f"backfilled {days}: {result.snapshots} snapshots, {result.rows} new rows in "
-              f"{result.seconds:.1f} s ({result.rows_per_second:,.0f} rows/s)")
+
+
+def cmd_sync(args, settings: Settings) -> int:
+    from datacentre.ops.sync import follow, sync
+    from datacentre.store.existing import open_existing_store
+    from datacentre.store.tickstore import TickStore
+    source = open_existing_store(args.source)
+    if source is None:
+        raise ConfigError(f"no tick store at --from {args.source} (a missing file, or a database "
+                          f"without ltp_ticks or out of reach)")
+    if args.follow and args.check:
+        raise ConfigError("--check only compares: it cannot --follow")
+    target = TickStore(args.target)
+    with _progress_bar(args, "row") as progress:
+        report = sync(source, target, since=args.since, check_only=args.check, batch=args.batch,
+                      progress=progress)
+    for line in report.lines():
+        print(line)
+    if args.follow:
+        stop = _wait_for_signal()
+        print(f"following {source.store_key}; Ctrl-C stops", flush=True)
+        copied = follow(source, target, stop, since=args.since, batch=args.batch)
+        print(f"copied {copied:,} more rows")
+    return 1 if report.gaps else 0
+
+
+def cmd_prune(args, settings: Settings) -> int:
+    result = _store(settings).prune(args.keep_days, dry_run=args.dry_run)
+    for line in result.lines():
+        print(line)
     return 0
 
 
@@ -399,7 +462,8 @@ def cmd_import(args, settings: Settings) -> int:
 COMMANDS = {
     "run": cmd_run, "collect": cmd_collect, "broadcast": cmd_broadcast, "start": cmd_start,
     "stop": cmd_stop, "status": cmd_status, "verify": cmd_verify, "backfill": cmd_backfill,
-    "export": cmd_export, "import": cmd_import, "replay": cmd_replay,
+    "export": cmd_export, "import": cmd_import, "replay": cmd_replay, "sync": cmd_sync,
+    "prune": cmd_prune,
 }
 
 
