@@ -228,3 +228,23 @@ def test_partition_bounds_parse():
         None, parse_ts("2026-01-31T18:30:00Z"))
     assert partitions.month_start("2026-12-31T18:30:00Z") == parse_ts("2026-12-31T18:30:00Z")
     assert partitions.partition_name(partitions.month_start("2026-12-31T18:30:00Z")) == "ltp_ticks_y2027m01"
+
+
+@pytest.mark.postgres
+def test_a_table_with_inheritance_children_is_left_alone(pg_url):
+    # The shape of a TimescaleDB hypertable: a plain parent whose chunks inherit from it.
+    engine = sa.create_engine(pg_url)
+    with engine.begin() as conn:
+        conn.execute(sa.text(
+            "CREATE TABLE ltp_ticks (id BIGSERIAL, symbol TEXT NOT NULL, token TEXT, "
+            "ts TIMESTAMPTZ NOT NULL, ltp FLOAT, bid FLOAT, ask FLOAT, volume BIGINT, oi BIGINT, "
+            "delta FLOAT, gamma FLOAT, theta FLOAT, vega FLOAT, iv FLOAT, source TEXT, "
+            "PRIMARY KEY (id, ts), CONSTRAINT uq_ltp_ticks_symbol_ts UNIQUE (symbol, ts))"))
+        conn.execute(sa.text("CREATE TABLE chunk_1 (CHECK (ts >= '2026-01-01' AND ts < '2026-03-01')) "
+                             "INHERITS (ltp_ticks)"))
+    with TickStore(pg_url) as store:
+        assert scalar(store, "SELECT relkind FROM pg_class WHERE oid = to_regclass('ltp_ticks')") == "r"
+        assert store.partitions() == []
+        assert store.write_snapshot(JAN, snapshot()) == 4 and store.count() == 4
+        assert store.prune(1, now=FEB).rows == 4
+    engine.dispose()

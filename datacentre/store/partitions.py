@@ -32,6 +32,7 @@ to the month after its newest row; views over it are re-created on the new table
 and table privileges are granted again. Row values are never changed. A plain
 table that lacks the ``(symbol, ts)`` unique key (stores written by other
 programs) keeps its layout after the id step: retention then deletes in batches.
+A table with inheritance children (a TimescaleDB hypertable) is never touched.
 """
 from __future__ import annotations
 
@@ -323,6 +324,11 @@ def prepare_table(conn: sa.Connection, table: sa.Table) -> list[str]:
     if kind is None:
         create_table(conn, table)
         return ["created"]
+    if conn.execute(sa.text("SELECT 1 FROM pg_inherits WHERE inhparent = to_regclass(:t) LIMIT 1"),
+                    {"t": TABLE}).first():
+        # Children by inheritance: a TimescaleDB hypertable (docs/deploy.md) or partitioning
+        # made by hand. Its owner chose that layout; it is left exactly as it is.
+        return []
     done = ["widened id"] if widen_id(conn) else []
     if partition_plain_table(conn, table):
         done.append("partitioned")
