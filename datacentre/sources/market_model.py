@@ -27,13 +27,15 @@ The model (parameters are the constants below and :data:`UNDERLYING_MODELS`):
   below 0.05 is ``None``.
 * **Futures.** ``spot * exp(r*T)`` times a tiny mean-reverting basis noise (``BASIS_SD``).
 * **Volume.** Cumulative day volume (reset at each IST date and each :meth:`session`), traded
-  in whole lots as Poisson arrivals, heaviest at ATM, busier when spot moves and near expiry.
+  in whole lots as Poisson arrivals, heaviest at ATM, busier when spot moves and near expiry,
+  and through the day in NSE's U shape (:func:`intraday_activity`): a burst at the open, a
+  quiet middle, a ramp into the close.
 * **Open interest.** Each contract runs build-up / unwinding / quiet episodes that switch at
   random (mean ``REGIME_MEAN_SECONDS``); build-up is likelier below the contract's typical
   OI and unwinding above it. Changes are whole lots, never exceed the lots traded in the step,
   and OI never goes below 0. The typical OI follows a profile around the current spot,
-  peaking a few strikes out of the money, with more at round strikes (NIFTY nearest weekly at
-  ATM: about 1 crore units); new contracts start at it, and after a big move OI builds up at
+  peaking a few strikes out of the money, with more at round strikes (NIFTY nearest weekly:
+  about 60 lakh units at the top); new contracts start at it, and after a big move OI builds up at
   the new at-the-money strikes.
 
 Each function takes its randomness as a ``numpy`` generator and keeps no state, so it can be
@@ -56,6 +58,14 @@ from datacentre.core.instruments import YEAR_SECONDS, time_to_expiry
 TICK = 0.05
 
 SESSION_SECONDS = 22_500.0  # 09:15-15:30
+SESSION_OPEN_UTC_SECONDS = 3 * 3600 + 45 * 60  # 09:15 IST
+# The day's shape of trading, fitted to NSE's option chain every 15 minutes on 1 July 2019
+# (NIFTY and BANKNIFTY, all strikes of the nearest expiry): about 10 % of the day's option
+# volume trades by 09:30, 21 % by 10:00, 44-48 % by noon, 63-67 % by 14:00 and 86-89 % by
+# 15:00, where a constant rate gives 4, 12, 44, 76 and 92 %.
+OPEN_BURST, OPEN_FADE_SECONDS = 2.6, 1200.0
+CLOSE_RAMP, CLOSE_RISE_SECONDS = 1.2, 3600.0
+MIDDAY_ACTIVITY = 0.67
 TRADING_SECONDS_PER_YEAR = 252 * SESSION_SECONDS
 SPOT_ANCHOR_HALF_LIFE = 20 * SESSION_SECONDS  # a weak pull to the typical level: weeks of
 # live running keep NIFTY within a few percent of 26,000
@@ -119,9 +129,14 @@ class UnderlyingModel:
     future_volume: float
 
 
+# Levels checked against NSE's bhavcopy of 10 Jan 2025 and 27 Mar 2026 (Fridays, the nearest
+# expiry a few days away): NIFTY's nearest-expiry ATM options traded 38-164 million units a day
+# with 1-3 million open at ATM and 9-15 million at the busiest strike; its futures 7-11 million
+# a day with 9-14 million open; BANKNIFTY's ATM options 1-4 million a day, 0.9-5.6 million open
+# at the busiest strike, futures 1.3-2.1 million a day, 1-2.6 million open.
 UNDERLYING_MODELS: dict[str, UnderlyingModel] = {
     "NIFTY": UnderlyingModel("NIFTY", 26_000.0, 0.13, (0.10, 0.16), -0.12, 0.30, 1.0,
-                             1.2e7, 5.0e7, 1.4e7, 1.0e7),
+                             6.0e6, 1.6e8, 1.4e7, 1.0e7),
     "BANKNIFTY": UnderlyingModel("BANKNIFTY", 59_000.0, 0.15, (0.12, 0.18), -0.14, 0.30, 1.25,
                                  2.0e6, 6.0e6, 2.0e6, 2.5e6),
 }
@@ -132,6 +147,20 @@ UNDERLYING_MODELS: dict[str, UnderlyingModel] = {
 def option_time(expiry: date, moment: datetime) -> float:
     """Years to expiry used for pricing: ``time_to_expiry`` floored at one second."""
     return max(time_to_expiry(expiry, moment), MIN_PRICING_T)
+
+
+def intraday_activity(epoch_seconds: np.ndarray) -> np.ndarray:
+    """Relative trading rate at the instants ``epoch_seconds`` (UTC), averaging 1 over the
+    session 09:15-15:30 IST; outside it, the rate at the session's nearer edge."""
+    t = (np.asarray(epoch_seconds, dtype=float) - SESSION_OPEN_UTC_SECONDS) % 86_400.0
+    t = np.where(t > 0.5 * (86_400.0 + SESSION_SECONDS), 0.0, np.minimum(t, SESSION_SECONDS))
+    raw = (MIDDAY_ACTIVITY + OPEN_BURST * np.exp(-t / OPEN_FADE_SECONDS)
+           + CLOSE_RAMP * np.exp(-(SESSION_SECONDS - t) / CLOSE_RISE_SECONDS))
+    mean = (MIDDAY_ACTIVITY
+            + (OPEN_BURST * OPEN_FADE_SECONDS * -math.expm1(-SESSION_SECONDS / OPEN_FADE_SECONDS)
+               + CLOSE_RAMP * CLOSE_RISE_SECONDS * -math.expm1(-SESSION_SECONDS / CLOSE_RISE_SECONDS))
+            / SESSION_SECONDS)
+    return raw / mean
 
 
 def ou_decay(dt: np.ndarray, half_life: np.ndarray) -> np.ndarray:
