@@ -11,6 +11,7 @@
 * latency: commit-to-client on one run, two broadcasters on the same database, one
   polling every 50 ms (``listen=False``) and one woken by LISTEN/NOTIFY, each with a
   WebSocket client; a writer in this process commits snapshots at random moments;
+* migration: opening a store of an earlier version (32-bit id, no partitions) the first time;
 * sizing: rows per snapshot per underlying and watch list (ATM +/- N strikes), rows per
   session, and bytes per row and per month on SQLite and on PostgreSQL, from one whole
   simulated session written to each.
@@ -266,15 +267,43 @@ def sizing() -> dict:
     return out
 
 
+def migration(n_snapshots: int) -> dict:
+    """Opening a store made by earlier versions (a plain table, 32-bit SERIAL id): the one-off
+    migration to BIGINT and monthly partitions, timed."""
+    rows = _rows(snapshots(n_snapshots, seed=5))
+    with scratch_schema() as url:
+        old = sa.MetaData()
+        table = ltp_ticks.to_metadata(old)
+        table.c.id.type = sa.Integer()
+        engine = sa.create_engine(url)
+        old.create_all(engine)
+        engine.dispose()
+        columns = ", ".join(TICK_FIELDS)
+        with psycopg.connect(libpq_url(url)) as conn, conn.cursor() as cur, \
+                cur.copy(f"COPY ltp_ticks ({columns}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+        t0 = time.perf_counter()
+        store = TickStore(url)
+        seconds = time.perf_counter() - t0
+        partitioned = [p.name for p in store.partitions()] == ["ltp_ticks_legacy"]
+        store.close()
+    return {"rows": len(rows), "seconds": round(seconds, 2), "rows_per_s": round(len(rows) / seconds),
+            "partitioned": partitioned}
+
+
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--snapshots", type=int, default=200, help="per-snapshot commits to time")
     ap.add_argument("--bulk-snapshots", type=int, default=450, help="snapshots in the bulk transaction")
     ap.add_argument("--latency-snapshots", type=int, default=40)
+    ap.add_argument("--migration-snapshots", type=int, default=1800, help="rows of the store to migrate "
+                    "(x ~110)")
     ap.add_argument("--no-sizing", action="store_true", help="skip the whole-session sizing run")
     a = ap.parse_args(argv)
     out = {"server": sa.engine.make_url(SERVER).render_as_string(hide_password=True),
-           "writes": writes(a.snapshots, a.bulk_snapshots), "latency": latency(a.latency_snapshots)}
+           "writes": writes(a.snapshots, a.bulk_snapshots), "latency": latency(a.latency_snapshots),
+           "migration": migration(a.migration_snapshots)}
     if not a.no_sizing:
         out["sizing"] = sizing()
     return out
