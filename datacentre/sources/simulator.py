@@ -34,7 +34,6 @@ from datacentre.core.instruments import (
     current_future_expiry,
     format_future,
     format_option,
-    option_expiries,
     parse_symbol,
     session_bounds,
     time_to_expiry,
@@ -43,6 +42,7 @@ from datacentre.core.instruments import (
 )
 from datacentre.core.numbers import finite_or_none
 from datacentre.core.ticks import IST, format_ts, parse_ts
+from datacentre.core.watchlist import NEXT_WEEKLY, WatchList, nearest_chains
 from datacentre.sources.market_model import (
     FUTURE_OI_PACE,
     FUTURE_SPREAD_EXTRA,
@@ -64,7 +64,6 @@ from datacentre.sources.market_model import (
     arbitrage_guard,
     atm_vol,
     chain_typical_oi,
-    intraday_activity,
     option_time,
     ou_decay,
     price_of,
@@ -81,6 +80,8 @@ MAX_STEP_SECONDS = 900.0  # a longer gap between calls moves the market by 15 mi
 NEXT_EXPIRY_WINDOW = 5
 NEXT_EXPIRY_OI_SCALE = 0.35
 NEXT_EXPIRY_VOLUME_SCALE = 0.15
+#: OI and volume of a chain relative to the nearest expiry's, by watch-list rule.
+_CHAIN_SCALES = {NEXT_WEEKLY: (NEXT_EXPIRY_OI_SCALE, NEXT_EXPIRY_VOLUME_SCALE)}
 GRID_MARGIN = 25  # strikes kept beyond the window either side, so entering strikes have a past
 
 
@@ -122,7 +123,9 @@ class MarketSimulator:
     restarted collector continues where it stopped: spot from the index rows, OI of every
     known future and option, the ATM IV level from the nearest-expiry ATM option, and day
     volume when the first snapshot falls on the same IST date. Rows it cannot use are
-    ignored. ``next_expiry_window=None`` leaves NIFTY's next weekly out.
+    ignored. ``next_expiry_window=None`` leaves NIFTY's next weekly out. ``watchlist`` (a
+    :class:`~datacentre.core.watchlist.WatchList`) chooses the underlyings, expiries and
+    windows instead of ``underlyings``, ``atm_window`` and ``next_expiry_window``.
     """
 
     name = SOURCE
@@ -131,7 +134,8 @@ class MarketSimulator:
                  risk_free_rate: float = DEFAULT_RISK_FREE_RATE,
                  underlyings: Sequence[str] = ("NIFTY", "BANKNIFTY"),
                  resume_from: Iterable[dict] | None = None,
-                 next_expiry_window: int | None = NEXT_EXPIRY_WINDOW) -> None:
+                 next_expiry_window: int | None = NEXT_EXPIRY_WINDOW,
+                 watchlist: WatchList | None = None) -> None:
         if int(atm_window) < 1:
             raise ConfigError(f"ATM window must be at least 1 strike, got {atm_window}")
         if next_expiry_window is not None and int(next_expiry_window) < 1:
@@ -144,6 +148,8 @@ class MarketSimulator:
         bases = list(dict.fromkeys(underlying(u).base for u in underlyings))
         if not bases:
             raise ConfigError("the simulator needs at least one underlying")
+        self.watchlist = watchlist or nearest_chains(bases, self.atm_window, self.next_expiry_window)
+        bases = list(self.watchlist.bases)
         self.underlyings = tuple(bases)
         self._models = [UNDERLYING_MODELS[b] for b in bases]
         self._rng = np.random.default_rng(seed)
@@ -260,14 +266,8 @@ class MarketSimulator:
                 tuple(self._chain_specs(moment)))
 
     def _chain_specs(self, moment: datetime) -> list[_ChainSpec]:
-        specs = []
-        for base in self.underlyings:
-            expiries = option_expiries(base, moment, 2)
-            specs.append(_ChainSpec(base, expiries[0], self.atm_window, 1.0, 1.0))
-            if underlying(base).weekly and self.next_expiry_window:
-                specs.append(_ChainSpec(base, expiries[1], self.next_expiry_window,
-                                        NEXT_EXPIRY_OI_SCALE, NEXT_EXPIRY_VOLUME_SCALE))
-        return specs
+        return [_ChainSpec(c.base, c.expiry, c.window, *_CHAIN_SCALES.get(c.rule, (1.0, 1.0)))
+                for c in self.watchlist.chains(moment)]
 
     def _start_day(self, day: date, *, keep_resumed_volume: bool) -> None:
         self._day = day
@@ -316,8 +316,7 @@ class MarketSimulator:
         self._last = moments[-1]
 
         spot, state, shocks = self._evolve(dt)
-        # trading picks up when spot moves, and follows the day's U shape
-        activity = (0.4 + 0.75 * np.abs(shocks)) * intraday_activity(seconds)[:, None]
+        activity = 0.4 + 0.75 * np.abs(shocks)  # trading picks up when spot moves
 
         index_rows = [(underlying(b).index_symbol, token_for(underlying(b).index_symbol))
                       for b in self.underlyings]
