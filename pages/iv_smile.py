@@ -7,7 +7,6 @@ import streamlit as st
 
 from datacentre import analytics
 from datacentre.app import asof, charts, reads, tables, ui
-from datacentre.app.days import ist_day
 from datacentre.app.formatting import (
     MISSING,
     fmt_change,
@@ -17,6 +16,7 @@ from datacentre.app.formatting import (
     fmt_strike,
     fmt_time,
 )
+from datacentre.core.ticks import trading_day
 
 OPEN, HOUR_AGO, CHOSEN = "Open", "1 h ago", "Chosen time"
 OVERLAYS = (OPEN, HOUR_AGO, CHOSEN)
@@ -38,7 +38,7 @@ chosen = controls[4].time_input("Chosen time (IST)", value=time(12, 0), step=tim
 
 def overlay_smiles(ts: str, expiry) -> tuple[dict[str, pd.DataFrame], analytics.SkewMetrics | None]:
     """The chosen earlier smiles by legend label, and the skew figures at the open."""
-    day = ist_day(ts)
+    day = trading_day(ts)
     found: dict[str, tuple[str | None, list[dict]]] = {}
     opening = reads.day_open(ctx, day)
     if OPEN in overlays:
@@ -125,7 +125,7 @@ def smile_page() -> None:
 
     expiry_day = chain.attrs["expiry"]
     st.markdown(f"##### ATM IV through the day &nbsp;:gray[:small[{expiry_day:%d %b} expiry]]")
-    series = reads.day_series(ctx, ist_day(ts), expiry_day)
+    series = reads.day_series(ctx, trading_day(ts), expiry_day)
     st.plotly_chart(charts.atm_iv_chart(series, None if when.live else ts, height=340), key="atm_iv_chart",
                     config={"displayModeBar": False})
 

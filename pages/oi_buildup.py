@@ -5,7 +5,6 @@ import streamlit as st
 
 from datacentre import analytics
 from datacentre.app import asof, charts, reads, tables, ui
-from datacentre.app.days import ist_day
 from datacentre.app.formatting import (
     MISSING,
     fmt_change,
@@ -18,6 +17,7 @@ from datacentre.app.formatting import (
     fmt_strike,
     fmt_time,
 )
+from datacentre.core.ticks import trading_day
 
 OPEN, PREVIOUS_CLOSE, HOUR_AGO, QUARTER_AGO, CHOSEN = (
     "Day open", "Previous close", "1 h ago", "15 min ago", "Chosen time")
@@ -41,7 +41,7 @@ chosen = controls[4].time_input("Chosen time (IST)", value=time(12, 0), step=tim
 
 def base_snapshot(ts: str) -> tuple[str | None, list[dict], str]:
     """``(ts, ticks, label)`` of what changes are measured against."""
-    day = ist_day(ts)
+    day = trading_day(ts)
     if since == OPEN:
         then, ticks = reads.day_open(ctx, day)
         return then, ticks, f"the open ({fmt_time(then, seconds=False)})"
@@ -74,11 +74,11 @@ def buildup_page() -> None:
     then = analytics.support_resistance(base_chain) if base_chain is not None else None
     # The cards' totals and PCR are the day chart's, at the same snapshot: every strike of
     # the expiry seen that day, one outside the collected window at its nearest known OI.
-    series = reads.oi_totals(ctx, ist_day(ts), expiry, moment=(ts, ticks), upto=when.live)
+    series = reads.oi_totals(ctx, trading_day(ts), expiry, moment=(ts, ticks), upto=when.live)
     ce_total, pe_total, ratio = analytics.totals_at(series, ts)
     then_ce = then_pe = then_ratio = None
     if base_ts and base_ticks:
-        base_series = reads.oi_totals(ctx, ist_day(base_ts), expiry, moment=(base_ts, base_ticks))
+        base_series = reads.oi_totals(ctx, trading_day(base_ts), expiry, moment=(base_ts, base_ticks))
         then_ce, then_pe, then_ratio = analytics.totals_at(base_series, base_ts)
 
     def moved(now, before) -> str | None:
@@ -137,7 +137,7 @@ def buildup_page() -> None:
                 None if pain is None or spot is None else f"{fmt_change(pain - spot)} pts from spot",
                 delta_color="off", delta_arrow="off", border=True,
                 help="Settlement price at which option buyers would be paid least")
-    n[5].metric("As of", fmt_time(ts), "live" if when.live else fmt_day(ist_day(ts)),
+    n[5].metric("As of", fmt_time(ts), "live" if when.live else fmt_day(trading_day(ts)),
                 delta_color="gray", delta_arrow="off", border=True,
                 help=f"Changes since {fmt_moment(base_ts)}" if base_ts else None)
 

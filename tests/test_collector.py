@@ -12,7 +12,7 @@ from datetime import datetime
 import pytest
 
 from datacentre.core.errors import SourceError
-from datacentre.core.ticks import UTC
+from datacentre.core.ticks import UTC, set_clock
 from datacentre.ops.collector import Collector, CollectorThread, grid_moment, next_slot
 
 
@@ -147,8 +147,8 @@ class FakeClock:
     def __init__(self, now: float, rounds: int) -> None:
         self.now, self.rounds, self.waits = now, rounds, []
 
-    def time(self) -> float:
-        return self.now
+    def utc(self) -> datetime:
+        return datetime.fromtimestamp(self.now, UTC)
 
     def is_set(self) -> bool:
         return self.rounds <= 0
@@ -160,10 +160,18 @@ class FakeClock:
         return False
 
 
-def test_clock_stepping_back_never_repeats_or_reverses_a_ts(store, monkeypatch):
-    import datacentre.ops.collector as collector_module
+@pytest.fixture
+def use_clock():
+    """``use_clock(clock)`` installs a :class:`FakeClock` as the wall clock for the test."""
+    previous = []
+    yield lambda clock: previous.append(set_clock(clock.utc))
+    if previous:
+        set_clock(previous[0])
+
+
+def test_clock_stepping_back_never_repeats_or_reverses_a_ts(store, use_clock):
     clock = FakeClock(1_767_341_585.0, rounds=2)  # 2026-01-02T08:13:05Z
-    monkeypatch.setattr(collector_module, "time", clock)
+    use_clock(clock)
     c = Collector(store, CountingSource(), interval=5)
     c.collect_once()
     clock.now -= 12  # NTP steps the clock back
@@ -174,8 +182,7 @@ def test_clock_stepping_back_never_repeats_or_reverses_a_ts(store, monkeypatch):
     assert [r["ts"] for r in store.after(0)][::2] == stamps  # ids in ts order too
 
 
-def test_overrunning_snapshot_skips_missed_slots(store, monkeypatch):
-    import datacentre.ops.collector as collector_module
+def test_overrunning_snapshot_skips_missed_slots(store, use_clock):
     clock = FakeClock(1_767_341_585.0, rounds=3)
 
     class SlowSource(CountingSource):
@@ -183,7 +190,7 @@ def test_overrunning_snapshot_skips_missed_slots(store, monkeypatch):
             clock.now += 7  # longer than the interval
             return super().snapshot(moment)
 
-    monkeypatch.setattr(collector_module, "time", clock)
+    use_clock(clock)
     Collector(store, SlowSource(), interval=5).run(clock)
     stamps = store.timestamps()
     assert stamps == sorted(set(stamps)) and len(stamps) == 3

@@ -152,6 +152,21 @@ def test_history_is_bounded():
     assert [p.spot for p in points] == [26015, 26016, 26017, 26018, 26019]
 
 
+def test_a_late_push_takes_its_place_in_the_history():
+    # the catch-up reply on connect already carried the newest snapshot; older pushes follow
+    feed = LiveFeed("ws://127.0.0.1:9", history_len=3)
+    t0 = now_utc().replace(hour=5, minute=0, second=0, microsecond=0)
+    moments = [t0 + timedelta(seconds=i) for i in range(4)]
+    feed.apply(synthetic_snapshot(moments[2], nifty=26002), live=False)
+    for i in (0, 1, 2):
+        feed.apply(synthetic_snapshot(moments[i], nifty=26000 + i))
+    assert [p.spot for p in feed.history("NIFTY")] == [26000, 26001, 26002]
+    feed.apply(synthetic_snapshot(moments[3], nifty=26003))
+    feed.apply(synthetic_snapshot(moments[0], nifty=25999))  # older than all the full history keeps
+    assert [p.spot for p in feed.history("NIFTY")] == [26001, 26002, 26003]
+    assert feed.snapshot()["ts"] == format_ts(moments[3])
+
+
 def test_history_starts_again_each_day():
     feed = LiveFeed("ws://127.0.0.1:9")
     day1 = now_utc().replace(hour=5, minute=0, second=0, microsecond=0) - timedelta(days=1)

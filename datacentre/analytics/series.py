@@ -9,7 +9,7 @@ from typing import TypeVar
 import numpy as np
 import pandas as pd
 
-from datacentre.core.ticks import IST, format_ts, parse_ts
+from datacentre.core.ticks import IST, format_ts, trading_day, trading_day_start
 
 SERIES_COLUMNS = ("ts", "time", "spot", "future", "basis", "ce_oi", "pe_oi", "pcr",
                   "ce_oi_change", "pe_oi_change", "atm_strike", "atm_iv")
@@ -23,12 +23,9 @@ T = TypeVar("T")
 def day_bounds(moment) -> tuple[str, str]:
     """The IST calendar day containing ``moment`` (store text, datetime or date) as a
     ``(start_ts, end_ts)`` pair for the store's inclusive range queries."""
-    if isinstance(moment, date) and not isinstance(moment, datetime):
-        day = moment
-    else:
-        day = parse_ts(moment).astimezone(IST).date()
-    start = datetime(day.year, day.month, day.day, tzinfo=IST)
-    return format_ts(start), format_ts(start + _DAY - timedelta(milliseconds=1))
+    day = moment if isinstance(moment, date) and not isinstance(moment, datetime) else trading_day(moment)
+    return (format_ts(trading_day_start(day)),
+            format_ts(trading_day_start(day + _DAY) - timedelta(milliseconds=1)))
 
 
 def thin(items: Iterable[T], max_points: int | None, *, every_n: int = 1) -> list[T]:

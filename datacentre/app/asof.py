@@ -18,7 +18,7 @@ from datacentre.app import ui
 from datacentre.app.days import ist_clock, ist_ts, minute_of
 from datacentre.app.formatting import fmt_day
 from datacentre.app.reads import day_times, snapshot_as_of, stored_days
-from datacentre.core.ticks import parse_ts
+from datacentre.core.ticks import trading_day
 
 LIVE, STORED = "Live", "Stored"
 AS_OF_MODES = (LIVE, STORED)
@@ -101,7 +101,7 @@ def pick_expiry(ctx: ui.Context, ticks: list[dict]) -> tuple[date | None, str | 
     if ctx.expiry in available:
         return ctx.expiry, None
     ts = max((t["ts"] for t in ticks if t.get("ts")), default=None)
-    day = parse_ts(ts).date() if ts else None
+    day = trading_day(ts) if ts else None
     live = [e for e in available if day is None or e >= day]
     chosen = (live or available)[0]
     note = (f"The sidebar's expiry {ctx.expiry:%d %b} was not trading then: showing {chosen:%d %b %Y}."

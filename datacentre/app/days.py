@@ -7,16 +7,12 @@ from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta
 
-from datacentre.core.ticks import IST, format_ts, now_utc, parse_ts
-
-
-def ist_day(ts) -> date:
-    """The IST calendar day of a store timestamp (or datetime)."""
-    return parse_ts(ts).astimezone(IST).date()
+from datacentre.core.ticks import IST, format_ts, now_utc, parse_ts, trading_day
 
 
 def today() -> date:
-    return now_utc().astimezone(IST).date()
+    """The trading day (IST date) it is now."""
+    return trading_day(now_utc())
 
 
 def ist_clock(ts) -> time:

@@ -27,6 +27,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from bisect import bisect_left
 from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -37,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 from datacentre.clients.connection import FeedConnection, backoff_delay
 from datacentre.core.errors import SymbolError
 from datacentre.core.instruments import INDEX, UNDERLYINGS, nearest_future, parse_symbol
-from datacentre.core.ticks import IST, format_ts, now_utc, parse_ts, tick_dict
+from datacentre.core.ticks import format_ts, now_utc, parse_ts, tick_dict, trading_day, trading_day_start
 
 if TYPE_CHECKING:
     from datacentre.store.tickstore import TickStore
@@ -67,10 +68,6 @@ class Point:
     ts: str
     spot: float
     future: float | None = None
-
-
-def ist_date(ts: str) -> date:
-    return parse_ts(ts).astimezone(IST).date()
 
 
 class LiveFeed:
@@ -231,18 +228,28 @@ class LiveFeed:
         return None if future is None else float(self._latest[future.symbol]["ltp"])
 
     def _append_point(self, base: str, point: Point) -> None:
-        day = ist_date(point.ts)
+        day = trading_day(point.ts)
         series = self._history.get(base)
         if series is None or self._history_day.get(base) != day:
             if series is not None and self._history_day.get(base, day) > day:
                 return  # a late point of an earlier day
             series = self._history[base] = deque(maxlen=self._history_len)
             self._history_day[base] = day
-        if series and series[-1].ts >= point.ts:
-            if series[-1].ts == point.ts:
-                series[-1] = point
+        if not series or series[-1].ts < point.ts:
+            series.append(point)
             return
-        series.append(point)
+        # Older than the newest point: the catch-up reply on connect can carry a snapshot
+        # newer than pushes still on their way. Put it in its place, not leave a hole.
+        i = bisect_left([p.ts for p in series], point.ts)
+        if series[i].ts == point.ts:
+            series[i] = point
+            return
+        if len(series) == series.maxlen:
+            if i == 0:
+                return  # older than everything the bounded history keeps
+            series.popleft()
+            i -= 1
+        series.insert(i, point)
 
     # ------------------------------------------------------------------ priming
 
@@ -266,8 +273,8 @@ class LiveFeed:
                 merged.update({p.ts: p for p in self._history.get(base, ())})
                 if not merged:
                     continue
-                day = max(ist_date(ts) for ts in merged)
-                ordered = [merged[ts] for ts in sorted(merged) if ist_date(ts) == day]
+                day = max(trading_day(ts) for ts in merged)
+                ordered = [merged[ts] for ts in sorted(merged) if trading_day(ts) == day]
                 self._history[base] = deque(ordered, maxlen=self._history_len)
                 self._history_day[base] = day
 
@@ -277,7 +284,7 @@ class LiveFeed:
         if last is None:
             return
         ticks = store.snapshot_at(last)
-        day = ist_date(last)
+        day = trading_day(last)
         start = day_start(last)
         history: dict[str, list[Point]] = {}
         for u in UNDERLYINGS.values():
@@ -286,7 +293,7 @@ class LiveFeed:
                             if future else {})
             history[u.base] = [Point(t["ts"], float(t["ltp"]), future_by_ts.get(t["ts"]))
                                for t in store.history(u.index_symbol, start)
-                               if t["ltp"] is not None and ist_date(t["ts"]) == day]
+                               if t["ltp"] is not None and trading_day(t["ts"]) == day]
         self.prime(ticks, history)
 
     # ------------------------------------------------------------------ reading (copies)
@@ -384,6 +391,5 @@ def stop_feed(feed: LiveFeed) -> None:
 
 
 def day_start(ts: str) -> str:
-    """Midnight IST of ``ts``'s IST date, as canonical UTC text (where "today" begins)."""
-    local = parse_ts(ts).astimezone(IST)
-    return format_ts(local.replace(hour=0, minute=0, second=0, microsecond=0))
+    """The start of ``ts``'s trading day (midnight IST), as canonical UTC text."""
+    return format_ts(trading_day_start(trading_day(ts)))

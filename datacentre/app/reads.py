@@ -24,10 +24,10 @@ import streamlit as st
 
 from datacentre import analytics
 from datacentre.app import ui
-from datacentre.app.days import ist_day, ist_ts, today
+from datacentre.app.days import ist_ts, today
 from datacentre.core.errors import StoreError
 from datacentre.core.instruments import underlying
-from datacentre.core.ticks import format_ts, parse_ts
+from datacentre.core.ticks import format_ts, parse_ts, trading_day
 
 OPEN_DAY_TTL_S = 15.0
 DAYS_TTL_S = 30.0
@@ -46,7 +46,7 @@ def _stored_days(db_url: str, base: str) -> list[date]:
         first = store.history(symbol, start_ts=cursor, limit=1)
         if not first:
             break
-        day = ist_day(first[0]["ts"])
+        day = trading_day(first[0]["ts"])
         days.append(day)
         cursor = ist_ts(day + timedelta(days=1), time(0))
     return days
@@ -184,7 +184,7 @@ def resolve(ctx: ui.Context, target: str | None) -> str | None:
     """The time of the snapshot in force at ``target``: the newest at or before it."""
     if not target:
         return None
-    day = ist_day(target)
+    day = trading_day(target)
     times = day_times(ctx, day)
     i = bisect_right(times, target)
     if i:

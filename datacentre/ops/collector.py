@@ -13,13 +13,12 @@ from __future__ import annotations
 import logging
 import math
 import threading
-import time
 from collections.abc import Callable
 from datetime import datetime
 
 from datacentre.core.config import DEFAULT_INTERVAL, check_interval
 from datacentre.core.errors import DataCentreError
-from datacentre.core.ticks import UTC, format_ts
+from datacentre.core.ticks import UTC, format_ts, wall_seconds
 from datacentre.sources import Source
 from datacentre.store.tickstore import TickStore
 
@@ -63,7 +62,7 @@ class Collector:
     def collect_once(self, moment: datetime | None = None) -> int:
         """Take one snapshot at ``moment`` (default: the current grid slot) and store it."""
         if moment is None:
-            moment = grid_moment(math.floor(time.time() / self.interval) * self.interval, self.interval)
+            moment = grid_moment(math.floor(wall_seconds() / self.interval) * self.interval, self.interval)
         self._last_slot = round(moment.timestamp() / self.interval)
         ts = format_ts(moment)
         ticks = self.source.snapshot(moment)
@@ -78,10 +77,10 @@ class Collector:
         """Collect until ``stop`` is set. Errors are logged; the loop goes on."""
         log.info("collector started: %r", self)
         while not stop.is_set():
-            slot = next_slot(time.time(), self.interval)
+            slot = next_slot(wall_seconds(), self.interval)
             if self._last_slot is not None and slot <= self._last_slot * self.interval:
                 slot = (self._last_slot + 1) * self.interval
-            delay = slot - time.time()
+            delay = slot - wall_seconds()
             if delay > self.interval:
                 log.warning("the clock went back: waiting %.0f s for it to pass the last snapshot, %s",
                             delay, self.last_ts)

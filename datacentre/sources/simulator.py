@@ -41,7 +41,7 @@ from datacentre.core.instruments import (
     underlying,
 )
 from datacentre.core.numbers import finite_or_none
-from datacentre.core.ticks import IST, format_ts, parse_ts
+from datacentre.core.ticks import format_ts, parse_ts, trading_day
 from datacentre.core.watchlist import NEXT_WEEKLY, WatchList, nearest_chains
 from datacentre.sources.market_model import (
     FUTURE_OI_PACE,
@@ -228,7 +228,7 @@ class MarketSimulator:
                 newest[symbol] = (moment, row)
         if not newest:
             return
-        self._resume_day = max(m for m, _ in newest.values()).astimezone(IST).date()
+        self._resume_day = trading_day(max(m for m, _ in newest.values()))
         candidates: dict[str, list[tuple]] = {}
         for symbol, (moment, row) in newest.items():
             inst = parse_symbol(symbol)
@@ -262,7 +262,7 @@ class MarketSimulator:
     # ------------------------------------------------------------ the market step
 
     def _layout(self, moment: datetime) -> tuple:
-        return (moment.astimezone(IST).date(), current_future_expiry(moment),
+        return (trading_day(moment), current_future_expiry(moment),
                 tuple(self._chain_specs(moment)))
 
     def _chain_specs(self, moment: datetime) -> list[_ChainSpec]:
@@ -310,7 +310,7 @@ class MarketSimulator:
         seconds = np.array([m.timestamp() for m in moments])
         previous = seconds[0] if self._last is None else self._last.timestamp()
         dt = np.clip(np.diff(seconds, prepend=previous), 0.0, MAX_STEP_SECONDS)
-        day = moments[0].astimezone(IST).date()
+        day = trading_day(moments[0])
         if day != self._day:
             self._start_day(day, keep_resumed_volume=True)
         self._last = moments[-1]

@@ -85,7 +85,7 @@ from datacentre.core.instruments import (
     underlying,
 )
 from datacentre.core.numbers import finite_or_none
-from datacentre.core.ticks import format_ts, parse_ts
+from datacentre.core.ticks import format_ts, parse_ts, trading_day
 from datacentre.store.tickstore import batched
 
 log = logging.getLogger(__name__)
@@ -286,7 +286,7 @@ class SmartApiSource:
         ts = format_ts(moment)
         if self._broker is None:
             self._login()
-        self._forget_expired(moment.date())
+        self._forget_expired(trading_day(moment))
         futures = {base: format_future(base, current_future_expiry(moment)) for base in self.underlyings}
         future_tokens = self._resolve(futures.values())
         indices = [(INDEX_EXCHANGE, underlying(base).index_token) for base in self.underlyings]

@@ -7,14 +7,15 @@ and keeps these heavier, chart-shaped queries out of the store's core reads and 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date
+from datetime import date, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from datacentre.core.errors import StoreError
-from datacentre.core.instruments import nearest_future
+from datacentre.core.instruments import has_expired, nearest_future
 from datacentre.core.instruments import underlying as find_underlying
+from datacentre.core.ticks import trading_day
 from datacentre.store.schema import TICK_COLUMNS, Timestamp, instruments, ltp_ticks
 
 
@@ -86,8 +87,8 @@ class DayQueries:
         ``ce_oi`` / ``pe_oi`` (total OI of the calls / puts of ``expiry`` in that snapshot),
         ``atm_strike`` (strike step nearest the spot), ``atm_iv`` (mean call/put IV at that
         strike, percent; one side when the other has none, None when neither is stored)
-        and ``expiry`` (ISO date; default the nearest option expiry on or after the first
-        snapshot's day).
+        and ``expiry`` (ISO date; default the nearest option expiry still trading at the
+        first snapshot).
 
         Snapshots are those carrying the index tick (none without it: an empty list).
         ``every_n`` keeps every n-th snapshot; ``max_points`` raises that stride so at
@@ -108,11 +109,13 @@ class DayQueries:
         times = self.snapshot_times(u.base, start_ts, end_ts)
         if not times:
             return []
-        day = times[0][:10]  # canonical text starts with the UTC date
+        day = trading_day(times[0])
+        if has_expired(day, times[0]):
+            day += timedelta(days=1)  # after 15:30 IST the day's own expiry has stopped trading
         i, t = instruments.c, ltp_ticks.c
         if expiry is None:
             expiry = self._scalar(sa.select(sa.func.min(i.expiry)).where(
-                i.underlying == u.base, i.kind.in_(("CE", "PE")), i.expiry >= day))
+                i.underlying == u.base, i.kind.in_(("CE", "PE")), i.expiry >= day.isoformat()))
         elif isinstance(expiry, date):
             expiry = expiry.isoformat()
         legs = self._analytics_rows(sa.select(i.symbol, i.kind, i.strike).where(

@@ -19,7 +19,7 @@ from datacentre.core.errors import ConfigError
 from datacentre.core.forward import FORWARD, snapshot_greeks
 from datacentre.core.instruments import token_for, underlying
 from datacentre.core.lots import lot_size
-from datacentre.core.ticks import IST, TICK_FIELDS, format_ts
+from datacentre.core.ticks import IST, TICK_FIELDS, format_ts, trading_day
 
 SOURCE = "csv"  # the tick source of imported rows
 CLOSE_IST = time(15, 30)
@@ -74,7 +74,7 @@ class ParsedFile:
             self.snapshot_count += 1
             self.rows += len(ticks)
             self.symbols.update(t["symbol"] for t in ticks)
-            self.days.add(ist_day(ts))
+            self.days.add(trading_day(ts))
             self.first_ts = ts if self.first_ts is None else min(self.first_ts, ts)
             self.last_ts = ts if self.last_ts is None else max(self.last_ts, ts)
         self._source = source
@@ -149,11 +149,6 @@ def price(value: float | None) -> float | None:
 
 def ist_moment(day: date, at: time = CLOSE_IST) -> datetime:
     return datetime.combine(day, at, IST)
-
-
-def ist_day(ts: str | datetime) -> date:
-    moment = datetime.fromisoformat(ts) if isinstance(ts, str) else ts
-    return moment.astimezone(IST).date()
 
 
 def contract_lot(base: str, expiry: date, on: date, options: ImportOptions) -> int:
