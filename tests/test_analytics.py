@@ -174,6 +174,15 @@ def test_chain_nearest_expiry_skips_expired_contracts(snapshot):
     assert chain.attrs["expiry"] == date(2026, 1, 6) and chain.attrs["ts"] == TS
 
 
+def test_chain_nearest_expiry_after_ist_midnight():
+    # 19:30 UTC on the 06JAN26 expiry is 01:00 IST on the 7th: the trading day after it
+    ts = "2026-01-06T19:30:00+00:00"
+    ticks = [tick("NIFTY 50", 26010.0, ts),
+             option("NIFTY06JAN2626000CE", 0.05, 5, 1.0, ts="2026-01-06T09:59:55+00:00"),
+             option("NIFTY13JAN2626000CE", 180.0, 700_000, 12.5, ts=ts)]
+    assert A.chain_table(ticks, "NIFTY").attrs["expiry"] == date(2026, 1, 13)
+
+
 def test_chain_for_unknown_expiry_is_empty_not_an_error(snapshot):
     chain = A.chain_table(snapshot, "NIFTY", "2026-03-31")
     assert chain.empty and list(chain.columns) == list(A.CHAIN_COLUMNS)

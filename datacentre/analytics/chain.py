@@ -18,12 +18,11 @@ from datacentre.analytics.frame import (
     _as_date,
     _base,
     _Columns,
-    _trading_day,
     ticks_frame,
 )
 from datacentre.core.instruments import CE, PE, time_to_expiry
 from datacentre.core.instruments import underlying as find_underlying
-from datacentre.core.ticks import parse_ts
+from datacentre.core.ticks import parse_ts, trading_day
 
 SIDE_FIELDS = ("oi", "oi_change", "volume", "iv", "ltp", "ltp_change", "bid", "ask",
                "delta", "gamma", "theta", "vega")
@@ -58,7 +57,7 @@ def _pick_expiry(available: list[date], expiry, ts: str | None) -> date | None:
         return _as_date(expiry)
     if not available:
         return None
-    day = _trading_day(ts)
+    day = None if ts is None else trading_day(ts)
     live = [e for e in available if day is None or e >= day]
     return (live or available)[0]
 

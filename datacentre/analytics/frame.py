@@ -19,7 +19,7 @@ import pandas as pd
 from datacentre.core.errors import SymbolError
 from datacentre.core.instruments import CE, FUT, INDEX, PE, nearest_future, parse_expiry, parse_symbol
 from datacentre.core.instruments import underlying as find_underlying
-from datacentre.core.ticks import TICK_FIELDS, parse_ts
+from datacentre.core.ticks import TICK_FIELDS
 
 NUMERIC_FIELDS = ("ltp", "bid", "ask", "volume", "oi", "delta", "gamma", "theta", "vega", "iv")
 PARSED_COLUMNS = ("underlying", "kind", "expiry", "strike")
@@ -175,7 +175,3 @@ class _Columns:
         pairs = np.array([found.get(s, (math.nan, math.nan)) for s in symbols], dtype=float)
         pairs = pairs.reshape(len(symbols), 2)
         return pairs[:, 0], pairs[:, 1]
-
-
-def _trading_day(ts: str | None) -> date | None:
-    return None if ts is None else parse_ts(ts).date()
