@@ -25,6 +25,7 @@ from datacentre import analytics
 from datacentre.app import export, player, reads, tables
 from datacentre.app.days import ist_ts
 from datacentre.app.formatting import fmt_oi, fmt_ratio
+from datacentre.core.instruments import nearest_option_expiry, parse_symbol, session_bounds
 from datacentre.core.ticks import IST, format_ts, parse_ts
 from datacentre.ops.backfill import backfill, recent_sessions
 from datacentre.store.csvio import select_symbols
@@ -264,8 +265,13 @@ def test_replay_starts_at_the_first_snapshot(app_env):
     assert metric(at, "As of").value == ist(times[0])
     assert metric(at, "As of").delta == f"snapshot 1 of {len(times):,}"
     assert len(at.get("plotly_chart")) == 3  # spot with cursor, smile, OI
+    # The sidebar's expiry when the snapshot holds it (on an expiry day, after 15:30 IST, that is
+    # the next weekly, stored with fewer strikes), ATM +/- 8 of the strikes stored for it.
+    shown = at.selectbox(key="expiry").value
+    strikes = {parse_symbol(t["symbol"]).strike for t in store.snapshot_at(times[0], "NIFTY")
+               if parse_symbol(t["symbol"]).is_option and parse_symbol(t["symbol"]).expiry == shown}
     chain = at.dataframe[0].value
-    assert "strike" in chain.columns and len(chain) == 17  # ATM +/- 8
+    assert "strike" in chain.columns and len(chain) == min(17, len(strikes)) >= 11
 
 
 def test_replay_slider_moves_over_the_snapshots(app_env):
@@ -388,7 +394,10 @@ def test_export_one_expiry_and_a_time_range(app_env):
     store, days = app_env
     at = run("export")
     at.button_group(key="export_mode").set_value("One expiry").run()
-    expiry = at.selectbox(key="export_expiry").value
+    assert at.selectbox(key="export_expiry").value == at.selectbox(key="expiry").value.isoformat()
+    # the day's nearest weekly (ATM +/- 10), not the sidebar's: after an expiry that is the next one
+    expiry = nearest_option_expiry("NIFTY", session_bounds(days[-1])[0]).isoformat()
+    at.selectbox(key="export_expiry").set_value(expiry).run()
     day = days[-1].isoformat()
     at.time_input(key=f"export_from_{day}").set_value(time(10, 0)).run()
     at.time_input(key=f"export_to_{day}").set_value(time(10, 29)).run()
@@ -408,7 +417,10 @@ def test_export_chosen_symbols(app_env):
     future = next(s for s in picker.options if s.endswith("FUT"))
     picker.set_value(["NIFTY 50", future]).run()
     check(at)
-    assert int(metric(at, "Rows").value.replace(",", "")) == 2 * 376
+    # a future stops trading at 15:30 IST on its expiry, the next month's starts then
+    whole_day = analytics.day_bounds(days[-1])
+    assert store.count(["NIFTY 50"], *whole_day) == 376
+    assert int(metric(at, "Rows").value.replace(",", "")) == store.count(["NIFTY 50", future], *whole_day)
     assert "--symbol 'NIFTY 50' --symbol " + future in at.code[0].value
     at.multiselect(key="export_symbols").set_value([]).run()
     check(at)
