@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import os
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 import sqlalchemy as sa
@@ -57,17 +59,26 @@ def pg_database() -> str:
     admin.dispose()
 
 
-@pytest.fixture
-def pg_url(pg_database) -> str:
-    """A store URL on a fresh schema of the session's database (dropped afterwards)."""
+@contextmanager
+def fresh_schema(database_url: str) -> Iterator[str]:
+    """A store URL on a new schema of the database at ``database_url``, dropped afterwards."""
     schema = f"t_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(pg_database, poolclass=sa.pool.NullPool)
+    admin = sa.create_engine(database_url, poolclass=sa.pool.NullPool)
     with admin.begin() as conn:
         conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
-    yield f"{pg_database}?options=-csearch_path%3D{schema}"
-    with admin.begin() as conn:
-        conn.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))
-    admin.dispose()
+    try:
+        yield f"{database_url}?options=-csearch_path%3D{schema}"
+    finally:
+        with admin.begin() as conn:
+            conn.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))
+        admin.dispose()
+
+
+@pytest.fixture
+def pg_url(pg_database) -> str:
+    """A store URL on a fresh schema of the session's database."""
+    with fresh_schema(pg_database) as url:
+        yield url
 
 
 @pytest.fixture
@@ -195,17 +206,29 @@ def fill_market(store, start, count: int, *, every_s: float = 60.0) -> list[str]
     return stamps
 
 
-@pytest.fixture
-def market_db(tmp_path) -> str:
-    """A SQLite store with 60 one-minute snapshots of the last complete session."""
+def _last_session_market(url: str) -> str:
+    """Fill the store at ``url`` with 60 one-minute snapshots of the last complete session."""
     from datacentre.core.instruments import last_complete_session, session_bounds
     from datacentre.core.ticks import now_utc
 
-    url = f"sqlite:///{tmp_path / 'market.db'}"
     with TickStore(url) as s:
         open_, _ = session_bounds(last_complete_session(now_utc()))
         fill_market(s, open_, 60)
     return url
+
+
+@pytest.fixture
+def market_db(tmp_path) -> str:
+    """A SQLite store with 60 one-minute snapshots of the last complete session."""
+    return _last_session_market(f"sqlite:///{tmp_path / 'market.db'}")
+
+
+@pytest.fixture(params=ENGINES)
+def any_market_db(request, tmp_path) -> str:
+    """``market_db`` on each engine: a SQLite file, then a PostgreSQL schema."""
+    if request.param == "sqlite":
+        return _last_session_market(f"sqlite:///{tmp_path / 'market.db'}")
+    return _last_session_market(request.getfixturevalue("pg_url"))
 
 
 # ---------------------------------------------------------------- a live data centre

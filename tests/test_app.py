@@ -29,13 +29,23 @@ PAGES = {
 pytestmark = pytest.mark.usefixtures("release_app_resources")  # each test its own store and feed
 
 
+def _offline(url: str, monkeypatch) -> str:
+    monkeypatch.setenv("DATACENTRE_DB_URL", url)
+    monkeypatch.setenv("DATACENTRE_WS_PORT", str(free_port()))
+    monkeypatch.setenv("DATACENTRE_AUTOSTART", "0")
+    return url
+
+
 @pytest.fixture
 def offline_app(market_db, monkeypatch):
     """The app on a prepared store with no broadcaster and autostart off."""
-    monkeypatch.setenv("DATACENTRE_DB_URL", market_db)
-    monkeypatch.setenv("DATACENTRE_WS_PORT", str(free_port()))
-    monkeypatch.setenv("DATACENTRE_AUTOSTART", "0")
-    return market_db
+    return _offline(market_db, monkeypatch)
+
+
+@pytest.fixture
+def offline_app_on_both_engines(any_market_db, monkeypatch):
+    """``offline_app`` on SQLite, then on PostgreSQL: every page reads either store."""
+    return _offline(any_market_db, monkeypatch)
 
 
 @pytest.fixture
@@ -62,7 +72,7 @@ def labels(at: AppTest) -> set[str]:
     return {m.label for m in at.metric}
 
 
-def test_every_page_runs_without_an_exception(offline_app):
+def test_every_page_runs_without_an_exception(offline_app_on_both_engines):
     at = run()
     for page in PAGES:
         at.switch_page(PAGES[page]).run()

@@ -1,4 +1,5 @@
-"""The live broadcaster: a real SQLite file, a real server on a free loopback port, real clients."""
+"""The live broadcaster: a real store (a SQLite file, then a PostgreSQL schema), a real server on a
+free loopback port, real clients."""
 from __future__ import annotations
 
 import asyncio
@@ -65,6 +66,12 @@ def assert_silent(ws: websocket.WebSocket, seconds: float = 0.3) -> None:
     with pytest.raises(websocket.WebSocketTimeoutException):
         ws.recv()
     ws.settimeout(5)
+
+
+@pytest.fixture
+def db_url(any_db_url):
+    """Every test here runs on both engines (PostgreSQL pushes commits by NOTIFY)."""
+    return any_db_url
 
 
 @pytest.fixture

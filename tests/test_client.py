@@ -43,6 +43,12 @@ def isolated_config(monkeypatch, tmp_path):
 
 
 @pytest.fixture
+def db_url(any_db_url):
+    """Every test with a store runs on both engines."""
+    return any_db_url
+
+
+@pytest.fixture
 def no_store_url(tmp_path) -> str:
     return f"sqlite:///{tmp_path / 'missing' / 'nothing.db'}"
 
@@ -141,7 +147,7 @@ def test_queries_read_the_store(store, db_url):
         with pytest.raises(ReadOnlyError):
             client.query("DELETE FROM ltp_ticks")
         with pytest.raises(ReadOnlyError):
-            client.query("INSERT INTO ltp_ticks (symbol, ts) VALUES (?, ?)", ("X", "2026"))
+            client.query("INSERT INTO ltp_ticks (symbol, ts) VALUES (?, ?)", ("X", "2026-01-02T08:00:00Z"))
         assert not client.is_connected()
     finally:
         client.close()

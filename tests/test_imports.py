@@ -1,5 +1,6 @@
 """The importers of real files, on small files the tests write: each parser, then whole imports
-into a real SQLite store (line-numbered errors, nothing half imported, re-import a no-op)."""
+into a real store, SQLite and PostgreSQL (line-numbered errors, nothing half imported, re-import
+a no-op)."""
 from __future__ import annotations
 
 import csv
@@ -25,6 +26,12 @@ MOMENT = datetime(2022, 3, 28, 10, 47, 19, tzinfo=IST)
 SPOT = 17022.5
 EXPIRIES = (date(2022, 3, 31), date(2022, 4, 7))
 CARRY, R, VOL = 0.03, 0.065, 0.17
+
+
+@pytest.fixture
+def db_url(any_db_url):
+    """Every whole import runs on both engines."""
+    return any_db_url
 
 
 def fair(right: str, strike: float, expiry: date, moment=MOMENT, spot=SPOT, vol=VOL) -> float:

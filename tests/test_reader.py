@@ -19,6 +19,12 @@ from datacentre.feed.broadcaster import BroadcasterThread
 T0 = datetime(2026, 1, 2, 8, 13, 5, tzinfo=UTC)
 
 
+@pytest.fixture
+def db_url(any_db_url):
+    """Every test with a store runs on both engines."""
+    return any_db_url
+
+
 def chain(ts: str = "2026-01-02T08:13:05+00:00", spot: float = 26010.0) -> dict[str, dict]:
     """A cache: both indices, NIFTY futures of two expiries (BANKNIFTY's first), NIFTY options of
     two expiries (25500-26500 by 50) and BANKNIFTY options; BANKNIFTY inserted first."""

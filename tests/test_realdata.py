@@ -1,5 +1,6 @@
 """The real NSE and broker files of the folder named by ``DATACENTRE_REALDATA``: all of them
-import, the lot-size table agrees with the bhavcopy, and call/put IVs agree on the forward."""
+import (into SQLite and into PostgreSQL), the lot-size table agrees with the bhavcopy, and
+call/put IVs agree on the forward."""
 from __future__ import annotations
 
 import csv
@@ -7,12 +8,14 @@ import gzip
 import json
 import os
 import time
+from contextlib import ExitStack
 from datetime import date, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import numpy as np
 import pytest
+from conftest import ENGINES, fresh_schema
 
 from datacentre.core import pricing
 from datacentre.core.forward import NSE_RATE
@@ -38,17 +41,21 @@ def real(*parts: str) -> Path:
     return Path(FOLDER, *parts)
 
 
-@pytest.fixture(scope="module")
-def imported(tmp_path_factory):
-    """Every file of the folder, imported once: (store, summaries, seconds)."""
-    store = TickStore(f"sqlite:///{tmp_path_factory.mktemp('real') / 'real.db'}")
-    started = time.monotonic()
-    summaries = [import_files(store, [real(f) for f in CHAIN_FOLDERS], ImportOptions(), progress=False)]
-    for name, mapping in (TAPE, BARS):
-        summaries.append(import_files(store, [real(name)], ImportOptions(tz=KOLKATA, mapping=mapping),
-                                      progress=False))
-    yield store, summaries, time.monotonic() - started
-    store.close()
+@pytest.fixture(scope="module", params=ENGINES)
+def imported(request, tmp_path_factory):
+    """Every file of the folder, imported once per engine: (store, summaries, seconds)."""
+    with ExitStack() as stack:
+        if request.param == "sqlite":
+            url = f"sqlite:///{tmp_path_factory.mktemp('real') / 'real.db'}"
+        else:
+            url = stack.enter_context(fresh_schema(request.getfixturevalue("pg_database")))
+        store = stack.enter_context(TickStore(url))
+        started = time.monotonic()
+        summaries = [import_files(store, [real(f) for f in CHAIN_FOLDERS], ImportOptions(), progress=False)]
+        for name, mapping in (TAPE, BARS):
+            summaries.append(import_files(store, [real(name)], ImportOptions(tz=KOLKATA, mapping=mapping),
+                                          progress=False))
+        yield store, summaries, time.monotonic() - started
 
 
 def test_every_file_imports(imported):

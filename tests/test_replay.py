@@ -25,6 +25,12 @@ def ts(n: int) -> str:
 
 
 @pytest.fixture
+def db_url(any_db_url):
+    """Every replay reads a store on both engines."""
+    return any_db_url
+
+
+@pytest.fixture
 def stamps(store) -> list[str]:
     """COUNT snapshots one second apart, plus one before and one after the replayed range."""
     for n in range(-1, COUNT + 1):

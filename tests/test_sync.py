@@ -7,11 +7,12 @@ import subprocess
 import sys
 import threading
 import uuid
+from contextlib import ExitStack
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
-from conftest import synthetic_snapshot
+from conftest import fresh_schema, synthetic_snapshot
 from support import wait_until
 
 from datacentre.core.errors import ConfigError
@@ -28,24 +29,13 @@ EVENING = datetime(2026, 1, 6, 19, 0, tzinfo=UTC)  # 00:30 IST on 7 January: the
 @pytest.fixture
 def new_url(request, tmp_path):
     """``new_url(engine)``: the URL of a fresh, empty store on ``"sqlite"`` or ``"postgres"``."""
-    made = []
+    with ExitStack() as schemas:
+        def make(engine: str) -> str:
+            if engine == "sqlite":
+                return f"sqlite:///{tmp_path / f'{uuid.uuid4().hex[:8]}.db'}"
+            return schemas.enter_context(fresh_schema(request.getfixturevalue("pg_database")))
 
-    def make(engine: str) -> str:
-        if engine == "sqlite":
-            return f"sqlite:///{tmp_path / f'{uuid.uuid4().hex[:8]}.db'}"
-        server = request.getfixturevalue("pg_database")
-        schema = f"s_{uuid.uuid4().hex[:10]}"
-        admin = sa.create_engine(server, poolclass=sa.pool.NullPool)
-        with admin.begin() as conn:
-            conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
-        made.append((admin, schema))
-        return f"{server}?options=-csearch_path%3D{schema}"
-
-    yield make
-    for admin, schema in made:
-        with admin.begin() as conn:
-            conn.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))
-        admin.dispose()
+        yield make
 
 
 PG = pytest.mark.postgres

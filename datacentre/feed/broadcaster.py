@@ -132,7 +132,10 @@ class Broadcaster(FeedServer):
         finally:
             listener, self._listener = self._listener, None
             if listener is not None:
-                await in_thread(listener.stop)
+                try:
+                    await in_thread(listener.stop)
+                except PoolClosed:  # the interpreter is exiting: tell the thread, do not wait
+                    listener.stop(timeout=0)
 
     async def _read(self, func, *args):
         """Run a store read in a worker thread; None (logged once per outage) if it fails."""
