@@ -248,3 +248,28 @@ def test_a_table_with_inheritance_children_is_left_alone(pg_url):
         assert store.write_snapshot(JAN, snapshot()) == 4 and store.count() == 4
         assert store.prune(1, now=FEB).rows == 4
     engine.dispose()
+
+
+class _Fixed:
+    """A source that always answers the same snapshot."""
+
+    name = "fixed"
+
+    def snapshot(self, moment):
+        return snapshot()
+
+
+def test_the_collector_makes_next_months_partition_ahead(any_store):
+    from datacentre.ops.collector import Collector
+
+    collector = Collector(any_store, _Fixed(), interval=5)
+    collector.collect_once(parse_ts("2026-01-31T10:00:00Z"))
+    if any_store.dialect == "postgresql":
+        assert [p.name for p in any_store.partitions()] == ["ltp_ticks_y2026m01", "ltp_ticks_y2026m02"]
+        # Once per IST day: 1 February (IST) starts at 18:30 UTC and brings March's.
+        collector.collect_once(parse_ts("2026-01-31T18:00:00Z"))
+        assert len(any_store.partitions()) == 2
+        collector.collect_once(parse_ts("2026-01-31T18:30:00Z"))
+        assert [p.name for p in any_store.partitions()][-1] == "ltp_ticks_y2026m03"
+    else:
+        assert any_store.partitions() == [] and any_store.count() == 4

@@ -14,11 +14,11 @@ import logging
 import math
 import threading
 from collections.abc import Callable
-from datetime import datetime
+from datetime import date, datetime
 
 from datacentre.core.config import DEFAULT_INTERVAL, check_interval
 from datacentre.core.errors import DataCentreError
-from datacentre.core.ticks import UTC, format_ts, wall_seconds
+from datacentre.core.ticks import UTC, format_ts, trading_day, wall_seconds
 from datacentre.sources import Source
 from datacentre.store.tickstore import TickStore
 
@@ -55,6 +55,7 @@ class Collector:
         self.failures = 0
         self.last_ts: str | None = None
         self._last_slot: int | None = None  # grid index of the last snapshot taken
+        self._partitions_day: date | None = None  # the IST day partitions were last prepared
 
     def __repr__(self) -> str:
         return f"Collector({self.source.name!r} -> {self.store!r}, every {self.interval:g} s)"
@@ -65,6 +66,7 @@ class Collector:
             moment = grid_moment(math.floor(wall_seconds() / self.interval) * self.interval, self.interval)
         self._last_slot = round(moment.timestamp() / self.interval)
         ts = format_ts(moment)
+        self._prepare_partitions(moment)
         ticks = self.source.snapshot(moment)
         written = self.store.write_snapshot(ts, ticks)
         self.snapshots += 1
@@ -72,6 +74,22 @@ class Collector:
         if self.on_commit is not None:
             self.on_commit(ts, written)
         return written
+
+    def _prepare_partitions(self, moment: datetime) -> None:
+        """Once per IST day: this month's and next month's partitions (PostgreSQL), so the first
+        snapshot of a month never waits for DDL. A failure only costs that: writes make any
+        partition they lack."""
+        day = trading_day(moment)
+        if day == self._partitions_day:
+            return
+        try:
+            created = self.store.prepare_partitions(moment)
+        except DataCentreError as exc:
+            log.warning("could not prepare the partitions ahead: %s", exc)
+            return
+        self._partitions_day = day
+        if created:
+            log.info("partitions ready ahead: %s", ", ".join(created))
 
     def run(self, stop: threading.Event) -> None:
         """Collect until ``stop`` is set. Errors are logged; the loop goes on."""
