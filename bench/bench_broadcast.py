@@ -69,6 +69,7 @@ import json
 import multiprocessing as mp
 import os
 import queue
+import resource
 import signal
 import statistics
 import sys
@@ -668,6 +669,10 @@ def main() -> None:
                         stats = server.stats()
                         result["server_stats"] = {k: stats[k] for k in
                                                   ("ticks_sent", "messages_sent", "dropped_clients")}
+                        # Clients live in other processes: this one is the server, its store
+                        # and the writer. The first datacentre variant runs before any baseline.
+                        report.setdefault("server_rss_mb", round(
+                            resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1))
                 finally:
                     server.stop()
                 result["elapsed_s"] = round(time.monotonic() - began, 1)

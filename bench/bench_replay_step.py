@@ -40,6 +40,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import bigstore  # noqa: E402
 import streamlit.logger  # noqa: E402
 from common import raw_snapshot_at, summary  # noqa: E402
 
@@ -53,7 +54,7 @@ from streamlit.proto.ArrowData_pb2 import ArrowData as ArrowDataProto  # noqa: E
 
 from datacentre import analytics  # noqa: E402
 from datacentre.app import export, player, reads, tables  # noqa: E402
-from datacentre.ops.backfill import backfill  # noqa: E402
+from datacentre.ops.backfill import BackfillResult, backfill  # noqa: E402
 from datacentre.store.tickstore import TickStore, sqlite_path  # noqa: E402
 
 DAY = date(2026, 1, 2)
@@ -89,17 +90,27 @@ def main() -> None:
     parser.add_argument("--interval", type=float, default=5.0)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--steps", type=int, default=200)
+    parser.add_argument("--cached", action="store_true",
+                        help="step through the last session of the cached month store (bigstore.py)")
+    parser.add_argument("--no-export", action="store_true", help="skip the export timings")
     args = parser.parse_args()
     rng = random.Random(args.seed)
 
     with tempfile.TemporaryDirectory() as tmp:
-        store = TickStore(f"sqlite:///{Path(tmp) / 'day.db'}")
-        filled = backfill(store, [DAY], interval=args.interval, seed=args.seed)
+        if args.cached:
+            spec = bigstore.StoreSpec(interval=args.interval)
+            store = TickStore(f"sqlite:///{bigstore.build(spec)}", create=False)
+            day = spec.days()[-1]
+            filled = BackfillResult([day], 0, store.max_id(), 0.0)  # what the store holds
+        else:
+            day = DAY
+            store = TickStore(f"sqlite:///{Path(tmp) / 'day.db'}")
+            filled = backfill(store, [DAY], interval=args.interval, seed=args.seed)
         raw = sqlite3.connect(sqlite_path(store.url))
 
         # what the page caches per store and day
         started = time.perf_counter()
-        start, end = analytics.day_bounds(DAY)
+        start, end = analytics.day_bounds(day)
         times = store.snapshot_times(UNDERLYING, start, end)
         opening = store.snapshot_at(times[0], UNDERLYING)
         expiry = analytics.expiries(opening, UNDERLYING)[0]
@@ -129,7 +140,7 @@ def main() -> None:
             baseline.append(t4 - t3)
 
         session = (f"{start}", f"{end}")
-        exports = {
+        exports = {} if args.no_export else {
             "nifty_day": export_rate(store,
                                      export.ExportSelection(store.url, *session, underlying=UNDERLYING),
                                      Path(tmp) / "nifty.csv"),

@@ -123,11 +123,16 @@ def as_of(store: TickStore, repeats: int = 200) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--snapshots", type=int, default=1000)
+    ap.add_argument("--skip-backfill", action="store_true",
+                    help="writes only (bench_scale.py times reads on cached stores)")
     a = ap.parse_args()
     snaps = snapshots(a.snapshots)
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         out = {"per_snapshot_commit": per_snapshot(tmp, snaps), "bulk_insert": bulk(tmp, snaps)}
+        if a.skip_backfill:
+            print(json.dumps(out, indent=2))
+            return
         fb = full_backfill(tmp)
         store = fb.pop("store")
         out["backfill_one_session"] = fb

@@ -1,0 +1,159 @@
+"""The store's reads at scale: one session against a month of sessions. Prints one JSON object.
+
+    python bench/bench_scale.py [--sessions 22] [--repeats 30] [--export-sessions 1]
+
+Opens (building first if missing, see ``bigstore.py``) the cached one-session store and
+the ``--sessions`` store, and on each times, with the store's own methods:
+
+* ``asof_chain_ms``: ``snapshot_at(moment, "NIFTY")``, the whole chain as of a random
+  moment inside a random session (median and p95 of ``--repeats``);
+* ``history_query_ms``: ``history("NIFTY 50", open, close)`` of a random session;
+* ``latest_all_ms``: ``latest_all()``, the newest tick of every symbol;
+* ``candles_ms``: ``candles("NIFTY 50", 1, open, close)``, when the store has candles;
+* ``export_rows_per_s`` / ``export_peak_mb``: ``csvio.export_csv`` (the function behind
+  ``python -m datacentre export`` and the export page) of every symbol over
+  ``--export-sessions`` sessions into a file, in a fresh process whose peak resident
+  memory is the figure (``export_baseline_mb`` is that process's size before exporting).
+
+``main()`` returns ``{"session": {...}, "month": {...}}``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import random
+import resource
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bigstore import StoreSpec, build  # noqa: E402
+
+from datacentre.core.instruments import session_bounds  # noqa: E402
+from datacentre.core.ticks import format_ts  # noqa: E402
+from datacentre.store.tickstore import TickStore  # noqa: E402
+
+UNDERLYING = "NIFTY"
+INDEX = "NIFTY 50"
+
+
+def timed(func: Callable[[], object], repeats: int) -> dict:
+    """Median and p95 in milliseconds of ``repeats`` calls (after one untimed warm-up)."""
+    func()
+    samples = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        func()
+        samples.append((time.perf_counter() - t0) * 1000)
+    samples.sort()
+    return {"median": round(statistics.median(samples), 2),
+            "p95": round(samples[min(len(samples) - 1, round(0.95 * (len(samples) - 1)))], 2)}
+
+
+def _random_session(spec: StoreSpec, rng: random.Random) -> tuple[datetime, datetime]:
+    return session_bounds(rng.choice(spec.days()))
+
+
+def asof_chain(store: TickStore, spec: StoreSpec, rng: random.Random, repeats: int) -> dict:
+    def one() -> None:
+        start, end = _random_session(spec, rng)
+        moment = start + timedelta(seconds=rng.uniform(0, (end - start).total_seconds()))
+        if not store.snapshot_at(format_ts(moment), UNDERLYING):
+            raise SystemExit(f"no chain as of {moment}")
+    return timed(one, repeats)
+
+
+def history(store: TickStore, spec: StoreSpec, rng: random.Random, repeats: int) -> dict:
+    def one() -> None:
+        start, end = _random_session(spec, rng)
+        if not store.history(INDEX, format_ts(start), format_ts(end)):
+            raise SystemExit(f"no history of {INDEX} in {start:%Y-%m-%d}")
+    return timed(one, repeats)
+
+
+def latest_all(store: TickStore, repeats: int) -> dict:
+    return timed(lambda: store.latest_all(), repeats)
+
+
+def candles(store: TickStore, spec: StoreSpec, rng: random.Random, repeats: int) -> dict | None:
+    if not hasattr(store, "candles"):
+        return None
+
+    def one() -> None:
+        start, end = _random_session(spec, rng)
+        store.candles(INDEX, 1, format_ts(start), format_ts(end))
+    return timed(one, repeats)
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * resource.getpagesize() / 1e6
+
+
+def _export_child(url: str, start: str, end: str, out: str, answer) -> None:
+    from datacentre.store.csvio import export_csv
+
+    store = TickStore(url, create=False)
+    store.count(None, start, start)  # connects, so the baseline holds what every export needs
+    before = _rss_mb()
+    t0 = time.perf_counter()
+    with open(out, "w", newline="") as handle:
+        rows = export_csv(store, handle, start_ts=start, end_ts=end)
+    seconds = time.perf_counter() - t0
+    answer.send({"rows": rows, "seconds": seconds, "baseline_mb": before,
+                 "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024})
+
+
+def export(spec: StoreSpec, sessions: int) -> dict:
+    """Every symbol over the store's last ``sessions`` sessions, in a fresh process."""
+    days = spec.days()[-sessions:]
+    start, end = format_ts(session_bounds(days[0])[0]), format_ts(session_bounds(days[-1])[1])
+    ctx = mp.get_context("spawn")
+    ours, theirs = ctx.Pipe(duplex=False)
+    with tempfile.TemporaryDirectory() as tmp:
+        proc = ctx.Process(target=_export_child,
+                           args=(f"sqlite:///{spec.path}", start, end, f"{tmp}/out.csv", theirs))
+        proc.start()
+        result = ours.recv()
+        proc.join()
+    return {"rows": result["rows"], "rows_per_s": round(result["rows"] / result["seconds"]),
+            "peak_mb": round(result["peak_mb"], 1), "baseline_mb": round(result["baseline_mb"], 1),
+            "sessions": len(days)}
+
+
+def measure(spec: StoreSpec, repeats: int, export_sessions: int, seed: int = 1) -> dict:
+    path = build(spec, log=lambda line: print(line, file=sys.stderr, flush=True))
+    rng = random.Random(seed)
+    store = TickStore(f"sqlite:///{path}", create=False)
+    try:
+        out = {"store_rows": store.max_id(), "store_mb": round(path.stat().st_size / 1e6),
+               "asof_chain_ms": asof_chain(store, spec, rng, repeats),
+               "history_query_ms": history(store, spec, rng, repeats),
+               "latest_all_ms": latest_all(store, max(3, repeats // 10)),
+               "candles_ms": candles(store, spec, rng, repeats)}
+    finally:
+        store.close()
+    out["export"] = export(spec, min(export_sessions, spec.sessions))
+    return out
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sessions", type=int, default=StoreSpec().sessions)
+    ap.add_argument("--repeats", type=int, default=30)
+    ap.add_argument("--export-sessions", type=int, default=1)
+    a = ap.parse_args(argv)
+    return {"session": measure(StoreSpec(sessions=1), a.repeats, a.export_sessions),
+            "month": measure(StoreSpec(sessions=a.sessions), a.repeats, a.export_sessions)}
+
+
+if __name__ == "__main__":
+    print(json.dumps(main()))
