@@ -7,10 +7,20 @@ table instead: COPY into it, then ``INSERT ... SELECT ... ON CONFLICT DO NOTHING
 After the first conflict a writer stays on the staging path for the rest of its
 transaction, since more conflicts are then likely.
 
-Measured on this project's machine (``bench/bench_postgres.py``): direct COPY of a
-~110-row snapshot commits in about half the time of ``executemany`` (psycopg's
-pipelined INSERTs), and bulk loads run several times faster; the staging path
-is still ahead of ``executemany`` for bulk loads and level with it for snapshots.
+Measured with ``bench/bench_postgres.py`` on this project's 2-core machine (shared,
+so absolute times are noisy; both paths timed interleaved in the same run):
+
+=====================================  ==========  ===========  ===============
+one transaction of                     COPY        executemany  Core + RETURNING
+=====================================  ==========  ===========  ===============
+a 110-row snapshot (median commit)     14.5 ms     16.0 ms      44.2 ms
+49,500 new rows (bulk)                 13.0 k/s    10.2 k/s     1.2 k/s
+49,500 rows already stored             20.8 k/s    6.1 k/s      1.1 k/s
+=====================================  ==========  ===========  ===============
+
+COPY is ahead everywhere, most when rows are already stored (re-syncs, re-imports);
+a snapshot's commit is dominated by the commit itself. The Core insert with RETURNING
+is what the store used before.
 """
 from __future__ import annotations
 
