@@ -4,12 +4,16 @@ from __future__ import annotations
 import json
 import threading
 import time
+import uuid
 from datetime import timedelta
 
+import pytest
+import sqlalchemy as sa
 import websocket
 from conftest import synthetic_snapshot
 from support import wait_until
 
+from datacentre.core.errors import StoreError
 from datacentre.core.ticks import parse_ts
 from datacentre.feed.broadcaster import BroadcasterThread
 from datacentre.sources import MarketSimulator
@@ -158,3 +162,35 @@ def test_sqlite_broadcaster_has_no_listener(store):
         assert server.stats()["listening"] is False
     finally:
         server.stop()
+
+
+def test_a_read_only_role_broadcasts(pg_store):
+    # docs/deploy.md: desks connect as a role that may only read (LISTEN needs no privilege).
+    role = f"dc_reader_{uuid.uuid4().hex[:8]}"
+    with pg_store.engine.begin() as conn:
+        conn.exec_driver_sql(f"CREATE ROLE {role} LOGIN")
+        schema = conn.exec_driver_sql("SELECT current_schema()").scalar()
+        conn.exec_driver_sql(f"GRANT USAGE ON SCHEMA {schema} TO {role}")
+        conn.exec_driver_sql(f"GRANT SELECT ON ltp_ticks, instruments, sync_cursors TO {role}")
+    reader_url = sa.engine.make_url(pg_store.url).set(username=role).render_as_string(hide_password=False)
+    desk = TickStore(reader_url)
+    server = BroadcasterThread(desk, port=0, safety_poll=60).start()
+    received: list = []
+    stop = threading.Event()
+    ready = threading.Event()
+    reader = threading.Thread(target=_reader, args=(server.url, received, ready, stop))
+    reader.start()
+    try:
+        assert ready.wait(10) and server.stats()["listening"]
+        pg_store.write_snapshot(START, synthetic_snapshot(START))
+        assert wait_until(lambda: len(received) == pg_store.count(), timeout=10)
+        with pytest.raises(StoreError):
+            desk.write_snapshot(START + timedelta(seconds=5), synthetic_snapshot(START))
+    finally:
+        stop.set()
+        reader.join(5)
+        server.stop()
+        desk.close()
+        with pg_store.engine.begin() as conn:
+            conn.exec_driver_sql(f"DROP OWNED BY {role}")
+            conn.exec_driver_sql(f"DROP ROLE {role}")
