@@ -241,3 +241,52 @@ def test_atm_iv_history_means_call_and_put():
             {"day": 4, "ts": C, "spot": 1.0, "expiry": "e", "strike": 1.0, "ce_iv": None, "pe_iv": None}]
     frame = intraday.atm_iv_history(rows)
     assert frame["day"].tolist() == [1, 2] and frame["atm_iv"].tolist() == [14.5, 13.0]
+
+
+def test_fixed_straddle_rows_from_contract_rows():
+    rows = [{"ts": A, "symbol": "NIFTY 50", "ltp": 26010.0}, {"ts": A, "symbol": "C", "ltp": 100.0},
+            {"ts": A, "symbol": "P", "ltp": 90.0}, {"ts": B, "symbol": "NIFTY 50", "ltp": 26020.0},
+            {"ts": B, "symbol": "C", "ltp": 104.0}, {"ts": B, "symbol": "X", "ltp": 1.0}]
+    assert intraday.fixed_straddle_rows(rows, "NIFTY 50", "C", "P", 26000) == [
+        {"ts": A, "spot": 26010.0, "strike": 26000.0, "ce": 100.0, "pe": 90.0},
+        {"ts": B, "spot": 26020.0, "strike": 26000.0, "ce": 104.0, "pe": None}]
+
+
+def test_candle_frame_running_vwap_by_hand():
+    candles = [
+        {"ts": A, "open": 10.0, "high": 12.0, "low": 9.0, "close": 11.0, "volume": 100, "vwap": 10.5},
+        {"ts": B, "open": 11.0, "high": 11.5, "low": 10.0, "close": 10.2, "volume": 0, "vwap": None},
+        {"ts": C, "open": 10.2, "high": 14.0, "low": 10.2, "close": 13.0, "volume": 300, "vwap": 13.0},
+    ]
+    frame = intraday.candle_frame(candles)
+    # (10.5 x 100 + 13 x 300) / 400 = 12.375
+    assert frame["vwap"].tolist() == pytest.approx([10.5, 10.5, 12.375])
+    assert frame["candle_vwap"].isna().tolist() == [False, True, False]
+    index = intraday.candle_frame([{**c, "volume": 0, "vwap": None} for c in candles])
+    assert index["vwap"].isna().all()
+    assert intraday.candle_frame([]).empty
+
+
+def test_snapshot_gex_sums_the_expiries_by_strike():
+    near = chain_ticks(A, 26000.0, {(26000, "CE"): 1000, (26050, "PE"): 500})
+    far = [{**t, "symbol": t["symbol"].replace("06JAN26", "13JAN26")}
+           for t in near if t["symbol"] != "NIFTY 50"]
+    ticks = near + far
+    one = intraday.gex_table(analytics.chain_table(ticks, "NIFTY", "2026-01-06"))
+    both = intraday.snapshot_gex(ticks, "NIFTY", analytics.expiries(ticks, "NIFTY"))
+    assert both["strike"].tolist() == [26000.0, 26050.0]
+    assert both["net_gex"].tolist() == pytest.approx((2 * one["net_gex"]).tolist())
+    assert both.attrs["spot"] == 26000.0
+    assert intraday.snapshot_gex(ticks, "NIFTY", []).empty
+
+
+def test_atm_iv_after_skips_the_day_own_expiry():
+    ticks = chain_ticks(A, 26000.0, {(26000, "CE"): 1, (26000, "PE"): 1})
+    later = [{**t, "symbol": t["symbol"].replace("06JAN26", "13JAN26"), "iv": 15.0}
+             for t in ticks if t["symbol"] != "NIFTY 50"]
+    from datetime import date
+    iv, expiry = intraday.atm_iv_after(ticks + later, "NIFTY", date(2026, 1, 6))
+    assert (iv, expiry) == (15.0, date(2026, 1, 13))
+    iv, expiry = intraday.atm_iv_after(ticks + later, "NIFTY", date(2026, 1, 5))
+    assert (iv, expiry) == (12.0, date(2026, 1, 6))
+    assert math.isnan(intraday.atm_iv_after(ticks, "NIFTY", date(2026, 1, 6))[0])

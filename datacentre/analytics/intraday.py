@@ -20,10 +20,11 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
-from datacentre.analytics.chain import chain_table
+from datacentre.analytics.chain import chain_table, expiries
 from datacentre.analytics.frame import OPTION_KINDS
 from datacentre.analytics.oi import _payouts
 from datacentre.analytics.series import break_gaps
+from datacentre.analytics.smile import atm_iv
 from datacentre.core.instruments import CE, PE
 from datacentre.core.ticks import IST
 
@@ -110,6 +111,18 @@ def straddle_frame(rows: Sequence[dict]) -> pd.DataFrame:
     frame[numbers] = frame[numbers].apply(pd.to_numeric, errors="coerce").astype(float)
     frame["premium"] = frame["ce"] + frame["pe"]
     return break_gaps(_timed(frame)[list(STRADDLE_COLUMNS)])
+
+
+def fixed_straddle_rows(rows: Sequence[dict], index_symbol: str, call: str, put: str,
+                        strike: float) -> list[dict]:
+    """A straddle at one strike all day as :meth:`TickStore.straddle_series` rows, from
+    :meth:`~TickStore.contract_series` rows of the index, the call and the put."""
+    prices: dict[str, dict[str, float]] = {}
+    for r in rows:
+        if r["symbol"] in (index_symbol, call, put):
+            prices.setdefault(r["ts"], {})[r["symbol"]] = r["ltp"]
+    return [{"ts": ts, "spot": p.get(index_symbol), "strike": float(strike), "ce": p.get(call),
+             "pe": p.get(put)} for ts, p in sorted(prices.items())]
 
 
 def legs_frame(rows: Sequence[dict], legs: Sequence[str]) -> pd.DataFrame:
@@ -231,6 +244,31 @@ def annualised_basis(basis: float | None, spot: float | None, days_to_expiry: fl
     return basis / spot * 365.0 / days_to_expiry * 100.0
 
 
+# ---------------------------------------------------------------- candles
+
+CANDLE_COLUMNS = ("ts", "time", "open", "high", "low", "close", "volume", "candle_vwap", "vwap")
+
+
+def candle_frame(candles: Sequence[dict]) -> pd.DataFrame:
+    """:meth:`TickStore.candles` rows (oldest first) with the running VWAP of the day.
+
+    ``candle_vwap`` is each candle's own volume-weighted price; ``vwap`` = Σ(candle_vwap ×
+    volume) / Σ volume over the candles so far, i.e. Σ(price × traded) / Σ traded over
+    every tick since the first candle: NaN until something trades (always for an index,
+    which has no volume)."""
+    if not candles:
+        return _empty(CANDLE_COLUMNS)
+    frame = pd.DataFrame(list(candles), columns=["ts", "open", "high", "low", "close", "volume", "vwap"])
+    frame = frame.rename(columns={"vwap": "candle_vwap"})
+    numbers = ["open", "high", "low", "close", "volume", "candle_vwap"]
+    frame[numbers] = frame[numbers].apply(pd.to_numeric, errors="coerce").astype(float)
+    traded = frame["volume"].where(frame["candle_vwap"].notna(), 0.0).fillna(0.0)
+    weighted = (frame["candle_vwap"].fillna(0.0) * traded).cumsum()
+    total = traded.cumsum()
+    frame["vwap"] = (weighted / total.where(total > 0)).astype(float)
+    return _timed(frame)[list(CANDLE_COLUMNS)]
+
+
 # ---------------------------------------------------------------- gamma exposure
 
 GEX_COLUMNS = ("strike", "call_gex", "put_gex", "net_gex")
@@ -275,6 +313,18 @@ def gex_table(chain: pd.DataFrame, spot: float | None = None) -> pd.DataFrame:
     return frame
 
 
+def snapshot_gex(ticks, underlying: str, expiries: Sequence) -> pd.DataFrame:
+    """:func:`gex_table` of a snapshot summed by strike over ``expiries`` (every expiry's
+    exposure at the same spot: a strike's gamma is the market's whatever the expiry)."""
+    tables = [gex_table(chain_table(ticks, underlying, e)) for e in expiries]
+    tables = [t for t in tables if not t.empty]
+    if not tables:
+        return gex_table(chain_table([], underlying))
+    out = pd.concat(tables).groupby("strike", as_index=False)[list(GEX_COLUMNS[1:])].sum()
+    out.attrs["spot"] = tables[0].attrs["spot"]
+    return out
+
+
 def gex_summary(table: pd.DataFrame) -> GexSummary:
     """Total net, call and put exposure, and the strikes where the net is largest either
     way (ties to the lowest strike; None when no strike's net has that sign)."""
@@ -305,6 +355,16 @@ def atm_iv_history(rows: Sequence[dict]) -> pd.DataFrame:
     frame = pd.DataFrame(found, columns=list(IV_HISTORY_COLUMNS))
     frame["atm_iv"] = frame["atm_iv"].astype(float)
     return frame[np.isfinite(frame["atm_iv"].to_numpy())].reset_index(drop=True)
+
+
+def atm_iv_after(ticks, underlying: str, day) -> tuple[float, object]:
+    """``(atm_iv, expiry)`` of a snapshot as :meth:`TickStore.session_atm_iv` measures a
+    session: the ATM IV (:func:`~datacentre.analytics.atm_iv`) of the nearest expiry
+    after ``day``; ``(nan, None)`` without one."""
+    later = [e for e in expiries(ticks, underlying) if e > day]
+    if not later:
+        return math.nan, None
+    return atm_iv(chain_table(ticks, underlying, later[0])), later[0]
 
 
 class IVRank(NamedTuple):

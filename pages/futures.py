@@ -1,0 +1,68 @@
+"""Futures: the future's price against the spot, its basis and its open interest through
+the day, live or as of a stored moment."""
+import streamlit as st
+
+from datacentre import analytics
+from datacentre.analytics import intraday
+from datacentre.app import asof, daycharts, dayreads, ui
+from datacentre.app.formatting import fmt_change, fmt_delta, fmt_moment, fmt_oi, fmt_pct, fmt_price
+from datacentre.core.instruments import has_expired, nearest_future, parse_symbol, time_to_expiry, underlying
+from datacentre.core.ticks import parse_ts
+
+ctx = ui.context()
+ui.page_header("Futures", ctx, caption=underlying(ctx.underlying).index_symbol)
+ui.require_store(ctx)
+u = underlying(ctx.underlying)
+
+controls = st.columns([2, 2, 4, 3, 1], vertical_alignment="bottom")
+when = asof.as_of_ui(ctx, "futures", controls[:3])
+start = dayreads.moment_of(ctx, when)
+trading = sorted((s for s in dayreads.symbols_of(ctx, "FUT") if start.ts and not has_expired(
+    parse_symbol(s).expiry, start.ts)), key=lambda s: parse_symbol(s).expiry)
+nearest = nearest_future(trading, start.ts, u.base) if start.ts else None
+future = controls[3].selectbox("Future", trading, index=trading.index(nearest.symbol) if nearest else None,
+                               key="futures_symbol", placeholder="no future stored",
+                               help="The futures still trading at the moment shown; default the nearest")
+
+
+def futures_page() -> None:
+    m = dayreads.moment_of(ctx, when)
+    if not m.ts or future is None:
+        st.info("No future of this underlying yet." if m.live else "No future stored at that moment.",
+                icon=":material/hourglass_top:")
+        return
+    symbols = [u.index_symbol, future]
+    frame = intraday.futures_frame(m.rows(dayreads.contracts(ctx, m.day, symbols),
+                                          intraday.contract_rows(m.ticks, symbols)), u.index_symbol, future)
+    real = frame.dropna(subset=["ts"])
+    if real.empty:
+        st.info("No ticks of this future that day up to the moment shown.", icon=":material/hourglass_top:")
+        return
+    now, opening = real.iloc[-1], real.iloc[0]
+    days = time_to_expiry(parse_symbol(future).expiry, parse_ts(m.ts)) * 365.0
+    carry = intraday.annualised_basis(now["basis"], now["spot"], days)
+    buildup = analytics.classify_buildup(now["future"] - opening["future"], now["oi_change"])
+    cards = st.columns(6)
+    cards[0].metric(future, fmt_price(now["future"]), fmt_delta(now["future"], opening["future"]),
+                    border=True,
+                    help="The future's last price at the moment shown; change since the day's first snapshot")
+    cards[1].metric("Basis", fmt_change(now["basis"]), fmt_delta(now["basis"], opening["basis"]),
+                    delta_color="off", border=True,
+                    help="Future − spot, in points; change since the day's first snapshot")
+    cards[2].metric("Carry", fmt_pct(carry), f"{fmt_pct(now['basis_pct'])} of spot, {days:.1f} days left",
+                    delta_color="off", delta_arrow="off", border=True,
+                    help="The basis as a yearly rate: basis / spot × 365 / days to expiry")
+    cards[3].metric("Open interest", fmt_oi(now["oi"]), fmt_change(now["oi_change"], kind="oi"),
+                    delta_color="off", border=True,
+                    help="The future's OI; change since the day's first snapshot")
+    cards[4].metric("Since the open", buildup, delta_color="off", border=True,
+                    help="Price up with OI up is long build-up, price down with OI up short build-up, "
+                         "price up with OI down short covering, price down with OI down long unwinding")
+    cards[5].metric("Volume", fmt_oi(now["volume"]), border=True, help="Traded today, cumulative")
+    st.plotly_chart(daycharts.futures_chart(frame, future, span=m.span(real["ts"])), key="futures_chart",
+                    config={"displayModeBar": False})
+    st.caption(f"Price and spot in points, basis = future − spot in points, open interest in shares · "
+               f"as of {fmt_moment(m.ts)}")
+
+
+asof.run_live_or_once(ctx, when, futures_page)

@@ -1,0 +1,60 @@
+"""Gamma exposure: dealers' net gamma by strike from the stored gamma and OI, live or as
+of a stored moment."""
+import streamlit as st
+
+from datacentre import analytics
+from datacentre.analytics import intraday
+from datacentre.app import asof, daycharts, dayreads, ui
+from datacentre.app.formatting import MISSING, fmt_expiry, fmt_moment, fmt_price, fmt_strike
+
+THIS, ALL = "This expiry", "All expiries"
+CONVENTION = ("Sign convention: dealers are long the calls and short the puts customers hold, so calls "
+              "add positive gamma and puts negative. Per strike, gamma × OI (shares) × spot² × 1 %: the "
+              "rupees of index dealers buy (+) or sell (−) to stay hedged when the index rises 1 %. "
+              "Positive net exposure damps moves (dealers sell rallies, buy dips); negative exposure "
+              "feeds them.")
+
+ctx = ui.context()
+ui.page_header("Gamma exposure", ctx)
+ui.require_store(ctx)
+
+controls = st.columns([2, 2, 4, 3, 1], vertical_alignment="bottom")
+when = asof.as_of_ui(ctx, "gex", controls[:3])
+scope = controls[3].segmented_control("Expiries", (THIS, ALL), default=THIS, required=True, key="gex_scope",
+                                      persist_state="session",
+                                      help="The sidebar's expiry, or every expiry in the snapshot summed "
+                                           "by strike")
+
+
+def gex_page() -> None:
+    m = dayreads.moment_of(ctx, when)
+    if not m.ts or m.expiry is None:
+        st.info("No options for this underlying yet." if m.live else "No options stored at that moment.",
+                icon=":material/hourglass_top:")
+        return
+    expiries = [m.expiry] if scope == THIS else analytics.expiries(m.ticks, ctx.underlying)
+    table = intraday.snapshot_gex(m.ticks, ctx.underlying, expiries)
+    summary = intraday.gex_summary(table)
+    cards = st.columns(6)
+    cards[0].metric("Net gamma exposure", daycharts.rupee_crore(summary.net), "per 1 % move",
+                    delta_color="off", delta_arrow="off", border=True,
+                    help="Calls plus puts (negative) over every strike shown")
+    cards[1].metric("Calls", daycharts.rupee_crore(summary.calls), border=True,
+                    help="Gamma exposure of the calls (positive by the sign convention)")
+    cards[2].metric("Puts", daycharts.rupee_crore(summary.puts), border=True,
+                    help="Gamma exposure of the puts (negative by the sign convention)")
+    cards[3].metric("Most positive", fmt_strike(summary.call_wall), border=True,
+                    help="The strike with the largest positive net exposure: dealers sell into a rise there")
+    cards[4].metric("Most negative", fmt_strike(summary.put_wall), border=True,
+                    help="The strike with the largest negative net exposure: dealers sell into a fall there")
+    spot = table.attrs.get("spot")
+    cards[5].metric("Spot", fmt_price(spot), fmt_moment(m.ts), delta_color="off", delta_arrow="off",
+                    border=True)
+    st.plotly_chart(daycharts.gex_chart(table, summary), key="gex_chart", config={"displayModeBar": False})
+    which = (f"the {fmt_expiry(m.expiry)} expiry" if scope == THIS
+             else ", ".join(fmt_expiry(e) for e in expiries) or MISSING)
+    st.caption(f"{CONVENTION} Strikes stored in the snapshot of {fmt_moment(m.ts)}, {which}."
+               + (f" {m.note}" if m.note and scope == THIS else ""))
+
+
+asof.run_live_or_once(ctx, when, gex_page)

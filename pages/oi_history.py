@@ -1,0 +1,128 @@
+"""OI history: open interest and its change through the day for chosen strikes, and the
+PCR and max pain through the day, live or as of a stored moment."""
+import streamlit as st
+
+from datacentre.analytics import intraday
+from datacentre.app import asof, daycharts, dayreads, ui
+from datacentre.app.formatting import (
+    MISSING,
+    fmt_change,
+    fmt_delta,
+    fmt_moment,
+    fmt_oi,
+    fmt_ratio,
+    fmt_strike,
+)
+from datacentre.core.instruments import CE, PE, format_option, underlying
+
+SIDES = {"Calls and puts": (CE, PE), "Calls": (CE,), "Puts": (PE,)}
+OI, CHANGE = "OI", "OI change"
+MAX_STRIKES = 8
+
+ctx = ui.context()
+ui.page_header("OI history", ctx)
+ui.require_store(ctx)
+u = underlying(ctx.underlying)
+
+controls = st.columns([2, 2, 4, 5, 3, 2], vertical_alignment="bottom")
+when = asof.as_of_ui(ctx, "oi_history", controls[:3])
+start = dayreads.moment_of(ctx, when)
+strikes = dayreads.expiry_strikes(ctx, start.expiry)
+atm = dayreads.atm(start, ctx.underlying)
+around = [strikes[i] for i in range(len(strikes))
+          if atm is not None and abs(strikes[i] - atm) <= u.strike_step * 1.01]
+picked = controls[3].multiselect("Strikes", strikes, default=around, format_func=fmt_strike,
+                                 max_selections=MAX_STRIKES, key=f"oi_history_strikes_{start.expiry}",
+                                 placeholder="choose strikes",
+                                 help=f"Up to {MAX_STRIKES} strikes of the expiry (default: ATM and one "
+                                      "either side)")
+sides = SIDES[controls[4].selectbox("Options", list(SIDES), key="oi_history_sides", persist_state="session")]
+shown = controls[5].segmented_control("Show", (OI, CHANGE), default=OI, required=True, key="oi_history_show",
+                                      persist_state="session",
+                                      help="Open interest, or its change since the day's first snapshot")
+
+
+def no_options(m) -> bool:
+    if m.ts and m.expiry is not None:
+        return False
+    st.info("No options for this underlying yet." if m.live else "No options stored at that moment.",
+            icon=":material/hourglass_top:")
+    return True
+
+
+def strikes_section() -> None:
+    m = dayreads.moment_of(ctx, when)
+    if no_options(m):
+        return
+    if not picked:
+        st.caption("Choose strikes above to see their open interest through the day.")
+        return
+    labels = {format_option(u.base, m.expiry, k, side): (f"{fmt_strike(k)} {side}", side)
+              for k in sorted(picked) for side in sides}
+    frame = intraday.oi_history(m.rows(dayreads.contracts(ctx, m.day, list(labels)),
+                                       intraday.contract_rows(m.ticks, labels)), list(labels))
+    cards = st.columns(4)
+    latest = frame.sort_values("ts").groupby("symbol").tail(1) if len(frame) else frame
+    for n, side in enumerate((CE, PE)):
+        mine = latest[[labels[s][1] == side for s in latest["symbol"]]] if len(latest) else latest
+        name = "Calls" if side == CE else "Puts"
+        total = mine["oi"].sum() if len(mine) else None
+        change = mine["oi_change"].sum() if len(mine) else None
+        cards[n].metric(f"{name} OI, chosen strikes", fmt_oi(total) if side in sides else MISSING,
+                        fmt_change(change, kind="oi") if side in sides and len(mine) else None,
+                        delta_color="off", border=True,
+                        help=f"Open interest of the chosen {name.lower()} at the moment shown; "
+                             "change since the day's first snapshot")
+    if len(latest):
+        top = latest.loc[latest["oi_change"].idxmax()]
+        cards[2].metric("Most OI added", labels[top["symbol"]][0], fmt_change(top["oi_change"], kind="oi"),
+                        border=True,
+                        help="The chosen contract whose OI grew most since the day's first snapshot")
+    cards[3].metric("As of", fmt_moment(m.ts), "live" if m.live else "stored", delta_color="off",
+                    delta_arrow="off", border=True)
+    st.plotly_chart(daycharts.oi_history_chart(frame, labels, change=shown == CHANGE,
+                                               span=m.span(frame["ts"])),
+                    key="oi_history_chart", config={"displayModeBar": False})
+    st.caption(f"{m.expiry:%d %b %Y} expiry · calls solid in the call colour, puts in the put colour; "
+               "a strike's call and put share a dash" + (f" · {m.note}" if m.note else ""))
+
+
+def pain_section() -> None:
+    m = dayreads.moment_of(ctx, when)
+    if no_options(m):
+        return
+    frame = intraday.pain_pcr_frame(m.rows(dayreads.chain_oi(ctx, m.day, m.expiry),
+                                           intraday.chain_oi_rows(m.ticks, ctx.underlying, m.expiry),
+                                           key=lambda row: row[0]))
+    spot = intraday.legs_frame(m.rows(dayreads.contracts(ctx, m.day, [u.index_symbol]),
+                                      intraday.contract_rows(m.ticks, [u.index_symbol])), [u.index_symbol])
+    spot = spot.rename(columns={u.index_symbol: "spot"})
+    real = frame.dropna(subset=["ts"])
+    now = real.iloc[-1] if len(real) else None
+    opening = real.iloc[0] if len(real) else None
+    cards = st.columns(5)
+    cards[0].metric("PCR (OI)", fmt_ratio(now["pcr"]) if now is not None else MISSING,
+                    fmt_delta(now["pcr"], opening["pcr"]) if now is not None else None, border=True,
+                    help="Put OI / call OI of the strikes stored in the snapshot shown; change since the "
+                         "day's first snapshot")
+    cards[1].metric("Max pain", fmt_strike(now["max_pain"]) if now is not None else MISSING,
+                    None if now is None else f"from {fmt_strike(opening['max_pain'])} at the open",
+                    delta_color="off", delta_arrow="off", border=True,
+                    help="The strike at which option buyers would be paid least at expiry")
+    cards[2].metric("Call OI", fmt_oi(now["ce_oi"]) if now is not None else MISSING,
+                    fmt_delta(now["ce_oi"], opening["ce_oi"], kind="oi") if now is not None else None,
+                    delta_color="off", border=True)
+    cards[3].metric("Put OI", fmt_oi(now["pe_oi"]) if now is not None else MISSING,
+                    fmt_delta(now["pe_oi"], opening["pe_oi"], kind="oi") if now is not None else None,
+                    delta_color="off", border=True)
+    cards[4].metric("Strikes", f"{int(now['strikes'])}" if now is not None else MISSING, border=True,
+                    help="Strikes of the expiry stored in the snapshot shown, which every figure here covers")
+    st.plotly_chart(daycharts.pain_pcr_chart(frame, spot, span=m.span(real["ts"])), key="pain_pcr_chart",
+                    config={"displayModeBar": False})
+    st.caption("Each point is the chain of one snapshot (about one a minute, and the moment shown), as the "
+               "option chain page computes it: nothing from after the moment is used.")
+
+
+asof.run_live_or_once(ctx, when, strikes_section)
+st.markdown("##### PCR and max pain through the day")
+asof.run_live_or_once(ctx, when, pain_section)
