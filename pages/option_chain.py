@@ -1,8 +1,8 @@
-"""Option chain in the exchange's layout: calls | strike | puts, refreshed live."""
+"""Option chain in the exchange's layout: calls | strike | puts, refreshed live or as of a stored time."""
 import streamlit as st
 
 from datacentre import analytics
-from datacentre.app import tables, ui
+from datacentre.app import asof, tables, ui
 from datacentre.app.formatting import (
     MISSING,
     fmt_change,
@@ -19,20 +19,23 @@ WINDOWS = {5: "±5", 10: "±10", 15: "±15", 0: "All"}
 ctx = ui.context()
 ui.page_header("Option chain", ctx)
 
-controls = st.columns([3, 2, 5], vertical_alignment="bottom")
+controls = st.columns([3, 2, 2, 2, 4], vertical_alignment="bottom")
 window = controls[0].segmented_control("Strikes around ATM", list(WINDOWS), format_func=WINDOWS.get,
                                        default=10, required=True, key="chain_window", persist_state="session")
 show_greeks = controls[1].toggle("Gamma, theta, vega", key="chain_greeks", persist_state="session",
                                  help="Show gamma, theta and vega too, at the outer edges of the table")
+when = asof.as_of_ui(ctx, "chain", controls[2:]) if ctx.store is not None else asof.AsOf(live=True)
 
 
-@st.fragment(run_every=ui.refresh_seconds(ctx.settings))
-def live_chain() -> None:
-    ts, ticks = ui.live_ticks(ctx)
+def chain_page() -> None:
+    ts, ticks = asof.market_at(ctx, when)
     ref_label, ref_ticks = ui.reference_ticks(ctx, ts)
-    full = analytics.chain_table(ticks, ctx.underlying, ctx.expiry, previous=ref_ticks or None)
+    # a stored moment shows an expiry it has (an imported day's contracts expired long ago)
+    expiry, note = (ctx.expiry, None) if when.live else asof.pick_expiry(ctx, ticks)
+    full = analytics.chain_table(ticks, ctx.underlying, expiry, previous=ref_ticks or None)
     if full.empty:
-        st.info("No options for this underlying and expiry in the latest snapshot yet.",
+        st.info("No options for this underlying and expiry in the latest snapshot yet." if when.live
+                else "No options of this underlying in the snapshot of that moment.",
                 icon=":material/hourglass_top:")
         return
     chain = analytics.around_atm(full, window) if window else full
@@ -73,7 +76,8 @@ def live_chain() -> None:
     days = full.attrs.get("days_to_expiry")
     st.caption(f"As of {fmt_moment(ts)} · expiry {expiry:%d %b %Y} "
                f"({MISSING if days is None else f'{days:.1f}'} days) · changes vs {ref_label or MISSING} · "
-               "shaded: in the money · bold red / green OI: resistance / support (highest call / put OI)")
+               "shaded: in the money · bold red / green OI: resistance / support (highest call / put OI)"
+               + (f" · {note}" if note else ""))
 
 
-live_chain()
+asof.run_live_or_once(ctx, when, chain_page)

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -56,10 +57,17 @@ def app_url(tmp_path_factory):
     db_url = f"sqlite:///{data / 'ticks.db'}"
     with TickStore(db_url) as store:
         backfill(store, recent_sessions(1), interval=60, seed=11)
-    port, ws_port = free_port(), free_port()
-    env = {**os.environ, "DATACENTRE_DB_URL": db_url, "DATACENTRE_DATA_DIR": str(data),
-           "DATACENTRE_WS_PORT": str(ws_port), "DATACENTRE_INTERVAL": "1", "DATACENTRE_AUTOSTART": "1",
+    env = {"DATACENTRE_DB_URL": db_url, "DATACENTRE_INTERVAL": "1", "DATACENTRE_AUTOSTART": "1",
            "DATACENTRE_SEED": "11"}
+    with streamlit_server(data, env) as url:
+        yield url
+
+
+@contextmanager
+def streamlit_server(data: Path, settings: dict[str, str]):
+    """``streamlit run app.py`` on a free port with ``settings`` in its environment; the URL."""
+    port, ws_port = free_port(), free_port()
+    env = {**os.environ, "DATACENTRE_DATA_DIR": str(data), "DATACENTRE_WS_PORT": str(ws_port), **settings}
     env.pop("DATACENTRE_WS_URL", None)
     log = data / "streamlit.log"
     with log.open("wb") as out:
@@ -214,3 +222,77 @@ def test_other_pages_open(app_url, page, path):
     open_page(page, app_url + path)
     no_exception(page)
     assert "Expiry" in page.locator('[data-testid="stSidebar"]').inner_text()
+
+
+# ---------------------------------------------------------------- an imported real day
+
+REALDATA = os.environ.get("DATACENTRE_REALDATA")
+
+
+@pytest.fixture(scope="module")
+def real_app_url(tmp_path_factory):
+    """The app on a store holding only imported real data (no simulator): the 54 NSE
+    option-chain snapshots of 1 July 2019, a bhavcopy day and an option-chain API snapshot."""
+    if not REALDATA:
+        pytest.skip("DATACENTRE_REALDATA is not set (the folder of real market files)")
+    from datacentre.sources.imports import ImportOptions, import_files
+    from datacentre.store.tickstore import TickStore
+
+    root = Path(REALDATA)
+    files = [root / "nse_oc_2019_intraday", root / "bhavcopy_udiff" / "NIFTY_2025-01-10.csv",
+             root / "nse_option_chain_json" / "NIFTY_28-Mar-2022_104719_ashok-kollipara_2bdf78b135.json"]
+    data = tmp_path_factory.mktemp("browser_real")
+    db_url = f"sqlite:///{data / 'real.db'}"
+    with TickStore(db_url) as store:
+        import_files(store, files, ImportOptions(), progress=False)
+    with streamlit_server(data, {"DATACENTRE_DB_URL": db_url, "DATACENTRE_AUTOSTART": "0"}) as url:
+        yield url
+
+
+def choose(page, label: str, option: str) -> None:
+    """Pick ``option`` in the selectbox labelled ``label`` and wait for the rerun."""
+    page.get_by_role("combobox", name=label).click()
+    page.get_by_role("option", name=option).click()
+    settle(page)
+
+
+def settle(page) -> None:
+    page.wait_for_timeout(300)
+    page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]',
+                           timeout=PAGE_TIMEOUT_MS)
+
+
+def metric_value(page, label: str) -> str:
+    return page.locator('[data-testid="stMetric"]', has_text=label).locator(
+        '[data-testid="stMetricValue"]').inner_text()
+
+
+def test_replay_steps_through_the_imported_2019_day(real_app_url, page):
+    open_page(page, real_app_url + "/replay")
+    no_exception(page)
+    choose(page, "Session", "Mon 01 Jul 2019")
+    page.get_by_text("27 snapshots every 900 s").wait_for(timeout=PAGE_TIMEOUT_MS)
+    page.get_by_text("No options of this underlying in that snapshot").wait_for(timeout=PAGE_TIMEOUT_MS)
+    for _ in range(3):  # 09:15 had no trades yet; step to 10:00
+        page.locator(".st-key-replay_next button:visible").click()
+        settle(page)
+    page.wait_for_function("() => [...document.querySelectorAll('[data-testid=\"stMetric\"]')]"
+                           ".some(m => m.innerText.includes('As of') && m.innerText.includes('10:00:00'))",
+                           timeout=PAGE_TIMEOUT_MS)
+    assert metric_value(page, "NIFTY 50").startswith("11,")
+    assert metric_value(page, "ATM IV").endswith("%")
+    page.wait_for_selector('[data-testid="stPlotlyChart"]', timeout=PAGE_TIMEOUT_MS)
+    assert page.locator('[data-testid="stDataFrame"]').count() >= 1
+    no_exception(page)
+
+
+@pytest.mark.parametrize("path", ["/option_chain", "/iv_smile", "/oi_buildup"])
+def test_pages_as_of_the_imported_2019_day(real_app_url, page, path):
+    open_page(page, real_app_url + path)
+    no_exception(page)
+    page.get_by_role("radiogroup", name="As of").get_by_role("radio", name="Stored").click()
+    settle(page)
+    choose(page, "Day", "Mon 01 Jul 2019")
+    page.get_by_text("01 Jul").first.wait_for(timeout=PAGE_TIMEOUT_MS)
+    no_exception(page)
+    assert "04 Jul 2019" in page.locator('[data-testid="stMain"]').inner_text()

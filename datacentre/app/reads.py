@@ -213,9 +213,18 @@ def snapshot_at_clock(ctx: ui.Context, day: date, clock: time) -> tuple[str | No
     return snapshot_as_of(ctx, ist_ts(day, clock.replace(second=59)))
 
 
+OPEN_SEARCH = 8  # snapshots looked at for the day's first one with options
+
+
 def day_open(ctx: ui.Context, day: date) -> tuple[str | None, list[dict]]:
-    """``(ts, ticks)`` of ``day``'s first snapshot."""
+    """``(ts, ticks)`` of ``day``'s first snapshot with options of the underlying, else its
+    first snapshot: an imported day can open with the index alone, before the first trade
+    (NSE's chain at 09:15), and the day's changes are measured from its first chain."""
     times = day_times(ctx, day)
+    for ts in times[:OPEN_SEARCH]:
+        ticks = ticks_at(ctx, ts)
+        if analytics.expiries(ticks, ctx.underlying):
+            return ts, ticks
     return (times[0], ticks_at(ctx, times[0])) if times else (None, [])
 
 
