@@ -39,6 +39,7 @@ import numpy as np
 from datacentre.core import pricing
 from datacentre.core.errors import ConfigError, SymbolError
 from datacentre.core.instruments import CE, FUT, INDEX, PE, parse_symbol, time_to_expiry, underlying
+from datacentre.core.numbers import finite_or_none
 from datacentre.core.ticks import parse_ts
 
 FORWARD, NSE = "forward", "nse"
@@ -63,11 +64,8 @@ def check_convention(convention: str) -> str:
 
 
 def _positive(value) -> float | None:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) and number > 0 else None
+    number = finite_or_none(value)
+    return number if number is not None and number > 0 else None
 
 
 def quote_price(ltp, bid=None, ask=None) -> float | None:

@@ -13,8 +13,6 @@ day, which is why settle is the default.
 """
 from __future__ import annotations
 
-import csv
-import io
 from datetime import date
 
 from datacentre.core.errors import ConfigError, SymbolError
@@ -23,13 +21,13 @@ from datacentre.sources.imports.common import (
     ImportOptions,
     ParsedFile,
     count,
+    csv_rows,
     index_tick,
     ist_moment,
     make_tick,
     number,
     price,
     stamp,
-    text_of,
     with_greeks,
 )
 
@@ -56,15 +54,8 @@ def parse(path: str, data: bytes, options: ImportOptions) -> ParsedFile:
     out = ParsedFile(path, FORMAT)
     if options.price not in PRICES:
         raise ConfigError(f"bhavcopy price must be {' or '.join(PRICES)}, got {options.price!r}")
-    try:
-        text = text_of(data)
-    except ConfigError as exc:
-        out.problem(1, str(exc))
-        return out
-    reader = csv.DictReader(io.StringIO(text, newline=""))
-    missing = [c for c in REQUIRED if c not in (reader.fieldnames or [])]
-    if missing:
-        out.problem(1, f"header lacks {', '.join(missing)}: not a UDiFF F&O bhavcopy")
+    reader = csv_rows(out, data, REQUIRED, "a UDiFF F&O bhavcopy")
+    if reader is None:
         return out
     by_day: dict[date, list[dict]] = {}
     spots: dict[tuple[date, str], float] = {}

@@ -7,10 +7,12 @@ large file need not be held as tick dicts). The writer never sees a file with pr
 """
 from __future__ import annotations
 
+import csv
 import gzip
+import io
 import math
 import zlib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, tzinfo
 from pathlib import Path
@@ -103,6 +105,22 @@ def text_of(data: bytes) -> str:
         return read_bytes(data).decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise ConfigError(f"not UTF-8 text (byte {exc.start}): {exc.reason}") from None
+
+
+def csv_rows(out: ParsedFile, data: bytes, required: Sequence[str], layout: str) -> csv.DictReader | None:
+    """A reader of the file's CSV rows; None, with the problem noted in ``out``, when the file
+    is not text or its header lacks a ``required`` column (it is not ``layout``)."""
+    try:
+        text = text_of(data)
+    except ConfigError as exc:
+        out.problem(1, str(exc))
+        return None
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    missing = [c for c in required if c not in (reader.fieldnames or [])]
+    if missing:
+        out.problem(1, f"header lacks {', '.join(missing)}: not {layout}")
+        return None
+    return reader
 
 
 def number(text, name: str, *, empty=("", "-")) -> float | None:

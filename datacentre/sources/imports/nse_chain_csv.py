@@ -17,8 +17,6 @@ What the content lacks comes from elsewhere, never from today's calendar:
 """
 from __future__ import annotations
 
-import csv
-import io
 import re
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -26,7 +24,6 @@ from pathlib import Path
 import numpy as np
 
 from datacentre.core import pricing
-from datacentre.core.errors import ConfigError
 from datacentre.core.forward import NSE_RATE
 from datacentre.core.instruments import format_option, time_to_expiry
 from datacentre.core.ticks import IST
@@ -35,12 +32,12 @@ from datacentre.sources.imports.common import (
     ParsedFile,
     contract_lot,
     count,
+    csv_rows,
     index_tick,
     make_tick,
     number,
     price,
     stamp,
-    text_of,
     with_greeks,
 )
 
@@ -72,15 +69,8 @@ def name_parts(path: str) -> tuple[str | None, datetime | None]:
 
 def parse(path: str, data: bytes, options: ImportOptions) -> ParsedFile:
     out = ParsedFile(path, FORMAT)
-    try:
-        text = text_of(data)
-    except ConfigError as exc:
-        out.problem(1, str(exc))
-        return out
-    reader = csv.DictReader(io.StringIO(text, newline=""))
-    missing = [c for c in REQUIRED if c not in (reader.fieldnames or [])]
-    if missing:
-        out.problem(1, f"header lacks {', '.join(missing)}: not the NSE option-chain page layout")
+    reader = csv_rows(out, data, REQUIRED, "the NSE option-chain page layout")
+    if reader is None:
         return out
     base, named_at = name_parts(path)
     moment = options.ts.astimezone(IST) if options.ts else named_at
