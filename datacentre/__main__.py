@@ -1,4 +1,4 @@
-"""Command line: ``python -m datacentre <command>`` (DESIGN section 8).
+"""Command line: ``python -m datacentre <command>`` (docs/architecture.md, "Command line").
 
 Each command opens what it needs, calls one library function and formats the
 result. Library errors become one-line messages here and nowhere else: bad
@@ -80,6 +80,8 @@ def _common() -> argparse.ArgumentParser:
     g.add_argument("--interval", type=_positive_float, metavar="SECONDS",
                    help="seconds between snapshots, 0.1 or more (default: 5)")
     g.add_argument("--seed", type=int, help="random seed of the market simulator (repeatable markets)")
+    g.add_argument("--watchlist", metavar="LIST", help="default, original or e.g. 'NIFTY:weekly=10,"
+                   "next-weekly=5;BANKNIFTY:monthly=8' (default: $DATACENTRE_WATCHLIST or default)")
     g.add_argument("--log-file", metavar="PATH", help="also log to this file (rotated)")
     g.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     return p
@@ -133,6 +135,11 @@ def build_parser() -> Parser:
     p.add_argument("--keep-days", type=_positive_int, required=True, metavar="N",
                    help="days to keep, today included")
     p.add_argument("--dry-run", action="store_true", help="say what would go; change nothing")
+    p = add("candles", "write today's complete minutes of ohlc_1min and oi_snapshots not written yet")
+    p.add_argument("--rebuild", action="store_true", help="rewrite every IST day with ticks, or --date")
+    p.add_argument("--date", type=_day, action="append", help="with --rebuild: this IST day (repeatable)")
+    p.add_argument("--follow", action="store_true", help="then keep them current until Ctrl-C")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
 
 
@@ -184,7 +191,7 @@ def _selection(p: argparse.ArgumentParser) -> None:
 
 def settings_from(args: argparse.Namespace) -> Settings:
     return Settings.from_env(db_url=args.db, ws_host=args.host, ws_port=args.port,
-                             interval=args.interval, seed=args.seed)
+                             interval=args.interval, seed=args.seed, watchlist=args.watchlist)
 
 
 def _setup_logging(args: argparse.Namespace) -> None:
@@ -243,10 +250,12 @@ def cmd_run(args, settings: Settings) -> int:
 
 def cmd_collect(args, settings: Settings) -> int:
     from datacentre.ops.collector import Collector
+    from datacentre.ops.services import service_files
     store = _store(settings)
     source = _source(args, settings, store)
     stop = _wait_for_signal()
-    Collector(store, source, interval=settings.interval).run(stop)
+    Collector(store, source, interval=settings.interval,
+              state_file=service_files(settings, "collector").state_file).run(stop)
     return 0
 
 
@@ -309,13 +318,31 @@ def cmd_backfill(args, settings: Settings) -> int:
     with _progress_bar(args, "snap") as progress:
         result = backfill(store, sessions, interval=settings.interval, seed=settings.seed,
                           atm_window=settings.atm_window, risk_free_rate=settings.risk_free_rate,
-                          progress=progress)
+                          progress=progress, watchlist=settings.watch_list)
     for day in result.skipped:
         print(f"skipped {day}: the store already holds ticks of that session")
     if result.sessions:
         days = ", ".join(str(d) for d in result.sessions)
         print(f"backfilled {days}: {result.snapshots} snapshots, {result.rows} new rows in "
               f"{result.seconds:.1f} s ({result.rows_per_second:,.0f} rows/s)")
+        built = store.rebuild_candles(result.sessions)
+        print(f"ohlc_1min: {sum(built.values()):,} candles for {days}")
+    return 0
+
+
+def cmd_candles(args, settings: Settings) -> int:
+    from datacentre.ops.candles import follow, update
+    if args.date and not args.rebuild:
+        raise ConfigError("--date goes with --rebuild")
+    store = _store(settings)
+    with _progress_bar(args, "day") as progress:
+        built = store.rebuild_candles(args.date, progress=progress) if args.rebuild else {}
+    print(f"rebuilt {sum(built.values()):,} candles over {len(built)} day(s)" if args.rebuild
+          else f"ohlc_1min: {update(store):,} new candles")
+    if args.follow:
+        stop = _wait_for_signal()
+        print("following new minutes; Ctrl-C stops", flush=True)
+        print(f"ohlc_1min: {follow(store, stop):,} more candles")
     return 0
 
 
@@ -463,7 +490,7 @@ COMMANDS = {
     "run": cmd_run, "collect": cmd_collect, "broadcast": cmd_broadcast, "start": cmd_start,
     "stop": cmd_stop, "status": cmd_status, "verify": cmd_verify, "backfill": cmd_backfill,
     "export": cmd_export, "import": cmd_import, "replay": cmd_replay, "sync": cmd_sync,
-    "prune": cmd_prune,
+    "prune": cmd_prune, "candles": cmd_candles,
 }
 
 

@@ -1,4 +1,4 @@
-"""Symbols, the expiry calendar, strikes and tokens (DESIGN section 4).
+"""Symbols, the expiry calendar, strikes and tokens (docs/architecture.md, "Symbols").
 
 Symbol formats:
 
@@ -275,6 +275,31 @@ def last_complete_session(moment: datetime) -> date:
     while not is_session_day(day):
         day -= timedelta(days=1)
     return day
+
+
+def session_of(moment: datetime | str) -> date | None:
+    """The trading day whose session (09:15-15:30 IST, both ends included) holds ``moment``;
+    None for a moment after hours (evenings, nights, weekends)."""
+    m = parse_ts(moment)
+    day = m.date()  # a session lies within one UTC date, which is also its IST date
+    if not is_session_day(day):
+        return None
+    start, end = session_bounds(day)
+    return day if start <= m <= end else None
+
+
+def in_session(moment: datetime | str) -> bool:
+    """True while the exchange is open at ``moment`` (see :func:`session_of`)."""
+    return session_of(moment) is not None
+
+
+def next_session_open(moment: datetime | str) -> datetime:
+    """When the next session opens after ``moment`` (09:15 IST, as UTC)."""
+    m = parse_ts(moment)
+    day = m.date()
+    while not (is_session_day(day) and session_bounds(day)[0] > m):
+        day += timedelta(days=1)
+    return session_bounds(day)[0]
 
 
 # ---------------------------------------------------------------- strikes

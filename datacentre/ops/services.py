@@ -1,4 +1,4 @@
-"""Background services: ``python -m datacentre start | stop | status`` (DESIGN section 8).
+"""Background services: ``python -m datacentre start | stop | status`` (docs/architecture.md, "Command line").
 
 ``start`` launches two detached processes, ``python -m datacentre collect`` and
 ``python -m datacentre broadcast``, each writing a rotating log and a pid file
@@ -6,6 +6,7 @@ under the data directory::
 
     data/collector.pid      data/collector_service.log      data/collector_service.out
     data/broadcaster.pid    data/broadcaster_service.log    data/broadcaster_service.out
+    data/collector.state.json   collecting, or idle outside market hours (and until when)
 
 The ``.log`` files are the services' logs (5 MB x 3, see :func:`setup_logging`);
 the ``.out`` files catch anything printed outside logging, such as the traceback
@@ -21,6 +22,7 @@ either way: the collector commits each snapshot in one transaction.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import logging.handlers
 import os
@@ -103,6 +105,7 @@ class ServiceFiles:
     pid_file: Path
     log_file: Path
     out_file: Path
+    state_file: Path | None = None
 
 
 def service_files(settings: Settings, name: str) -> ServiceFiles:
@@ -110,7 +113,7 @@ def service_files(settings: Settings, name: str) -> ServiceFiles:
         raise ValueError(f"unknown service {name!r}; known: {', '.join(SERVICES)}")
     data_dir = Path(settings.data_dir).resolve()
     return ServiceFiles(name, data_dir / f"{name}.pid", data_dir / f"{name}_service.log",
-                        data_dir / f"{name}_service.out")
+                        data_dir / f"{name}_service.out", data_dir / f"{name}.state.json")
 
 
 def _absolute_db_url(url: str) -> str:
@@ -129,8 +132,11 @@ def service_command(settings: Settings, name: str, *, python: str = sys.executab
            "--interval", f"{settings.interval:g}", "--log-file", str(files.log_file)]
     if name == "broadcaster":
         cmd += ["--host", settings.ws_host, "--port", str(settings.ws_port)]
-    elif settings.seed is not None:
-        cmd += ["--seed", str(settings.seed)]
+    else:
+        if settings.seed is not None:
+            cmd += ["--seed", str(settings.seed)]
+        if settings.watchlist:
+            cmd += ["--watchlist", settings.watchlist]
     return cmd
 
 
@@ -392,7 +398,8 @@ def service_status(settings: Settings) -> list[dict[str, Any]]:
     ``port``, ``subscribers``, ``ticks_sent``, ``uptime_s`` (None when ``/health``
     does not answer, with ``health_error``); the collector adds ``last_tick_ts``,
     ``last_tick_age_s``, ``ticks_per_s`` (over the last minute) and ``last_id`` (rows ever
-    written), or ``store_error``.
+    written), or ``store_error``, and ``collector_state`` (its state file: ``state``
+    ``collecting`` or ``idle``, with ``reason``, ``next_open`` and ``detail`` when idle).
     """
     rows = []
     for name in SERVICES:
@@ -412,8 +419,22 @@ def service_status(settings: Settings) -> list[dict[str, Any]]:
                 row["health_error"] = f"{health_url(_service_url(settings))} did not answer: {exc}"
         else:
             row.update(_store_figures(settings))
+            state = _collector_state(files, pid if running else None)
+            if state:
+                row["collector_state"] = state
         rows.append(row)
     return rows
+
+
+def _collector_state(files: ServiceFiles, pid: int | None) -> dict[str, Any] | None:
+    """What the running collector last said it is doing (None if it is not running)."""
+    if pid is None or files.state_file is None:
+        return None
+    try:
+        state = json.loads(files.state_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return state if isinstance(state, dict) and state.get("pid") == pid else None
 
 
 def format_status(rows: list[dict[str, Any]]) -> str:
@@ -428,6 +449,10 @@ def format_status(rows: list[dict[str, Any]]) -> str:
                          f"{row.get('ticks_sent', 0):,}  up {row.get('uptime_s') or 0:,.0f} s")
             else:
                 extra = row.get("health_error", "")
+        elif (row.get("collector_state") or {}).get("state") == "idle":
+            state = row["collector_state"]
+            extra = (f"idle: market {state.get('detail') or state.get('reason')}; "
+                     f"last tick {row.get('last_tick_ts') or '-'}")
         elif row.get("store_error"):
             extra = row["store_error"]
         else:
