@@ -36,3 +36,18 @@ def isolate_config(monkeypatch: pytest.MonkeyPatch, folder: Path) -> None:
     monkeypatch.chdir(folder)
     for name in CONNECTION_ENV:
         monkeypatch.delenv(name, raising=False)
+
+
+def plain_ltp_ticks(url: str, key: str = "id BIGSERIAL PRIMARY KEY", constraints: str = "") -> None:
+    """Create ``ltp_ticks`` in the PostgreSQL store at ``url`` as another program would: a plain
+    table, written by hand, with ``key`` as its id column and ``constraints`` after the columns."""
+    import sqlalchemy as sa
+
+    tail = f", {constraints}" if constraints else ""
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(sa.text(
+            f"CREATE TABLE ltp_ticks ({key}, symbol TEXT NOT NULL, token TEXT, ts TIMESTAMPTZ NOT NULL, "
+            f"ltp FLOAT, bid FLOAT, ask FLOAT, volume BIGINT, oi BIGINT, delta FLOAT, gamma FLOAT, "
+            f"theta FLOAT, vega FLOAT, iv FLOAT, source TEXT{tail})"))
+    engine.dispose()

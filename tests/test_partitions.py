@@ -8,6 +8,7 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 from conftest import make_tick
+from support import plain_ltp_ticks
 
 from datacentre.core.ticks import parse_ts
 from datacentre.store import partitions
@@ -88,13 +89,19 @@ def test_a_new_month_is_attached_while_a_bulk_write_is_open(pg_store):
     assert pg_store.count() == 16
 
 
-def _old_store(url: str) -> None:
+def _old_table(engine: sa.Engine) -> sa.Table:
     """``ltp_ticks`` as earlier versions created it: a plain table with a SERIAL id."""
     old = sa.MetaData()
     table = ltp_ticks.to_metadata(old)
     table.c.id.type = sa.Integer()
-    engine = sa.create_engine(url)
     old.create_all(engine)
+    return table
+
+
+def _old_store(url: str) -> None:
+    """An earlier version's store with a few rows, a view over them, ids near 2**31."""
+    engine = sa.create_engine(url)
+    table = _old_table(engine)
     with engine.begin() as conn:
         rows = [{**make_tick(s, 100.0 + i), "ts": JAN + timedelta(seconds=5 * i)}
                 for i in range(3) for s in ("NIFTY 50", "NIFTY BANK")]
@@ -146,11 +153,8 @@ def test_an_older_store_is_migrated_once_and_keeps_its_rows(pg_url):
 
 @pytest.mark.postgres
 def test_an_older_empty_store_becomes_partitioned(pg_url):
-    old = sa.MetaData()
-    table = ltp_ticks.to_metadata(old)
-    table.c.id.type = sa.Integer()
     engine = sa.create_engine(pg_url)
-    old.create_all(engine)
+    _old_table(engine)
     engine.dispose()
     with TickStore(pg_url) as store:
         assert store.partitions() == []
@@ -160,12 +164,9 @@ def test_an_older_empty_store_becomes_partitioned(pg_url):
 
 @pytest.mark.postgres
 def test_a_foreign_table_without_the_unique_key_is_only_widened(pg_url):
+    plain_ltp_ticks(pg_url, key="id SERIAL PRIMARY KEY")
     engine = sa.create_engine(pg_url)
     with engine.begin() as conn:
-        conn.execute(sa.text(
-            "CREATE TABLE ltp_ticks (id SERIAL PRIMARY KEY, symbol TEXT NOT NULL, token TEXT, "
-            "ts TIMESTAMPTZ NOT NULL, ltp FLOAT, bid FLOAT, ask FLOAT, volume BIGINT, oi BIGINT, "
-            "delta FLOAT, gamma FLOAT, theta FLOAT, vega FLOAT, iv FLOAT, source TEXT)"))
         conn.execute(sa.text("INSERT INTO ltp_ticks (symbol, ts, ltp) VALUES ('NIFTY 50', :t, 1)"),
                      {"t": JAN})
     engine.dispose()
@@ -233,13 +234,10 @@ def test_partition_bounds_parse():
 @pytest.mark.postgres
 def test_a_table_with_inheritance_children_is_left_alone(pg_url):
     # The shape of a TimescaleDB hypertable: a plain parent whose chunks inherit from it.
+    plain_ltp_ticks(pg_url, key="id BIGSERIAL",
+                    constraints="PRIMARY KEY (id, ts), CONSTRAINT uq_ltp_ticks_symbol_ts UNIQUE (symbol, ts)")
     engine = sa.create_engine(pg_url)
     with engine.begin() as conn:
-        conn.execute(sa.text(
-            "CREATE TABLE ltp_ticks (id BIGSERIAL, symbol TEXT NOT NULL, token TEXT, "
-            "ts TIMESTAMPTZ NOT NULL, ltp FLOAT, bid FLOAT, ask FLOAT, volume BIGINT, oi BIGINT, "
-            "delta FLOAT, gamma FLOAT, theta FLOAT, vega FLOAT, iv FLOAT, source TEXT, "
-            "PRIMARY KEY (id, ts), CONSTRAINT uq_ltp_ticks_symbol_ts UNIQUE (symbol, ts))"))
         conn.execute(sa.text("CREATE TABLE chunk_1 (CHECK (ts >= '2026-01-01' AND ts < '2026-03-01')) "
                              "INHERITS (ltp_ticks)"))
     with TickStore(pg_url) as store:

@@ -5,6 +5,8 @@ import json
 import threading
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from datetime import timedelta
 
 import pytest
@@ -16,6 +18,7 @@ from support import wait_until
 from datacentre.core.errors import StoreError
 from datacentre.core.ticks import parse_ts
 from datacentre.feed.broadcaster import BroadcasterThread
+from datacentre.feed.resume import split_live
 from datacentre.sources import MarketSimulator
 from datacentre.store.notify import APPLICATION_NAME
 from datacentre.store.tickstore import TickStore
@@ -42,31 +45,55 @@ def test_concurrent_writers_rows_arrive_once_in_id_order(pg_store):
             t.start()
         for t in threads:
             t.join(60)
-        expected = pg_store.count()
+        # The writers interleave: a snapshot that commits after a newer one is not live.
+        rows = pg_store.after(0, limit=100_000)
+        live, _, _ = split_live(rows, None)
         received = []
         deadline = time.monotonic() + 30
-        while len(received) < expected and time.monotonic() < deadline:
+        while len(received) < len(live) and time.monotonic() < deadline:
             received.append(json.loads(ws.recv()))
+        assert wait_until(lambda: server.stats()["cursor"] == rows[-1]["id"])
     finally:
         ws.close()
         server.stop()
-    stored = [(r["symbol"], r["ts"]) for r in pg_store.after(0, limit=100_000)]
-    assert [(m["symbol"], m["ts"]) for m in received] == stored
-    assert len(set(stored)) == len(stored) == expected == 20 * 44
+    assert [(m["symbol"], m["ts"]) for m in received] == [(r["symbol"], r["ts"]) for r in live]
+    assert server.stats()["past_rows"] == len(rows) - len(live)
+    assert len({(r["symbol"], r["ts"]) for r in rows}) == len(rows) == 20 * 44
 
 
-def _reader(url: str, received: list, ready: threading.Event, stop: threading.Event) -> None:
-    ws = websocket.create_connection(url, timeout=0.2)
-    try:
-        assert json.loads(ws.recv())["type"] == "welcome"
-        ready.set()
-        while not stop.is_set():
+class _Client(threading.Thread):
+    """A WebSocket client keeping every message a broadcaster sends it."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(daemon=True)
+        self.ws = websocket.create_connection(url, timeout=0.2)
+        assert json.loads(self.ws.recv())["type"] == "welcome"
+        self.received: list[dict] = []
+        self.stop = threading.Event()
+        self.start()
+
+    def run(self) -> None:
+        while not self.stop.is_set():
             try:
-                received.append((time.perf_counter(), json.loads(ws.recv())))
+                self.received.append(json.loads(self.ws.recv()))
             except websocket.WebSocketTimeoutException:
                 continue
+        self.ws.close()
+
+
+@contextmanager
+def feed_with_client(store: TickStore, **options) -> Iterator[tuple[BroadcasterThread, _Client]]:
+    """A broadcaster over ``store`` on a free port and one client of it, both stopped afterwards."""
+    server = BroadcasterThread(store, port=0, **options).start()
+    client = None
+    try:
+        client = _Client(server.url)
+        yield server, client
     finally:
-        ws.close()
+        if client is not None:
+            client.stop.set()
+            client.join(5)
+        server.stop()
 
 
 def _listening_sessions(store: TickStore) -> list[int]:
@@ -78,46 +105,26 @@ def _listening_sessions(store: TickStore) -> list[int]:
 def test_two_broadcasters_deliver_identical_ticks_pushed_by_notify(pg_store):
     # Each site's broadcaster has its own store connection; neither polls within the test's
     # time (safety_poll 60 s), so every tick that arrives was pushed by a commit notification.
-    sites = [BroadcasterThread(TickStore(pg_store.url), port=0, safety_poll=60).start() for _ in range(2)]
-    received: list[list] = [[], []]
-    stop = threading.Event()
-    readers = []
-    try:
-        assert all(site.stats()["listening"] for site in sites)
-        for site, inbox in zip(sites, received):
-            ready = threading.Event()
-            readers.append(threading.Thread(target=_reader, args=(site.url, inbox, ready, stop)))
-            readers[-1].start()
-            assert ready.wait(10)
-        collector = TickStore(pg_store.url)  # the collector: another process, another site
+    with ExitStack() as stack:
+        sites = [stack.enter_context(feed_with_client(stack.enter_context(TickStore(pg_store.url)),
+                                                      safety_poll=60)) for _ in range(2)]
+        assert all(server.stats()["listening"] for server, _ in sites)
+        collector = stack.enter_context(TickStore(pg_store.url))  # another process, another site
         for i in range(5):
             moment = START + timedelta(seconds=5 * i)
             collector.write_snapshot(moment, synthetic_snapshot(moment, step=i))
             count = collector.count()
-            assert wait_until(lambda c=count: all(len(inbox) >= c for inbox in received), timeout=10)
-        collector.close()
-    finally:
-        stop.set()
-        for reader in readers:
-            reader.join(5)
-        for site in sites:
-            site.stop()
-            site.server.store.close()
+            assert wait_until(lambda c=count: all(len(client.received) >= c for _, client in sites),
+                              timeout=10)
     stored = [(r["symbol"], r["ts"]) for r in pg_store.after(0, limit=100_000)]
-    for inbox in received:
-        assert [(m["symbol"], m["ts"]) for _, m in inbox] == stored
-    assert [m for _, m in received[0]] == [m for _, m in received[1]]
+    for _, client in sites:
+        assert [(m["symbol"], m["ts"]) for m in client.received] == stored
+    assert sites[0][1].received == sites[1][1].received
 
 
 def test_a_lost_listener_reconnects(pg_store):
-    server = BroadcasterThread(TickStore(pg_store.url), port=0, safety_poll=60).start()
-    received: list = []
-    stop = threading.Event()
-    ready = threading.Event()
-    reader = threading.Thread(target=_reader, args=(server.url, received, ready, stop))
-    reader.start()
-    try:
-        assert ready.wait(10) and server.stats()["listening"]
+    with TickStore(pg_store.url) as site, feed_with_client(site, safety_poll=60) as (server, client):
+        assert server.stats()["listening"]
         (pid,) = _listening_sessions(pg_store)
         with pg_store.engine.begin() as conn:
             conn.exec_driver_sql("SELECT pg_terminate_backend(%s)", (pid,))
@@ -128,32 +135,16 @@ def test_a_lost_listener_reconnects(pg_store):
 
         assert wait_until(back, timeout=15)
         pg_store.write_snapshot(START, synthetic_snapshot(START))
-        assert wait_until(lambda: len(received) == pg_store.count(), timeout=10)  # pushed, not polled
-    finally:
-        stop.set()
-        reader.join(5)
-        server.stop()
-        server.server.store.close()
+        assert wait_until(lambda: len(client.received) == pg_store.count(), timeout=10)  # pushed
     assert _listening_sessions(pg_store) == []  # stopping the broadcaster closes its listener
 
 
 def test_without_listen_the_broadcaster_polls(pg_store):
-    server = BroadcasterThread(pg_store, port=0, listen=False, poll_interval=0.05).start()
-    received: list = []
-    stop = threading.Event()
-    ready = threading.Event()
-    reader = threading.Thread(target=_reader, args=(server.url, received, ready, stop))
-    reader.start()
-    try:
-        assert ready.wait(10) and not server.stats()["listening"]
-        assert _listening_sessions(pg_store) == []
+    with feed_with_client(pg_store, listen=False, poll_interval=0.05) as (server, client):
+        assert not server.stats()["listening"] and _listening_sessions(pg_store) == []
         with TickStore(pg_store.url) as writer:
             writer.write_snapshot(START, synthetic_snapshot(START))
-        assert wait_until(lambda: len(received) == pg_store.count(), timeout=10)
-    finally:
-        stop.set()
-        reader.join(5)
-        server.stop()
+        assert wait_until(lambda: len(client.received) == pg_store.count(), timeout=10)
 
 
 def test_sqlite_broadcaster_has_no_listener(store):
@@ -173,24 +164,14 @@ def test_a_read_only_role_broadcasts(pg_store):
         conn.exec_driver_sql(f"GRANT USAGE ON SCHEMA {schema} TO {role}")
         conn.exec_driver_sql(f"GRANT SELECT ON ltp_ticks, instruments, sync_cursors TO {role}")
     reader_url = sa.engine.make_url(pg_store.url).set(username=role).render_as_string(hide_password=False)
-    desk = TickStore(reader_url)
-    server = BroadcasterThread(desk, port=0, safety_poll=60).start()
-    received: list = []
-    stop = threading.Event()
-    ready = threading.Event()
-    reader = threading.Thread(target=_reader, args=(server.url, received, ready, stop))
-    reader.start()
     try:
-        assert ready.wait(10) and server.stats()["listening"]
-        pg_store.write_snapshot(START, synthetic_snapshot(START))
-        assert wait_until(lambda: len(received) == pg_store.count(), timeout=10)
-        with pytest.raises(StoreError):
-            desk.write_snapshot(START + timedelta(seconds=5), synthetic_snapshot(START))
+        with TickStore(reader_url) as desk, feed_with_client(desk, safety_poll=60) as (server, client):
+            assert server.stats()["listening"]
+            pg_store.write_snapshot(START, synthetic_snapshot(START))
+            assert wait_until(lambda: len(client.received) == pg_store.count(), timeout=10)
+            with pytest.raises(StoreError):
+                desk.write_snapshot(START + timedelta(seconds=5), synthetic_snapshot(START))
     finally:
-        stop.set()
-        reader.join(5)
-        server.stop()
-        desk.close()
         with pg_store.engine.begin() as conn:
             conn.exec_driver_sql(f"DROP OWNED BY {role}")
             conn.exec_driver_sql(f"DROP ROLE {role}")

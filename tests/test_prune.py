@@ -7,8 +7,8 @@ import sys
 from datetime import UTC, datetime, timedelta
 
 import pytest
-import sqlalchemy as sa
 from conftest import make_tick
+from support import plain_ltp_ticks
 
 from datacentre.core.errors import ConfigError
 from datacentre.core.ticks import TICK_FIELDS, format_ts, now_utc
@@ -104,13 +104,7 @@ def test_sqlite_deletes_in_batches_and_reads_every_spelling(store):
 
 @pytest.mark.postgres
 def test_a_postgres_table_without_partitions_deletes_in_batches(pg_url):
-    engine = sa.create_engine(pg_url)
-    with engine.begin() as conn:
-        conn.execute(sa.text(
-            "CREATE TABLE ltp_ticks (id BIGSERIAL PRIMARY KEY, symbol TEXT NOT NULL, token TEXT, "
-            "ts TIMESTAMPTZ NOT NULL, ltp FLOAT, bid FLOAT, ask FLOAT, volume BIGINT, oi BIGINT, "
-            "delta FLOAT, gamma FLOAT, theta FLOAT, vega FLOAT, iv FLOAT, source TEXT)"))
-    engine.dispose()
+    plain_ltp_ticks(pg_url)
     with TickStore(pg_url) as store:
         filled(store)
         assert store.prune(2, dry_run=True, now=NOW).rows == 8 and store.count() == 14
