@@ -262,6 +262,7 @@ def test_symbol_filter():
     assert not all_but.wants("NIFTY 50") and all_but.wants("NIFTY BANK")
     assert all_but.describe() == {"symbols": "*", "excluded": ["NIFTY 50"]}
     assert all_but.subscribe(("NIFTY 50",)).is_all
+    assert f.subscribe(("NIFTY 50",)).describe() == {"symbols": ["NIFTY 50"]}  # the first narrows
     assert both.subscribe(None).is_all
     # BANKNIFTY contains NIFTY: the filter matches whole symbols only
     nifty = f.unsubscribe(None).subscribe(("NIFTY06JAN2626500CE",))
@@ -272,8 +273,11 @@ def test_client_state_subscribe_and_format():
     state = ClientState()
     assert state.format == "tick" and state.wants("NIFTY BANK")
     key_all = state.key
-    ack = json.loads(state.apply(parse_request('{"type":"subscribe","symbols":["NIFTY 50"],"id":1}')))
-    assert ack == {"type": "subscribed", "symbols": "*", "id": 1}  # already receiving everything
+    # A string where the list belongs is that one symbol, and a connection's first subscribe
+    # narrows the feed to what it names: never "*", which would send everything.
+    ack = json.loads(state.apply(parse_request('{"type":"subscribe","symbols":"NIFTY 50","id":1}')))
+    assert ack == {"type": "subscribed", "symbols": ["NIFTY 50"], "id": 1}
+    assert state.wants("NIFTY 50") and not state.wants("NIFTY BANK")
     ack = json.loads(state.apply(parse_request('{"type":"unsubscribe","symbols":"*"}')))
     assert ack == {"type": "unsubscribed", "symbols": []}
     assert not state.wants("NIFTY 50")

@@ -7,6 +7,14 @@
 exponential backoff and jitter, sorting what arrives into ticks (handed on) and replies
 (matched to their request by ``id``). Welcome, pong, replies and error messages never
 reach tick handlers.
+
+Resuming: the connection asks for cursors (``?resume=now``) and remembers the latest
+one; after a reconnection it asks for everything since (``?resume=CURSOR``), so tick
+handlers see every live row once and in order across outages and broadcaster restarts
+(:mod:`datacentre.feed.resume`). Ticks that arrived after the last cursor come again in
+the catch-up: they are recognised by ``(symbol, ts)`` and dropped. A ``resume_gap``
+(an outage longer than the broadcaster's resume window) is logged and kept in
+:attr:`FeedConnection.last_gap`.
 """
 from __future__ import annotations
 
@@ -17,9 +25,11 @@ import random
 import socket
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Self
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import websocket
 
@@ -48,6 +58,9 @@ CLOSE_WAIT = 1.0
 #: broadcaster's per-connection budget (``protocol.DEFAULT_RATE`` / ``DEFAULT_BURST``).
 REQUEST_RATE = 0.9 * DEFAULT_RATE
 REQUEST_BURST = 0.9 * DEFAULT_BURST
+#: Ticks remembered since the latest cursor, to recognise them when a resume sends them
+#: again (the broadcaster sends a cursor after every batch of at most 10,000 rows).
+MAX_UNCONFIRMED = 50_000
 
 TickHandler = Callable[[dict], None]
 ReplyHandler = Callable[[dict | None, Exception | None], None]
@@ -62,6 +75,14 @@ def backoff_delay(attempt: int, *, base: float = RECONNECT_MIN_DELAY,
 def is_tick(message: Any) -> bool:
     """True for a tick message: an object with a ``symbol`` and no ``type``."""
     return isinstance(message, dict) and "type" not in message and "symbol" in message
+
+
+def resume_url(url: str, cursor: int | None) -> str:
+    """``url`` asking to resume after ``cursor`` (None: from now, with cursors)."""
+    parts = urlsplit(url)
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "resume"]
+    query.append(("resume", "now" if cursor is None else str(cursor)))
+    return urlunsplit((parts.scheme, parts.netloc, parts.path or "/", urlencode(query), parts.fragment))
 
 
 # ---------------------------------------------------------------- the connection
@@ -92,7 +113,7 @@ class FeedConnection:
     def __init__(self, url: str, *, on_tick: TickHandler, on_welcome: Callable[[], None] | None = None,
                  on_snapshot: Callable[[list[dict]], None] | None = None,
                  reconnect_delay: Callable[[int], float] | None = None,
-                 token: str | None = None, name: str = "datacentre-feed") -> None:
+                 token: str | None = None, name: str = "datacentre-feed", resume: bool = True) -> None:
         self.url = url
         self.name = name
         self._on_tick = on_tick
@@ -115,6 +136,12 @@ class FeedConnection:
         self.welcome: dict | None = None
         self.connections = 0
         self.last_error: str | None = None
+        self.resume = resume
+        self.cursor: int | None = None  # every live row up to this store id has been handed on
+        self._unconfirmed: deque[tuple[Any, Any]] = deque(maxlen=MAX_UNCONFIRMED)
+        self._resent: set[tuple[Any, Any]] = set()
+        self.resent_dropped = 0
+        self.last_gap: dict | None = None
 
     def __repr__(self) -> str:
         state = "connected" if self.connected else "disconnected"
@@ -180,7 +207,8 @@ class FeedConnection:
     def _run(self) -> None:
         attempt = 0
         while not self._stop.is_set():
-            app = websocket.WebSocketApp(self.url, header=self._headers(), on_open=self._opened,
+            url = resume_url(self.url, self.cursor) if self.resume else self.url
+            app = websocket.WebSocketApp(url, header=self._headers(), on_open=self._opened,
                                          on_message=self._message, on_error=self._error,
                                          on_close=self._closed)
             with self._lock:
@@ -262,10 +290,12 @@ class FeedConnection:
             return
         kind = data.get("type")
         if kind is None:
-            if "symbol" in data:
+            if "symbol" in data and self._fresh(data):
                 self._tick(data)
+        elif kind == "cursor":
+            self._confirm(data.get("cursor"))
         elif kind == "snapshot":
-            ticks = [tick for tick in data.get("ticks") or () if is_tick(tick)]
+            ticks = [tick for tick in data.get("ticks") or () if is_tick(tick) and self._fresh(tick)]
             if self._on_snapshot is None:
                 for tick in ticks:
                     self._tick(tick)
@@ -278,12 +308,24 @@ class FeedConnection:
             self._welcome(data)
         elif kind == "error":
             log.warning("broadcaster at %s reported %s: %s", self.url, data.get("code"), data.get("message"))
+        elif kind == "resume_gap":
+            self.last_gap = data
+            log.warning("the broadcaster at %s cannot resend everything missed: %s", self.url,
+                        data.get("message"))
+        elif kind == "resumed":
+            log.info("resumed at %s: %s live rows missed were sent again", self.url, data.get("rows"))
         else:
             log.debug("ignored %r message from %s", kind, self.url)
 
     def _welcome(self, data: dict) -> None:
         self.welcome = data
         self.connections += 1
+        cursor = data.get("cursor")
+        if self.resume and isinstance(cursor, int) and not isinstance(cursor, bool):
+            if self.cursor is None:  # a first connection (or a server that sent no cursor before)
+                self._confirm(cursor)
+            else:  # resuming: what came after our cursor will come again
+                self._resent = set(self._unconfirmed)
         self._welcomed_at = time.monotonic()
         if self._outage_logged:
             log.warning("connected to the broadcaster at %s again", self.url)
@@ -296,6 +338,24 @@ class FeedConnection:
                 self._on_welcome()
             except Exception:
                 log.exception("welcome handler failed")
+
+    def _fresh(self, tick: dict) -> bool:
+        """False for a tick a resume sent again (it was handed on before the outage)."""
+        key = (tick.get("symbol"), tick.get("ts"))
+        if self._resent and key in self._resent:
+            self._resent.discard(key)
+            self.resent_dropped += 1
+            return False
+        if self.resume:
+            self._unconfirmed.append(key)
+        return True
+
+    def _confirm(self, cursor: Any) -> None:
+        """A cursor from the broadcaster: everything before it is accounted for."""
+        if isinstance(cursor, int) and not isinstance(cursor, bool):
+            self.cursor = cursor
+            self._unconfirmed.clear()
+            self._resent.clear()
 
     def _tick(self, tick: dict) -> None:
         try:

@@ -1,15 +1,27 @@
-"""The WebSocket broadcaster: every new row of the tick store, live, to every client.
+"""The WebSocket broadcaster: every new live row of the tick store, to every client.
 
 :class:`Broadcaster` is a :class:`~datacentre.feed.server.FeedServer` (connections,
 requests, fan-out, ``/health``, auth) fed from the store's id cursor.
 
 How the live feed follows the store
     By id (``store.after(cursor)``), never by timestamp, so every committed row
-    goes out exactly once and in order, whichever process wrote it. It starts at
-    the current ``max_id()`` (new clients get only new ticks), reads every
-    ``poll_interval`` seconds and at once when :meth:`Broadcaster.notify` is
+    is seen exactly once and in order, whichever process wrote it. Only **live**
+    rows go out: a row whose snapshot time is older than the newest already seen
+    (a backfill, an import, a sync of a past day) is stored and counted
+    (``past_rows`` in ``/health``), never broadcast; see :mod:`datacentre.feed.resume`.
+    It starts at the current newest id (new clients get only new ticks), reads
+    every ``poll_interval`` seconds and at once when :meth:`Broadcaster.notify` is
     called (an in-process collector calls it right after each commit). Store
     reads run in a worker thread, so a slow database never stalls pings.
+
+Resuming
+    Every welcome carries a cursor (a store id). A client that connects with
+    ``?resume=CURSOR`` is sent, from the store, every live row after it, in order
+    and paced by how fast it reads, then joins the live stream with nothing lost
+    or repeated in between; it and clients that connect with ``?resume=now`` get a
+    ``cursor`` message after each batch. Because the cursor and the live rule come
+    from the store, this holds across a restart and between the broadcasters of
+    one PostgreSQL database.
 
 Push on PostgreSQL
     Every write transaction of the store sends a ``NOTIFY`` as it commits, and
@@ -27,11 +39,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from functools import partial
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from websockets.exceptions import ConnectionClosed
+from websockets.protocol import State
 
 from datacentre.core.config import DEFAULT_WS_HOST, DEFAULT_WS_PORT
 from datacentre.core.errors import ConfigError
-from datacentre.feed.server import DEFAULT_MAX_BUFFER_BYTES, FeedServer, PoolClosed, in_thread
+from datacentre.feed import fanout, protocol, resume
+from datacentre.feed.server import DEFAULT_MAX_BUFFER_BYTES, Client, FeedServer, PoolClosed, in_thread
 from datacentre.feed.thread import ServerThread
 from datacentre.store.notify import CommitListener
 from datacentre.store.tickstore import TickStore
@@ -42,7 +60,10 @@ DEFAULT_POLL_INTERVAL = 0.05
 #: Seconds between reads while commit notifications arrive (PostgreSQL LISTEN).
 DEFAULT_SAFETY_POLL = 1.0
 READ_BATCH = 10_000
+#: Rows per read of a catch-up: each is sent and drained before the next is read.
+CATCH_UP_BATCH = 2_000
 MAX_READ_BACKOFF = 2.0
+INTERNAL_ERROR = 1011
 
 
 class Broadcaster(FeedServer):
@@ -57,7 +78,8 @@ class Broadcaster(FeedServer):
                  token: str | None = None, poll_interval: float = DEFAULT_POLL_INTERVAL,
                  max_buffer_bytes: int = DEFAULT_MAX_BUFFER_BYTES, read_batch: int = READ_BATCH,
                  listen: bool = True, safety_poll: float = DEFAULT_SAFETY_POLL,
-                 **options: Any) -> None:
+                 resume_window: float = resume.DEFAULT_RESUME_WINDOW_S,
+                 resume_rows: int = resume.DEFAULT_RESUME_ROWS, **options: Any) -> None:
         super().__init__(store, host=host, port=port, token=token,
                          max_buffer_bytes=max_buffer_bytes, **options)
         if not poll_interval > 0:
@@ -67,7 +89,18 @@ class Broadcaster(FeedServer):
         self.safety_poll = max(float(safety_poll), self.poll_interval)
         self._listener: CommitListener | None = None
         self.read_batch = int(read_batch)
+        if not resume_window > 0 or resume_rows < 1:
+            raise ConfigError(f"resume_window and resume_rows must be positive, got {resume_window}, "
+                              f"{resume_rows}")
+        self.resume_window = float(resume_window)
+        self.resume_rows = int(resume_rows)
         self.cursor: int | None = None
+        self.newest_ts: str | None = None  # the newest snapshot time seen: the live rule's state
+        self.past_rows = 0
+        self.resumes = 0
+        self.resume_gaps = 0
+        self.resent_rows = 0
+        self._catch_ups: set[asyncio.Task] = set()
         self._wake: asyncio.Event | None = None
 
     def notify(self) -> None:
@@ -86,7 +119,10 @@ class Broadcaster(FeedServer):
         return self._listener is not None and self._listener.listening
 
     def stats(self) -> dict[str, Any]:
-        return {**super().stats(), "cursor": self.cursor, "listening": self.listening}
+        return {**super().stats(), "cursor": self.cursor, "listening": self.listening,
+                "newest_ts": self.newest_ts, "past_rows": self.past_rows, "resumes": self.resumes,
+                "resume_gaps": self.resume_gaps, "resent_rows": self.resent_rows,
+                "resume_window_s": self.resume_window}
 
     async def _listen(self) -> None:
         self._wake = asyncio.Event()
@@ -97,15 +133,20 @@ class Broadcaster(FeedServer):
                 await in_thread(self._listener.start)
         # The starting point is fixed before anyone can connect or start() returns, so a row
         # committed right after start() is never mistaken for an old one.
-        self.cursor = await self._read(self.store.max_id)
+        await self._start_position()
         await super()._listen()
+
+    async def _start_position(self) -> None:
+        head = await self._read(self.store.feed_head)
+        if head is not None:
+            self.cursor, self.newest_ts = head
 
     async def _feed(self) -> None:
         wake = self._wake
         assert wake is not None  # set by _listen()
         while self.cursor is None:
             await self._pause(wake)
-            self.cursor = await self._read(self.store.max_id)
+            await self._start_position()
         log.info("following the store from id %d", self.cursor)
         while True:
             # Cleared before reading: a notify() during the read makes the next wait return at once.
@@ -113,7 +154,9 @@ class Broadcaster(FeedServer):
             rows = await self._read(self.store.after, self.cursor, self.read_batch)
             if rows:
                 self.cursor = rows[-1]["id"]
-                self._publish(rows)
+                live, self.newest_ts, past = resume.split_live(rows, self.newest_ts)
+                self.past_rows += past
+                self._publish(live, cursor=self.cursor)
                 if len(rows) >= self.read_batch:
                     await asyncio.sleep(0)  # let pings and requests through between big batches
                     continue
@@ -126,7 +169,84 @@ class Broadcaster(FeedServer):
             except TimeoutError:
                 pass
 
+    # ------------------------------------------------------------------ resuming
+
+    def _accept(self, query: dict[str, list[str]]) -> None:
+        for value in query.get("resume", ()):
+            resume.parse_resume(value)
+
+    def _prepare(self, client: Client) -> dict[str, Any]:
+        request = client.ws.request
+        values = parse_qs(urlsplit(request.path).query).get("resume") if request is not None else None
+        if not values:
+            return {"cursor": self.cursor}
+        client.resume = True
+        client.resume_from = resume.parse_resume(values[-1])
+        return {"cursor": self.cursor if client.resume_from is None else client.resume_from}
+
+    def _admit(self, client: Client) -> None:
+        if client.resume_from is None:
+            super()._admit(client)
+            return
+        self.resumes += 1
+        task = asyncio.create_task(self._catch_up(client), name=f"catch-up {client.peer}")
+        self._catch_ups.add(task)
+        task.add_done_callback(self._catch_ups.discard)
+
+    async def _catch_up(self, client: Client) -> None:
+        """Send ``client`` the live rows after its cursor from the store, then let it join the feed.
+
+        Each batch is drained before the next is read, so a client that reads slowly is
+        paced, not cut off (while it keeps reading). The join happens in the step that
+        sees the catch-up reach the feed's cursor: no row can be published in between.
+        """
+        ws, sent = client.ws, 0
+        try:
+            while self.cursor is None:  # the store has been unreadable since the start
+                await asyncio.sleep(self.poll_interval)
+            plan = await in_thread(partial(resume.plan_resume, self.store, client.resume_from,
+                                           head=self.cursor, newest=self.newest_ts,
+                                           window_s=self.resume_window, max_rows=self.resume_rows))
+            if plan.gap is not None:
+                self.resume_gaps += 1
+                log.info("client %s resumes from %s: %s", client.peer, client.resume_from,
+                         plan.gap["message"])
+                self._send_text(client, protocol.resume_message("resume_gap", **plan.gap))
+            position, newest = plan.start, plan.newest
+            while ws.state is State.OPEN and not client.dropped:
+                head = self.cursor
+                if position == head:
+                    client.resume_from = None
+                    self._send_text(client, protocol.resume_message("resumed", cursor=position, rows=sent))
+                    super()._admit(client)
+                    return
+                if position > head:  # a cursor from another broadcaster that is ahead of this one
+                    self.notify()
+                    await asyncio.sleep(self.poll_interval)
+                    continue
+                rows = await self._read(self.store.after, position, CATCH_UP_BATCH, head)
+                if rows is None:
+                    await asyncio.sleep(MAX_READ_BACKOFF)
+                    continue
+                live, newest, _ = resume.split_live(rows, newest)
+                position = rows[-1]["id"] if rows else head
+                blob, count = fanout.blobs_for(live, [client.state.key])[client.state.key]
+                marker = protocol.text_frame(protocol.resume_message("cursor", cursor=position).encode())
+                self._write(client, blob + marker, count + 1)
+                sent += len(live)
+                self.resent_rows += len(live)
+                await ws.drain()
+        except (ConnectionClosed, OSError):
+            pass
+        except PoolClosed:
+            log.info("the interpreter is exiting: catch-up of %s abandoned", client.peer)
+        except Exception:
+            log.error("catch-up of client %s failed; disconnecting it", client.peer, exc_info=True)
+            self._drop(client, "the server failed to resume this connection", code=INTERNAL_ERROR)
+
     async def _close(self) -> None:
+        for task in list(self._catch_ups):
+            task.cancel()
         try:
             await super()._close()
         finally:

@@ -1,4 +1,4 @@
-"""The WebSocket protocol (DESIGN section 5), with no sockets and no asyncio.
+"""The WebSocket protocol (docs/architecture.md, "WebSocket protocol"), with no sockets and no asyncio.
 
 Text in, requests out; ticks and replies in, text and frame bytes out. The
 servers in :mod:`datacentre.feed.broadcaster` and :mod:`datacentre.feed.replay` only move
@@ -18,16 +18,20 @@ Client to server (every request may carry an ``"id"``, echoed in its reply)::
     {"type": "set_format", "format": "tick" | "snapshot"} -> {"type": "format", "format": F}
     replay only: pause, resume, seek ("ts"), speed ("speed") -> {"type": "replay_status", ...}
 
-The subscription acks report the filter in force afterwards: ``"symbols"`` is
-``"*"`` or the list of symbols received, and ``"excluded"`` lists the symbols
-left out of ``"*"`` (after unsubscribing single symbols from everything).
+A connection starts with every symbol; its first ``subscribe`` to a list narrows it to
+that list (``"symbols": "NIFTY 50"``, a string, is that one symbol, never everything),
+later ones add to it. The subscription acks report the filter in force afterwards:
+``"symbols"`` is ``"*"`` or the list of symbols received, and ``"excluded"`` lists the
+symbols left out of ``"*"`` (after unsubscribing single symbols from everything).
 
-Server to client, unprompted: the welcome message, then one tick object per
-stored row (exactly :data:`~datacentre.core.ticks.TICK_FIELDS`, in that order, no
-``id``, no ``type``), or with ``set_format`` ``snapshot`` one
+Server to client, unprompted: the welcome message (with ``"cursor"``, a store id), then
+one tick object per live row (exactly :data:`~datacentre.core.ticks.TICK_FIELDS`, in that
+order, no ``id``, no ``type``), or with ``set_format`` ``snapshot`` one
 ``{"type": "snapshot", "ts": .., "ticks": [..]}`` per snapshot. Errors are
 ``{"type": "error", "code": C, "message": M}`` with a code of :data:`ERROR_CODES`, or
 ``internal_error`` when the server itself failed (e.g. the store was unreachable).
+A client that connected with ``?resume=...`` also gets ``cursor``, ``resumed`` and
+``resume_gap`` messages (:mod:`datacentre.feed.resume` says when and why).
 
 JSON is compact (``separators=(",", ":")``) and ASCII-only, and non-finite
 floats go out as ``null`` so that every client's JSON parser accepts them.
@@ -189,6 +193,14 @@ def replay_status_message(status: Mapping[str, Any], request_id: Any = None) -> 
 
 def replay_end_message(**fields: Any) -> str:
     return _reply("replay_end", fields)
+
+
+RESUME_MESSAGES = ("cursor", "resumed", "resume_gap")
+
+
+def resume_message(kind: str, **fields: Any) -> str:
+    """One of :data:`RESUME_MESSAGES`, for resuming clients (:mod:`datacentre.feed.resume`)."""
+    return _reply(kind, fields)
 
 
 # ------------------------------------------------------------------ requests
@@ -408,6 +420,9 @@ class SymbolFilter:
     def subscribe(self, symbols: tuple[str, ...] | None) -> SymbolFilter:
         if symbols is None:
             return SymbolFilter()
+        if self.is_all:
+            # A connection starts with everything: its first subscribe says what it wants.
+            return SymbolFilter(False, frozenset(symbols))
         if self.everything:
             return SymbolFilter(True, self.symbols - set(symbols))
         return SymbolFilter(False, self.symbols | set(symbols))

@@ -19,11 +19,16 @@ How ticks reach clients (the latency trade-off)
     blob is only written while the connection is OPEN (once websockets starts
     its closing handshake, nothing more is written). What is given up: no
     per-message compression, and no ``await send()`` backpressure. Instead each
-    client has a bounded buffer: when its transport holds more than
-    ``max_buffer_bytes`` unsent (on top of what the kernel's socket buffers
-    hold), that client is disconnected at once (the transport is aborted: a
-    close frame would sit behind megabytes of stale ticks) and a warning is
-    logged. One slow client never delays the others.
+    client has a bounded buffer and a clock (:mod:`datacentre.feed.slow`): a
+    client whose transport holds more than ``max_buffer_bytes`` unsent, or whose
+    unsent data has not drained for ``stall_timeout`` seconds, is cut with close
+    code 1008 and a reason (logged), its connection aborted a second later. One
+    slow client never delays the others.
+
+Connections: at most ``max_connections`` at once (more are refused with HTTP 503 and
+a ``Retry-After``); one that has not finished its opening handshake within
+``open_timeout`` seconds is dropped. The welcome is the first frame of every
+connection, written in the same step that registers it for the feed.
 
 Requests (``ping``, ``get_latest``, ...) are answered through the ordinary
 ``await ws.send()``: they are rare. A bad request gets an error message and the
@@ -41,7 +46,6 @@ from __future__ import annotations
 
 import asyncio
 import errno
-import functools
 import hmac
 import http
 import logging
@@ -66,14 +70,22 @@ from datacentre.core.config import (
     is_loopback,
     make_ws_url,
 )
-from datacentre.core.errors import ConfigError, FeedError, ProtocolError, StoreError
-from datacentre.feed import fanout, protocol
+from datacentre.core.errors import ConfigError, FeedError, ProtocolError
+from datacentre.feed import fanout, protocol, slow
+from datacentre.feed.requests import PoolClosed, RequestAnswers
+from datacentre.feed.requests import in_thread as in_thread
 from datacentre.store.tickstore import TickStore
 
 log = logging.getLogger(__name__)
 
 #: Unsent bytes a client's transport may hold before the client is disconnected.
-DEFAULT_MAX_BUFFER_BYTES = 8 * 2**20
+DEFAULT_MAX_BUFFER_BYTES = 4 * 2**20
+#: Open connections at once; more are refused politely (HTTP 503).
+DEFAULT_MAX_CONNECTIONS = 1000
+#: Seconds a connection gets to finish its opening handshake.
+DEFAULT_OPEN_TIMEOUT = 10.0
+#: Seconds a refused client is asked to wait before trying again.
+RETRY_AFTER_S = 5
 #: websockets' ``max_size``: a bigger incoming frame closes the connection (code 1009).
 DEFAULT_MAX_FRAME_BYTES = 64 * 1024
 #: Seconds clients get to answer the close frame when the server stops. A client that
@@ -84,37 +96,26 @@ POLICY_VIOLATION = 1008
 
 
 class Client:
-    """One open connection and its protocol state."""
+    """One open connection: its protocol state, and how it keeps up.
 
-    __slots__ = ("ws", "state", "peer")
+    ``resume`` is True for a client that asked for cursors; ``resume_from`` is the cursor
+    it is catching up from (None once it is live, or if it never resumed).
+    """
+
+    __slots__ = ("ws", "state", "peer", "resume", "resume_from", "written", "drain", "dropped")
 
     def __init__(self, ws: ServerConnection, state: protocol.ClientState) -> None:
         self.ws = ws
         self.state = state
         self.peer = _peer(ws)
+        self.resume = False
+        self.resume_from: int | None = None
+        self.written = 0  # bytes handed to the transport
+        self.drain = slow.DrainWatch(time.monotonic())
+        self.dropped = False
 
 
-class PoolClosed(Exception):
-    """The worker threads take no more work: the interpreter is exiting."""
-
-
-async def in_thread(func, /, *args):
-    """``func(*args)`` in the loop's worker threads, so blocking store I/O never stalls the loop.
-
-    Raises :class:`PoolClosed`, not the pool's ``RuntimeError``, when the pool
-    refuses the work: ``concurrent.futures`` does that from the start of
-    interpreter exit (before ``atexit`` handlers run), and it is no store failure.
-    """
-    loop = asyncio.get_running_loop()
-    try:
-        future = loop.run_in_executor(None, functools.partial(func, *args))
-    except RuntimeError as exc:
-        raise PoolClosed(str(exc)) from exc
-    return await future
-
-
-
-class FeedServer:
+class FeedServer(RequestAnswers):
     """A websockets server that fans rows out to clients and answers their requests.
 
     Subclasses provide :meth:`_feed` (the coroutine that produces rows and calls
@@ -130,7 +131,9 @@ class FeedServer:
                  request_burst: float = protocol.DEFAULT_BURST,
                  max_strikes: int = protocol.DEFAULT_MAX_STRIKES,
                  ping_interval: float | None = 20, ping_timeout: float | None = 20,
-                 close_timeout: float = 2.0) -> None:
+                 close_timeout: float = 2.0, stall_timeout: float = slow.DEFAULT_STALL_TIMEOUT,
+                 max_connections: int = DEFAULT_MAX_CONNECTIONS,
+                 open_timeout: float = DEFAULT_OPEN_TIMEOUT) -> None:
         if token is None:
             token = default_token()
         if not is_loopback(host) and not token:
@@ -140,17 +143,23 @@ class FeedServer:
                 f"ws://HOST:PORT/?token=..., or bind to 127.0.0.1")
         if max_buffer_bytes < 1:
             raise ConfigError(f"max_buffer_bytes must be positive, got {max_buffer_bytes}")
+        if not stall_timeout > 0 or max_connections < 1 or not open_timeout > 0:
+            raise ConfigError(f"stall_timeout and open_timeout must be positive and max_connections at "
+                              f"least 1; got {stall_timeout}, {open_timeout}, {max_connections}")
         self.store = store
         self.host = host
         self.port = port
         self.token = token
         self.max_buffer_bytes = int(max_buffer_bytes)
         self.max_frame_bytes = int(max_frame_bytes)
+        self.stall_timeout = float(stall_timeout)
+        self.max_connections = int(max_connections)
         self._client_options = {"rate": request_rate, "burst": request_burst,
                                 "max_strikes": max_strikes}
         self._ws_options = {"ping_interval": ping_interval, "ping_timeout": ping_timeout,
-                            "close_timeout": close_timeout}
-        self._clients: dict[Client, None] = {}  # insertion-ordered set
+                            "close_timeout": close_timeout, "open_timeout": open_timeout}
+        self._connections: dict[Client, None] = {}  # every welcomed connection (ordered set)
+        self._clients: dict[Client, None] = {}  # those receiving the feed
         self._server: Server | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._started = time.monotonic()
@@ -160,10 +169,11 @@ class FeedServer:
         self.last_tick_ts: str | None = None
         self.connections_total = 0
         self.dropped_clients = 0
+        self.refused_connections = 0
         self.store_error: str | None = None
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.url!r}, subscribers={len(self._clients)})"
+        return f"{type(self).__name__}({self.url!r}, subscribers={len(self._connections)})"
 
     @property
     def url(self) -> str:
@@ -205,8 +215,9 @@ class FeedServer:
     async def _run(self, stop: asyncio.Event) -> None:
         feed = asyncio.create_task(self._feed(), name=f"{self.mode}-feed")
         stopped = asyncio.create_task(stop.wait())
+        watch = asyncio.create_task(self._watch(), name=f"{self.mode}-slow-clients")
         try:
-            await asyncio.wait({feed, stopped}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait({feed, stopped, watch}, return_when=asyncio.FIRST_COMPLETED)
             error = feed.exception() if feed.done() and not feed.cancelled() else None
             if isinstance(error, PoolClosed):
                 # Clients get a proper "going away" now rather than a dead socket at exit.
@@ -214,9 +225,9 @@ class FeedServer:
             elif error is not None:
                 raise error
         finally:
-            for task in (feed, stopped):
+            for task in (feed, stopped, watch):
                 task.cancel()
-            await asyncio.gather(feed, stopped, return_exceptions=True)
+            await asyncio.gather(feed, stopped, watch, return_exceptions=True)
 
     async def _close(self) -> None:
         server, self._server = self._server, None
@@ -226,10 +237,11 @@ class FeedServer:
                 async with asyncio.timeout(STOP_GRACE):
                     await server.wait_closed()
             except TimeoutError:
-                for client in list(self._clients):
+                for client in list(self._connections):
                     client.ws.transport.abort()
                 await server.wait_closed()
         self._clients.clear()
+        self._connections.clear()
         log.info("%s on %s stopped", self.mode, self.url)
 
     async def _feed(self) -> None:
@@ -242,7 +254,7 @@ class FeedServer:
             "mode": self.mode,
             "pid": os.getpid(),  # tells `start` whether the answer is from the process it started
             "url": self.url,
-            "subscribers": len(self._clients),
+            "subscribers": len(self._connections),
             "ticks_sent": self.ticks_sent,
             "messages_sent": self.messages_sent,
             "bytes_sent": self.bytes_sent,
@@ -250,6 +262,8 @@ class FeedServer:
             "uptime_s": round(time.monotonic() - self._started, 3),
             "connections_total": self.connections_total,
             "dropped_clients": self.dropped_clients,
+            "refused_connections": self.refused_connections,
+            "max_connections": self.max_connections,
             "store_error": self.store_error,
         }
 
@@ -263,12 +277,30 @@ class FeedServer:
                                ("Content-Length", str(len(body))), ("Connection", "close"),
                                ("Cache-Control", "no-store")])
             return Response(200, "OK", headers, body)
+        if len(self._connections) >= self.max_connections:
+            self.refused_connections += 1
+            if self.refused_connections % 100 == 1:
+                log.warning("refused %s: %d connections open, the limit", _peer(connection),
+                            len(self._connections))
+            response = connection.respond(
+                http.HTTPStatus.SERVICE_UNAVAILABLE,
+                f"this broadcaster serves {self.max_connections} connections at most and has them "
+                f"all; try again in a few seconds or use another broadcaster\n")
+            response.headers["Retry-After"] = str(RETRY_AFTER_S)
+            return response
         if self.token and not self._authorized(request, url.query):
             log.warning("refused %s: missing or wrong token", _peer(connection))
             return connection.respond(http.HTTPStatus.UNAUTHORIZED,
                                       "a token is required: connect to ws://HOST:PORT/?token=... "
                                       "or send 'Authorization: Bearer ...'\n")
+        try:
+            self._accept(parse_qs(url.query))
+        except ProtocolError as exc:
+            return connection.respond(http.HTTPStatus.BAD_REQUEST, f"{exc.message}\n")
         return None
+
+    def _accept(self, query: dict[str, list[str]]) -> None:
+        """Check the connection's query parameters; raise :class:`ProtocolError` to refuse it."""
 
     def _authorized(self, request: HttpRequest, query: str) -> bool:
         expected = (self.token or "").encode()
@@ -283,18 +315,30 @@ class FeedServer:
     def _welcome_fields(self) -> dict[str, Any]:
         return {"mode": self.mode}
 
+    def _prepare(self, client: Client) -> dict[str, Any]:
+        """Set ``client`` up from its request (``client.ws.request``); return its own welcome fields."""
+        return {}
+
     def _on_join(self, client: Client) -> None:
         """Called once a client has its welcome and is receiving the feed."""
+
+    def _admit(self, client: Client) -> None:
+        """Start feeding a welcomed client (in the step that wrote its welcome: nothing between)."""
+        self._clients[client] = None
+        self._on_join(client)
 
     async def _handler(self, ws: ServerConnection) -> None:
         client = Client(ws, protocol.ClientState(**self._client_options))
         self.connections_total += 1
+        self._connections[client] = None
         try:
-            await ws.send(protocol.welcome_message(len(self._clients) + 1, **self._welcome_fields()))
-            # Registered only after the welcome is written, so it always comes first.
-            self._clients[client] = None
-            self._on_join(client)
-            log.info("client %s connected (%d subscribers)", client.peer, len(self._clients))
+            welcome = protocol.welcome_message(len(self._connections), **self._welcome_fields(),
+                                               **self._prepare(client))
+            # Written straight to the transport and registered in the same step, so the
+            # welcome comes first and its cursor is exactly where this client's feed begins.
+            self._send_text(client, welcome)
+            self._admit(client)
+            log.info("client %s connected (%d subscribers)", client.peer, len(self._connections))
             async for message in ws:
                 reply = await self._answer(client, message)
                 if reply is not None:
@@ -309,87 +353,40 @@ class FeedServer:
             log.error("client %s: connection handler failed", client.peer, exc_info=True)
         finally:
             self._clients.pop(client, None)
-            log.info("client %s disconnected (%d subscribers)", client.peer, len(self._clients))
-
-    async def _answer(self, client: Client, message: str | bytes) -> str | None:
-        rid = None
-        try:
-            client.state.admit(message)
-            request = protocol.parse_request(message)
-            rid = request.id
-            return await self._dispatch(client, request)
-        except ProtocolError as exc:
-            return protocol.error_reply(exc)
-        except PoolClosed:
-            return protocol.error_message("internal_error", "the server is shutting down; "
-                                                            "reconnect in a moment", rid)
-        except StoreError as exc:
-            log.warning("client %s: store failed answering a request", client.peer, exc_info=True)
-            return protocol.error_message("internal_error", f"the store failed: {exc}; try again",
-                                          rid)
-        except Exception:
-            log.error("client %s: request %.200r failed", client.peer, message, exc_info=True)
-            return protocol.error_message("internal_error", "the server failed to answer; see its log",
-                                          rid)
-
-    async def _dispatch(self, client: Client, request: protocol.Request) -> str:
-        kind, rid = request.type, request.id
-        if kind == "ping":
-            return protocol.pong_message(rid)
-        if kind in ("subscribe", "unsubscribe", "set_format"):
-            return client.state.apply(request)
-        if kind == "get_latest":
-            tick = await self._latest(request.symbol)
-            if tick is None:
-                return protocol.error_message("unknown_symbol", f"no ticks stored for {request.symbol!r}",
-                                              rid)
-            return protocol.latest_message(tick, rid)
-        if kind == "get_symbols":
-            return protocol.symbols_message(await in_thread(self.store.symbols), rid)
-        if kind == "get_latest_all":
-            return protocol.latest_all_message(await self._latest_all(request.limit), rid)
-        if kind == "get_history":
-            return await self._history(request)
-        return protocol.error_message("unknown_type", f"{kind!r} is only available in replay mode "
-                                                      f"(python -m datacentre replay)", rid)
-
-    async def _latest(self, symbol: str) -> Mapping[str, Any] | None:
-        return await in_thread(self.store.latest, symbol)
-
-    async def _latest_all(self, limit: int | None) -> Sequence[Mapping[str, Any]]:
-        return await in_thread(self.store.latest_all, limit)
-
-    async def _history(self, request: protocol.Request) -> str:
-        # Encoded in the worker thread too: 10,000 ticks take ~50 ms to encode, which on the
-        # loop would hold up every other client's ticks.
-        return await in_thread(self._history_reply, request)
-
-    def _history_reply(self, request: protocol.Request) -> str:
-        limit = request.limit or protocol.DEFAULT_HISTORY_LIMIT
-        rows = self.store.history(request.symbol, request.start_ts, request.end_ts, limit + 1)
-        if not rows and not self.store.has_symbol(request.symbol):
-            return protocol.error_message("unknown_symbol", f"no ticks stored for {request.symbol!r}",
-                                          request.id)
-        return protocol.history_message(request.symbol, rows[:limit], start_ts=request.start_ts,
-                                        end_ts=request.end_ts, truncated=len(rows) > limit,
-                                        request_id=request.id)
+            self._connections.pop(client, None)
+            log.info("client %s disconnected (%d subscribers)", client.peer, len(self._connections))
 
     # ------------------------------------------------------------------ fan-out
 
-    def _publish(self, rows: Sequence[Mapping[str, Any]]) -> None:
-        """Send ``rows`` (in order) to every client, encoding once per distinct (format, filter)."""
-        if not rows:
-            return
-        self.ticks_sent += len(rows)
-        self.last_tick_ts = rows[-1]["ts"]
-        if not self._clients:
+    def _publish(self, rows: Sequence[Mapping[str, Any]], cursor: int | None = None) -> None:
+        """Send ``rows`` (in order) to every client, encoding once per distinct (format, filter).
+
+        With ``cursor`` (the id the batch ends at), clients that asked for cursors also get
+        a cursor message after their rows, even when none of the rows is theirs.
+        """
+        if rows:
+            self.ticks_sent += len(rows)
+            self.last_tick_ts = rows[-1]["ts"]
+        if not self._clients or not (rows or cursor is not None):
             return
         clients = list(self._clients)
         blobs = fanout.blobs_for(rows, [client.state.key for client in clients])
+        marker = b""
+        if cursor is not None:
+            marker = protocol.text_frame(protocol.resume_message("cursor", cursor=cursor).encode())
+        marked: dict[tuple, fanout.Blob] = {}
         for client in clients:
             blob = blobs[client.state.key]
+            if client.resume and marker:
+                if client.state.key not in marked:
+                    marked[client.state.key] = (blob[0] + marker, blob[1] + 1)
+                blob = marked[client.state.key]
             if blob[1]:
                 self._write(client, *blob)
+
+    def _send_text(self, client: Client, text: str) -> None:
+        """Send one message to one client now, in order with the feed."""
+        self._write(client, protocol.text_frame(text.encode()), 1)
 
     def _publish_text(self, text: str) -> None:
         """Send one message to every client, whatever its filter or format."""
@@ -405,28 +402,46 @@ class FeedServer:
             transport = ws.transport
             if transport.is_closing():
                 return
-            buffered = transport.get_write_buffer_size()
-            if buffered > self.max_buffer_bytes:
-                self._drop(client, f"too slow: {buffered} bytes unsent (limit {self.max_buffer_bytes})")
+            reason = slow.verdict(0.0, transport.get_write_buffer_size(), stall_timeout=self.stall_timeout,
+                                  max_buffer_bytes=self.max_buffer_bytes)
+            if reason is not None:
+                self._drop(client, reason)
                 return
             transport.write(blob)
         except Exception:
             log.warning("client %s: write failed", client.peer, exc_info=True)
             self._drop(client, "write failed")
             return
+        client.written += len(blob)
         self.messages_sent += count
         self.bytes_sent += len(blob)
 
-    def _drop(self, client: Client, reason: str) -> None:
-        """Disconnect a client at once (its unsent data is discarded)."""
-        if client in self._clients:
-            del self._clients[client]
-            self.dropped_clients += 1
-            log.warning("disconnecting client %s: %s", client.peer, reason)
-        try:
-            client.ws.transport.abort()
-        except Exception:
-            log.debug("abort failed for %s", client.peer, exc_info=True)
+    def _drop(self, client: Client, reason: str, code: int = slow.SLOW_CLOSE_CODE) -> None:
+        """Cut a client: no more writes, a close frame behind its backlog, then abort."""
+        self._clients.pop(client, None)
+        if client.dropped:
+            return
+        client.dropped = True
+        self.dropped_clients += 1
+        log.warning("disconnecting client %s (close code %d): %s", client.peer, code, reason)
+        slow.close_behind_backlog(client.ws, code, reason)
+
+    async def _watch(self) -> None:
+        """Cut the clients that fell too far behind or stopped draining (:mod:`~datacentre.feed.slow`)."""
+        while True:
+            await asyncio.sleep(min(slow.WATCH_PERIOD, self.stall_timeout / 4))
+            now = time.monotonic()
+            for client in list(self._connections):
+                transport = client.ws.transport
+                if client.dropped or client.ws.state is not State.OPEN or transport.is_closing():
+                    continue
+                undrained = client.drain.look(now, client.written, slow.unsent_bytes(transport),
+                                              pacing=client.resume_from is not None)
+                reason = slow.verdict(undrained, transport.get_write_buffer_size(),
+                                      stall_timeout=self.stall_timeout,
+                                      max_buffer_bytes=self.max_buffer_bytes)
+                if reason is not None:
+                    self._drop(client, reason)
 
 
 def _peer(connection: ServerConnection) -> str:

@@ -25,6 +25,7 @@ from datacentre.core.config import DEFAULT_DB_URL
 from datacentre.core.errors import StoreError, SymbolError
 from datacentre.core.instruments import parse_symbol
 from datacentre.core.ticks import TICK_FIELDS, normalize_ts, tick_values
+from datacentre.store.feedreads import FeedReads
 from datacentre.store.maintenance import Maintenance
 from datacentre.store.notify import CommitListener, notify_commit
 from datacentre.store.partitions import tick_columns_ddl
@@ -105,7 +106,7 @@ class _Writer:
         return written
 
 
-class TickStore(DayQueries, IntradayQueries, Transfers, Maintenance):
+class TickStore(DayQueries, IntradayQueries, Transfers, Maintenance, FeedReads):
     """Ticks and instruments in one database.
 
     >>> store = TickStore("sqlite:///data/nifty_local.db")
@@ -355,11 +356,13 @@ class TickStore(DayQueries, IntradayQueries, Transfers, Maintenance):
     def max_id(self) -> int:
         return self._scalar(sa.select(sa.func.max(ltp_ticks.c.id))) or 0
 
-    def after(self, last_id: int, limit: int = 10_000) -> list[dict]:
-        """Rows with ``id > last_id`` in id order, each with its ``id`` (the broadcaster's cursor)."""
-        stmt = (sa.select(ltp_ticks.c.id, *TICK_COLUMNS).where(ltp_ticks.c.id > last_id)
-                .order_by(ltp_ticks.c.id).limit(limit))
-        return self._all(stmt)
+    def after(self, last_id: int, limit: int = 10_000, until_id: int | None = None) -> list[dict]:
+        """Rows with ``last_id < id`` (``<= until_id``, if given) in id order, each with its
+        ``id`` (the broadcaster's cursor)."""
+        stmt = sa.select(ltp_ticks.c.id, *TICK_COLUMNS).where(ltp_ticks.c.id > last_id)
+        if until_id is not None:
+            stmt = stmt.where(ltp_ticks.c.id <= until_id)
+        return self._all(stmt.order_by(ltp_ticks.c.id).limit(limit))
 
     def count(self, symbols: Sequence[str] | None = None, start_ts=None, end_ts=None) -> int:
         stmt = self._range(sa.select(sa.func.count()).select_from(ltp_ticks), start_ts, end_ts)
