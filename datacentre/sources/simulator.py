@@ -64,6 +64,7 @@ from datacentre.sources.market_model import (
     arbitrage_guard,
     atm_vol,
     chain_typical_oi,
+    intraday_activity,
     option_time,
     ou_decay,
     price_of,
@@ -316,7 +317,8 @@ class MarketSimulator:
         self._last = moments[-1]
 
         spot, state, shocks = self._evolve(dt)
-        activity = 0.4 + 0.75 * np.abs(shocks)  # trading picks up when spot moves
+        # trading picks up when spot moves, and follows the day's U shape
+        activity = (0.4 + 0.75 * np.abs(shocks)) * intraday_activity(seconds)[:, None]
 
         index_rows = [(underlying(b).index_symbol, token_for(underlying(b).index_symbol))
                       for b in self.underlyings]
