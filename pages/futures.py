@@ -32,7 +32,7 @@ def futures_page() -> None:
                 icon=":material/hourglass_top:")
         return
     symbols = [u.index_symbol, future]
-    frame = intraday.futures_frame(m.rows(dayreads.contracts(ctx, m.day, symbols),
+    frame = intraday.futures_frame(m.rows(dayreads.contracts(ctx, m.day, symbols, "ltp", "oi", "volume"),
                                           intraday.contract_rows(m.ticks, symbols)), u.index_symbol, future)
     real = frame.dropna(subset=["ts"])
     if real.empty:

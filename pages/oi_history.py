@@ -59,7 +59,7 @@ def strikes_section() -> None:
         return
     labels = {format_option(u.base, m.expiry, k, side): (f"{fmt_strike(k)} {side}", side)
               for k in sorted(picked) for side in sides}
-    frame = intraday.oi_history(m.rows(dayreads.contracts(ctx, m.day, list(labels)),
+    frame = intraday.oi_history(m.rows(dayreads.contracts(ctx, m.day, list(labels), "oi"),
                                        intraday.contract_rows(m.ticks, labels)), list(labels))
     cards = st.columns(4)
     latest = frame.sort_values("ts").groupby("symbol").tail(1) if len(frame) else frame

@@ -50,6 +50,12 @@ def _timed(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
+def _columns(rows: Sequence[dict], fields: Sequence[str]) -> pd.DataFrame:
+    """Dict rows as a frame, built column by column (several times faster than from the
+    dicts for a day's 27,000 rows)."""
+    return pd.DataFrame({f: [r.get(f) for r in rows] for f in fields}, columns=list(fields))
+
+
 def _empty(columns: Sequence[str]) -> pd.DataFrame:
     frame = pd.DataFrame({c: pd.Series(dtype="float") for c in columns})
     frame["ts"] = frame["ts"].astype(object)
@@ -106,7 +112,7 @@ def straddle_frame(rows: Sequence[dict]) -> pd.DataFrame:
     put at the ATM strike of that snapshot (NaN where either is missing)."""
     if not rows:
         return _empty(STRADDLE_COLUMNS)
-    frame = pd.DataFrame(list(rows), columns=["ts", "spot", "strike", "ce", "pe"])
+    frame = _columns(rows, ("ts", "spot", "strike", "ce", "pe"))
     numbers = ["spot", "strike", "ce", "pe"]
     frame[numbers] = frame[numbers].apply(pd.to_numeric, errors="coerce").astype(float)
     frame["premium"] = frame["ce"] + frame["pe"]
@@ -134,7 +140,7 @@ def legs_frame(rows: Sequence[dict], legs: Sequence[str]) -> pd.DataFrame:
     wanted = [r for r in rows if r["symbol"] in set(legs)]
     if not wanted or not legs:
         return _empty(columns)
-    frame = (pd.DataFrame(wanted).astype({"ltp": float})
+    frame = (_columns(wanted, ("ts", "symbol", "ltp")).astype({"ltp": float})
              .pivot_table(index="ts", columns="symbol", values="ltp", aggfunc="last", dropna=False)
              .reindex(columns=list(legs)).sort_index())
     frame["premium"] = frame[list(legs)].sum(axis=1, min_count=len(legs))
@@ -162,7 +168,7 @@ def oi_history(rows: Sequence[dict], symbols: Sequence[str]) -> pd.DataFrame:
     wanted = [r for r in rows if r["symbol"] in set(symbols) and r.get("oi") is not None]
     if not wanted:
         return _empty(OI_HISTORY_COLUMNS)
-    frame = pd.DataFrame(wanted, columns=list(CONTRACT_FIELDS)).astype({"oi": float})
+    frame = _columns(wanted, ("ts", "symbol", "oi")).astype({"oi": float})
     frame = frame.sort_values(["symbol", "ts"], kind="stable")
     frame["oi_change"] = frame["oi"] - frame.groupby("symbol")["oi"].transform("first")
     frame = _timed(frame.reset_index(drop=True))[list(OI_HISTORY_COLUMNS)]
@@ -222,7 +228,7 @@ def futures_frame(rows: Sequence[dict], index_symbol: str, future_symbol: str) -
     wanted = [r for r in rows if r["symbol"] in (index_symbol, future_symbol)]
     if not any(r["symbol"] == future_symbol for r in wanted):
         return _empty(FUTURES_COLUMNS)
-    frame = pd.DataFrame(wanted, columns=list(CONTRACT_FIELDS))
+    frame = _columns(wanted, ("ts", "symbol", "ltp", "oi", "volume"))
     for column in ("ltp", "oi", "volume"):
         frame[column] = pd.to_numeric(frame[column], errors="coerce").astype(float)
     spot = frame[frame["symbol"] == index_symbol].set_index("ts")["ltp"]

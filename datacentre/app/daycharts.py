@@ -31,14 +31,13 @@ from datacentre.app.charts import (
     _day_figure,
     _has,
     _layout,
-    _oi_change,
     _oi_ticks,
     _texts,
     _time_axis,
     _vline,
     empty_figure,
 )
-from datacentre.app.formatting import MISSING, fmt_day, fmt_expiry, fmt_oi, fmt_pct, fmt_price, fmt_strike
+from datacentre.app.formatting import MISSING, fmt_day, fmt_expiry, fmt_pct, fmt_price, fmt_strike
 from datacentre.core.instruments import CE
 
 PREMIUM_COLOR = SMILE_COLOR  # a premium of calls and puts together: neither side's colour
@@ -51,7 +50,27 @@ VWAP_COLOR = "#7C3AED"
 VOLUME_COLOR = "#94A3B8"
 LEG_DASHES = ("solid", "dash", "dot", "dashdot", "longdash", "longdashdot")
 CRORE = 1e7
+MAX_POINTS = 1_500  # snapshots a day chart draws
+LAKH = 100_000
 RUPEE = "\u20b9"
+
+
+def _lakhs(*columns) -> np.ndarray:
+    """Shares in lakhs, as numbers for plotly to format in the hover (``%{customdata:,.2f} L``):
+    formatting a day's points one by one in Python costs more than the rest of the chart."""
+    return np.column_stack([np.asarray(c, dtype=float) / LAKH for c in columns])
+
+
+def _thinned(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with at most about :data:`MAX_POINTS` of its snapshots (every n-th and the
+    last, :func:`analytics.thin`) and its gap rows: a 1,600-pixel chart shows no more, and
+    hover texts are formatted per point."""
+    if "ts" not in frame.columns or frame["ts"].nunique() <= MAX_POINTS:
+        return frame
+    keep = set(analytics.thin(sorted(frame["ts"].dropna().unique()), MAX_POINTS))
+    out = frame[frame["ts"].isna() | frame["ts"].isin(keep)].reset_index(drop=True)
+    out.attrs = dict(frame.attrs)
+    return out
 
 
 def _axis2(title: str, color: str, **extra) -> dict:
@@ -84,17 +103,17 @@ def straddle_chart(frame: pd.DataFrame, *, span=None, title: str | None = None,
     its call and put legs, and the spot on the right-hand axis."""
     if not _has(frame, "premium"):
         return empty_figure("No straddle prices in this range", title=title, height=height)
+    frame = _thinned(frame)
     x = analytics.wall_clock(frame["time"])
-    strikes = _texts(fmt_strike, frame["strike"])
-    data = np.column_stack([strikes, _texts(fmt_price, frame["ce"]), _texts(fmt_price, frame["pe"])])
+    strikes = frame["strike"].to_numpy(dtype=float)
     traces = [
         go.Scatter(x=x, y=frame["premium"], name="Straddle", mode="lines",
-                   line={"color": PREMIUM_COLOR, "width": 2.5}, customdata=data,
-                   hovertemplate="Straddle %{y:,.2f} at %{customdata[0]}<extra></extra>"),
+                   line={"color": PREMIUM_COLOR, "width": 2.5}, customdata=strikes,
+                   hovertemplate="Straddle %{y:,.2f} at %{customdata:,.0f}<extra></extra>"),
         go.Scatter(x=x, y=frame["ce"], name="Call", mode="lines", line={"color": CALL_COLOR, "width": 1.2},
-                   customdata=strikes, hovertemplate="%{customdata} CE %{y:,.2f}<extra></extra>"),
+                   customdata=strikes, hovertemplate="%{customdata:,.0f} CE %{y:,.2f}<extra></extra>"),
         go.Scatter(x=x, y=frame["pe"], name="Put", mode="lines", line={"color": PUT_COLOR, "width": 1.2},
-                   customdata=strikes, hovertemplate="%{customdata} PE %{y:,.2f}<extra></extra>"),
+                   customdata=strikes, hovertemplate="%{customdata:,.0f} PE %{y:,.2f}<extra></extra>"),
         go.Scatter(x=x, y=frame["spot"], name="Spot", mode="lines", yaxis="y2",
                    line={"color": SPOT_COLOR, "width": 1, "dash": "dot"},
                    hovertemplate="Spot %{y:,.2f}<extra></extra>"),
@@ -115,6 +134,7 @@ def legs_chart(frame: pd.DataFrame, legs: Sequence[tuple[str, str, str]], *, spa
     """
     if not _has(frame, "premium"):
         return empty_figure("No prices of these legs in this range", title=title, height=height)
+    frame = _thinned(frame)
     x = analytics.wall_clock(frame["time"])
     traces = [go.Scatter(x=x, y=frame["premium"], name="Combined", mode="lines",
                          line={"color": PREMIUM_COLOR, "width": 2.5},
@@ -147,6 +167,7 @@ def oi_history_chart(frame: pd.DataFrame, labels: dict[str, tuple[str, str]], *,
     column = "oi_change" if change else "oi"
     if not _has(frame, column):
         return empty_figure("No open interest of these strikes in this range", title=title, height=height)
+    frame = _thinned(frame)
     traces, dash_of = [], {}
     for symbol, (label, kind) in labels.items():
         part = frame[frame["symbol"] == symbol]
@@ -155,12 +176,13 @@ def oi_history_chart(frame: pd.DataFrame, labels: dict[str, tuple[str, str]], *,
         part = analytics.break_gaps(part.reset_index(drop=True))
         strike = label.rsplit(" ", 1)[0]
         dash = dash_of.setdefault(strike, LEG_DASHES[len(dash_of) % len(LEG_DASHES)])
-        data = np.column_stack([_texts(fmt_oi, part["oi"]), _texts(_oi_change, part["oi_change"])])
+        data = _lakhs(part["oi"], part["oi_change"])
         traces.append(go.Scatter(
             x=analytics.wall_clock(part["time"]), y=part[column], name=label, mode="lines",
             line={"color": CALL_COLOR if kind == CE else PUT_COLOR, "width": 1.8, "dash": dash},
             customdata=data,
-            hovertemplate=f"{label} OI %{{customdata[0]}} (%{{customdata[1]}} today)<extra></extra>"))
+            hovertemplate=f"{label} OI %{{customdata[0]:,.2f}} L (%{{customdata[1]:+,.2f}} L today)"
+                          "<extra></extra>"))
     layout = _layout(title=title, height=height, hovermode="x unified", xaxis=_time_axis(),
                      yaxis={"title": {"text": "OI change since the open" if change else "Open interest"},
                             "zeroline": change, "zerolinecolor": "#999999",
@@ -174,17 +196,18 @@ def pain_pcr_chart(frame: pd.DataFrame, spot: pd.DataFrame | None = None, *, spa
     with the spot on the max pain's axis: both are index points."""
     if not (_has(frame, "pcr") or _has(frame, "max_pain")):
         return empty_figure("No option open interest in this range", title=title, height=height)
+    frame = _thinned(frame)
+    spot = _thinned(spot) if spot is not None else None
     x = analytics.wall_clock(frame["time"])
-    data = np.column_stack([_texts(fmt_oi, frame["ce_oi"]), _texts(fmt_oi, frame["pe_oi"])])
+    data = _lakhs(frame["ce_oi"], frame["pe_oi"])
     traces = [
         go.Scatter(x=x, y=frame["pcr"], name="PCR", mode="lines", line={"color": PCR_COLOR, "width": 2},
                    customdata=data,
-                   hovertemplate=("PCR %{y:.2f} (puts %{customdata[1]} / calls %{customdata[0]})"
-                                  "<extra></extra>")),
+                   hovertemplate=("PCR %{y:.2f} (puts %{customdata[1]:,.2f} L / calls "
+                                  "%{customdata[0]:,.2f} L)<extra></extra>")),
         go.Scatter(x=x, y=frame["max_pain"], name="Max pain", mode="lines", yaxis="y2",
                    line={"color": MAX_PAIN_COLOR, "width": 2, "shape": "hv"},
-                   customdata=_texts(fmt_strike, frame["max_pain"]),
-                   hovertemplate="Max pain %{customdata}<extra></extra>"),
+                   hovertemplate="Max pain %{y:,.0f}<extra></extra>"),
     ]
     if spot is not None and _has(spot, "spot"):
         traces.append(go.Scatter(x=analytics.wall_clock(spot["time"]), y=spot["spot"], name="Spot",
@@ -206,8 +229,9 @@ def futures_chart(frame: pd.DataFrame, label: str, *, span=None, title: str | No
     time axis (:func:`analytics.intraday.futures_frame`)."""
     if not _has(frame, "future"):
         return empty_figure("No ticks of this future in this range", title=title, height=height)
+    frame = _thinned(frame)
     x = analytics.wall_clock(frame["time"])
-    oi_data = np.column_stack([_texts(fmt_oi, frame["oi"]), _texts(_oi_change, frame["oi_change"])])
+    oi_data = _lakhs(frame["oi"], frame["oi_change"])
     traces = [
         go.Scatter(x=x, y=frame["future"], name=label, mode="lines",
                    line={"color": FUTURE_LINE_COLOR, "width": 2},
@@ -221,7 +245,8 @@ def futures_chart(frame: pd.DataFrame, label: str, *, span=None, title: str | No
         go.Scatter(x=x, y=frame["oi"], name="Future OI", mode="lines", yaxis="y3", fill="tozeroy",
                    line={"color": FUTURE_LINE_COLOR, "width": 1.4}, fillcolor="rgba(15,118,110,0.12)",
                    customdata=oi_data,
-                   hovertemplate="OI %{customdata[0]} (%{customdata[1]} today)<extra></extra>"),
+                   hovertemplate="OI %{customdata[0]:,.2f} L (%{customdata[1]:+,.2f} L today)"
+                                 "<extra></extra>"),
     ]
     oi = frame["oi"].to_numpy(dtype=float)
     finite = oi[np.isfinite(oi)]
@@ -316,7 +341,7 @@ def candles_chart(candles: pd.DataFrame, label: str, *, span=None, title: str | 
         up = (candles["close"] >= candles["open"]).to_numpy()
         traces.append(go.Bar(x=x, y=volume, name="Volume", yaxis="y2", marker_color=np.where(
             up, "rgba(21,128,61,0.45)", "rgba(185,28,28,0.45)").tolist(),
-            customdata=_texts(fmt_oi, volume), hovertemplate="Volume %{customdata}<extra></extra>"))
+            customdata=volume / LAKH, hovertemplate="Volume %{customdata:,.2f} L<extra></extra>"))
         layout["yaxis2"] = {"title": {"text": "Volume"}, **_oi_ticks(volume)}
         _panels(layout, [(0.3, 1.0), (0.0, 0.22)])
     return _finish(traces, layout, candles, span)

@@ -50,8 +50,9 @@ def _straddle(db_url: str, base: str, day: date, expiry: str, slot: int | None) 
 
 
 @st.cache_data(max_entries=MAX_ENTRIES, show_spinner=False)
-def _contracts(db_url: str, day: date, symbols: tuple[str, ...], slot: int | None) -> list[dict]:
-    return ui.get_store(db_url).contract_series(symbols, *analytics.day_bounds(day))
+def _contracts(db_url: str, day: date, symbols: tuple[str, ...], fields: tuple[str, ...],
+               slot: int | None) -> list[dict]:
+    return ui.get_store(db_url).contract_series(symbols, *analytics.day_bounds(day), fields=fields)
 
 
 @st.cache_data(max_entries=MAX_ENTRIES, show_spinner=False)
@@ -79,9 +80,11 @@ def straddle(ctx: ui.Context, day: date, expiry: date) -> list[dict]:
     return _read(_straddle, [], ctx.settings.db_url, ctx.underlying, day, expiry.isoformat(), _slot(day))
 
 
-def contracts(ctx: ui.Context, day: date, symbols: Sequence[str]) -> list[dict]:
-    """:meth:`TickStore.contract_series` of ``symbols`` on ``day`` (IST)."""
-    return _read(_contracts, [], ctx.settings.db_url, day, tuple(sorted(set(symbols))), _slot(day))
+def contracts(ctx: ui.Context, day: date, symbols: Sequence[str], *fields: str) -> list[dict]:
+    """:meth:`TickStore.contract_series` of ``symbols`` on ``day`` (IST), the ``fields``
+    named (default ``ltp``): each column read costs, over a day's rows."""
+    return _read(_contracts, [], ctx.settings.db_url, day, tuple(sorted(set(symbols))), fields or ("ltp",),
+                 _slot(day))
 
 
 def chain_oi(ctx: ui.Context, day: date, expiry: date) -> list[tuple]:

@@ -2,7 +2,7 @@
 the chain's OI at a day's snapshots and the ATM IV at each session's close.
 
 :class:`IntradayQueries` is mixed into :class:`~datacentre.store.tickstore.TickStore`
-(it uses ``dialect`` and ``_analytics_rows``). Each method is one
+(it uses ``engine`` and ``dialect``). Each method is one
 SQL statement whose cost follows the rows a chart needs, never a scan of the whole table:
 the contracts' slices of the ``(symbol, ts)`` index, the index symbol's slice joined to
 the legs it names, or one seek per session. Timestamps are the canonical text of
@@ -29,11 +29,38 @@ SERIES_FIELDS = ("ltp", "volume", "oi", "iv", "gamma")
 class IntradayQueries:
     """Chart-shaped reads of a day (or any range) of one underlying's contracts."""
 
+    engine: sa.Engine
     dialect: str
 
     def _ts_type(self):
         # Canonical text is what SQLite stores, so it binds as-is (no per-value parsing).
         return sa.Text() if self.dialect == "sqlite" else Timestamp()
+
+    def _ts_out(self, column):
+        """``column`` read as the canonical text it already is on SQLite (no per-row
+        conversion: half the cost of a long read); PostgreSQL's timestamps are formatted."""
+        return sa.type_coerce(column, sa.Text) if self.dialect == "sqlite" else column
+
+    def _fetch(self, stmt) -> list:
+        """The rows of ``stmt`` as tuples. On SQLite straight from the driver's cursor: a
+        day's read is tens of thousands of rows, and building a Row object for each costs
+        as much as the query (the columns need no conversion there, see :meth:`_ts_out`)."""
+        try:
+            with self.engine.connect() as conn:
+                if self.dialect != "sqlite":
+                    return conn.execute(stmt).all()
+                compiled = stmt.compile(dialect=self.engine.dialect,
+                                        compile_kwargs={"render_postcompile": True})
+                params = compiled.construct_params()
+                cursor = conn.connection.driver_connection.cursor()
+                try:
+                    values = [params[name] for name in compiled.positiontup]
+                    return cursor.execute(str(compiled), values).fetchall()
+                finally:
+                    cursor.close()
+        except sa.exc.SQLAlchemyError as exc:
+            raise StoreError(f"read failed: {exc.__class__.__name__}: "
+                             f"{getattr(exc, 'orig', None) or exc}") from exc
 
     def _between(self, stmt, column, start_ts, end_ts):
         if start_ts is not None:
@@ -51,10 +78,12 @@ class IntradayQueries:
         low = sa.func.floor(q) if self.dialect == "postgresql" else sa.cast(q, sa.Integer)
         return sa.case((q - low <= 0.5, low), else_=low + 1) * float(step)
 
-    def contract_series(self, symbols: Sequence[str], start_ts=None, end_ts=None) -> list[dict]:
-        """Rows ``ts, symbol, ltp, volume, oi, iv, gamma`` of each of ``symbols`` (up to
-        :data:`MAX_CONTRACTS`) with ``start_ts <= ts <= end_ts``, oldest first (by symbol
-        within a snapshot): the straddle, leg, OI-history and futures charts.
+    def contract_series(self, symbols: Sequence[str], start_ts=None, end_ts=None, *,
+                        fields: Sequence[str] = SERIES_FIELDS) -> list[dict]:
+        """Rows ``ts, symbol`` and ``fields`` (of :data:`SERIES_FIELDS`: ``ltp, volume, oi,
+        iv, gamma``) of each of ``symbols`` (up to :data:`MAX_CONTRACTS`) with ``start_ts <=
+        ts <= end_ts``, oldest first (by symbol within a snapshot): the straddle, leg,
+        OI-history and futures charts.
 
         Each symbol's slice of the ``(symbol, ts)`` index is read, so the cost is that of
         the rows returned (a full day of 5-second snapshots: 4,500 a symbol).
@@ -64,10 +93,15 @@ class IntradayQueries:
             return []
         if len(wanted) > MAX_CONTRACTS:
             raise StoreError(f"at most {MAX_CONTRACTS} contracts in one series, got {len(wanted)}")
+        unknown = set(fields) - set(SERIES_FIELDS)
+        if unknown:
+            raise StoreError(f"contract series fields are {', '.join(SERIES_FIELDS)}; not {sorted(unknown)}")
         t = ltp_ticks.c
-        stmt = sa.select(t.ts, t.symbol, *(t[f] for f in SERIES_FIELDS)).where(t.symbol.in_(wanted))
+        stmt = (sa.select(self._ts_out(t.ts), t.symbol, *(t[f] for f in fields))
+                .where(t.symbol.in_(wanted)))
         stmt = self._between(stmt, t.ts, start_ts, end_ts).order_by(t.ts, t.symbol)
-        return [dict(zip(("ts", "symbol", *SERIES_FIELDS), row)) for row in self._analytics_rows(stmt)]
+        names = ("ts", "symbol", *fields)
+        return [dict(zip(names, row)) for row in self._fetch(stmt)]
 
     def straddle_series(self, underlying: str, expiry: date | str, start_ts=None, end_ts=None) -> list[dict]:
         """The rolling ATM straddle: per snapshot of ``underlying``'s index, ``ts``,
@@ -81,11 +115,11 @@ class IntradayQueries:
         u = find_underlying(underlying)
         expiry = expiry.isoformat() if isinstance(expiry, date) else str(expiry)
         i = instruments.c
-        legs = self._analytics_rows(sa.select(i.symbol, i.kind, i.strike).where(
+        legs = self._fetch(sa.select(i.symbol, i.kind, i.strike).where(
             i.underlying == u.base, i.kind.in_((CE, PE)), i.expiry == expiry))
         idx = ltp_ticks.alias("idx")
         atm = self._atm_strike(idx.c.ltp, u.strike_step)
-        columns, joins = [idx.c.ts, idx.c.ltp, atm], idx
+        columns, joins = [self._ts_out(idx.c.ts), idx.c.ltp, atm], idx
         for kind in (CE, PE):
             by_strike = {float(strike): symbol for symbol, k, strike in legs if k == kind}
             if not by_strike:
@@ -98,7 +132,7 @@ class IntradayQueries:
         stmt = sa.select(*columns).select_from(joins).where(idx.c.symbol == u.index_symbol)
         stmt = self._between(stmt, idx.c.ts, start_ts, end_ts).order_by(idx.c.ts)
         return [{"ts": ts, "spot": spot, "strike": None if strike is None else float(strike),
-                 "ce": ce, "pe": pe} for ts, spot, strike, ce, pe in self._analytics_rows(stmt)]
+                 "ce": ce, "pe": pe} for ts, spot, strike, ce, pe in self._fetch(stmt)]
 
     def chain_oi_series(self, underlying: str, expiry: date | str, times: Sequence[str]) -> list[tuple]:
         """``(ts, kind, strike, oi)`` of every ``expiry`` option of ``underlying`` stored at
@@ -112,11 +146,11 @@ class IntradayQueries:
         u = find_underlying(underlying)
         expiry = expiry.isoformat() if isinstance(expiry, date) else str(expiry)
         i, t = instruments.c, ltp_ticks.c
-        stmt = (sa.select(t.ts, i.kind, i.strike, t.oi)
+        stmt = (sa.select(self._ts_out(t.ts), i.kind, i.strike, t.oi)
                 .select_from(instruments.join(ltp_ticks, t.symbol == i.symbol))
                 .where(i.underlying == u.base, i.kind.in_((CE, PE)), i.expiry == expiry,
                        t.ts.in_(sa.bindparam("times", list(times), expanding=True, type_=self._ts_type()))))
-        return [tuple(row) for row in self._analytics_rows(stmt)]
+        return [tuple(row) for row in self._fetch(stmt)]
 
     def session_atm_iv(self, underlying: str, windows: Sequence[tuple[date, str, str]]) -> list[dict]:
         """For each ``(day, start_ts, end_ts)`` window (a session, or a day up to a moment):
@@ -160,7 +194,7 @@ class IntradayQueries:
             columns.append(leg.c.iv)
         stmt = sa.select(*columns).select_from(joins).order_by(closes.c.n)
         out = []
-        for day, ts, spot_ltp, expiry, strike, ce_iv, pe_iv in self._analytics_rows(stmt):
+        for day, ts, spot_ltp, expiry, strike, ce_iv, pe_iv in self._fetch(stmt):
             out.append({"day": date.fromisoformat(day), "ts": ts, "spot": spot_ltp, "expiry": expiry,
                         "strike": None if strike is None or spot_ltp is None else float(strike),
                         "ce_iv": ce_iv, "pe_iv": pe_iv})
