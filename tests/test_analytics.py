@@ -474,11 +474,6 @@ def fill(store: TickStore) -> None:
         store.write_snapshot(ts, series_snapshot(i))
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def any_store(request, store):
-    return store if request.param == "sqlite" else request.getfixturevalue("pg_store")
-
-
 def test_underlying_series(any_store):
     fill(any_store)
     start, end = A.day_bounds(STAMPS[0])
