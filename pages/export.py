@@ -22,13 +22,19 @@ days = reads.stored_days(ctx)
 if not days:
     st.info(f"Nothing of {ctx.underlying} is stored yet.", icon=":material/database:")
     st.stop()
+sessions = reads.stored_sessions(ctx)
+
+
+def day_label(day: date) -> str:
+    return fmt_day(day) if day in sessions else f"{fmt_day(day)} · after hours only"
 
 st.markdown("##### What")
 what = st.columns([4, 7], vertical_alignment="bottom")
 mode = what[0].segmented_control("Ticks of", MODES, default=ALL, required=True, key="export_mode",
                                  persist_state="session",
                                  help=f"Everything stored for {ctx.underlying} (index, futures, options), "
-                                      "one option expiry (with the index), or symbols you pick")
+                                      "one option expiry (with the index and its future), or symbols "
+                                      "you pick")
 expiry: str | None = None
 symbols: tuple[str, ...] = ()
 if mode == EXPIRY:
@@ -37,7 +43,8 @@ if mode == EXPIRY:
     expiry = what[1].selectbox("Expiry", expiries, key="export_expiry",
                                index=expiries.index(chosen) if chosen in expiries else 0,
                                format_func=lambda e: f"{fmt_expiry(e)} ({date.fromisoformat(e):%a})",
-                               help="The index and every option of this expiry")
+                               help="The index, the future this chain is read against (the nearest "
+                                    "expiring on or after it) and every option of this expiry")
 elif mode == SYMBOLS:
     listed = export.export_symbols(ctx)
     symbols = tuple(what[1].multiselect("Symbols", listed, default=[ctx.index_symbol] if listed else [],
@@ -48,8 +55,13 @@ else:
 
 st.markdown("##### When")
 when = st.columns([3, 2, 2, 5], vertical_alignment="bottom")
-day = when[0].selectbox("Day", days, format_func=fmt_day, key="export_day", persist_state="session")
-times = reads.day_times(ctx, day)
+default = reads.default_session(ctx, sessions) or days[0]
+day = when[0].selectbox("Day", days, index=days.index(default), format_func=day_label, key="export_day",
+                        persist_state="session",
+                        help="A stored day; it opens on the last complete session. A session day's range "
+                             "starts as its session (09:15-15:30 IST): widen it for the ticks after hours")
+# A session day starts as its session; a day of after-hours ticks only, as its ticks.
+times = reads.session_times(ctx, day) or reads.day_times(ctx, day)
 first = minute_of(ist_clock(times[0])) if times else time(9, 15)
 last = minute_of(ist_clock(times[-1])) if times else time(15, 30)
 start_clock = when[1].time_input("From (IST)", value=first, step=timedelta(minutes=1),
@@ -64,7 +76,7 @@ start_ts = ist_ts(day, start_clock.replace(second=0, microsecond=0))
 end_ts = ist_ts(day, end_clock.replace(second=59, microsecond=999_000))
 utc = f"{parse_ts(start_ts):%d %b %H:%M:%S} → {parse_ts(end_ts):%H:%M:%S} UTC"
 when[3].caption(f"{fmt_day(day)}, {start_clock:%H:%M}:00 → {end_clock:%H:%M}:59 IST  \n"
-                f"= {utc} (the store's time zone)")
+                f"= {utc}: the file's `ts` and its name are in UTC, as the store keeps them")
 
 selection = export.ExportSelection(ctx.settings.db_url, start_ts, end_ts,
                                   underlying=None if mode == SYMBOLS else ctx.underlying,
@@ -98,7 +110,7 @@ st.code(export.export_command(selection, db_url=store.engine.url.render_as_strin
         language="bash", wrap_lines=True)
 
 st.markdown(f"##### Preview &nbsp;:gray[:small[first {export.PREVIEW_ROWS} rows, as in the file "
-            "(ts in UTC)]]")
+            "(ts in UTC; IST is UTC + 5:30)]]")
 if rows:
     table = export.export_preview(store, selection)
     st.dataframe(table, hide_index=True, width="stretch", row_height=tables.ROW_HEIGHT,

@@ -10,6 +10,7 @@ from datacentre.app.formatting import (
     fmt_change,
     fmt_day,
     fmt_delta,
+    fmt_from_spot,
     fmt_moment,
     fmt_oi,
     fmt_price,
@@ -17,69 +18,66 @@ from datacentre.app.formatting import (
     fmt_strike,
     fmt_time,
 )
-from datacentre.core.ticks import trading_day
+from datacentre.core.instruments import session_bounds, session_of
+from datacentre.core.ticks import parse_ts
 
 OPEN, PREVIOUS_CLOSE, HOUR_AGO, QUARTER_AGO, CHOSEN = (
     "Day open", "Previous close", "1 h ago", "15 min ago", "Chosen time")
 BASES = (OPEN, PREVIOUS_CLOSE, HOUR_AGO, QUARTER_AGO, CHOSEN)
 AGO = {HOUR_AGO: timedelta(hours=1), QUARTER_AGO: timedelta(minutes=15)}
-DAY_WIDE = ("a strike outside the collected window counts with its nearest known OI: the last seen, "
-            "or the first for one that enters later")
 
 ctx = ui.context()
 ui.page_header("OI build-up", ctx)
 ui.require_store(ctx)
 
-controls = st.columns([2, 2, 4, 2, 2], vertical_alignment="bottom")
-when = asof.as_of_ui(ctx, "buildup", controls[:3])
+controls = st.columns([2, 2, 4, 2, 2, 2], vertical_alignment="bottom")
+when = asof.as_of_ui(ctx, "buildup", [*controls[:3], controls[5]])
 since = controls[3].selectbox("Change since", BASES, key="buildup_base", persist_state="session",
                               help="OI and price changes, and the build-up they imply, are measured "
-                                   "from here")
+                                   "from here: the session's open, the last session's close, or an "
+                                   "earlier moment of the same session")
 chosen = controls[4].time_input("Chosen time (IST)", value=time(12, 0), step=timedelta(minutes=5),
                                 key="buildup_chosen", persist_state="session", disabled=since != CHOSEN)
 
 
-def base_snapshot(ts: str) -> tuple[str | None, list[dict], str]:
+def base_snapshot(ts: str, session) -> tuple[str | None, list[dict], str]:
     """``(ts, ticks, label)`` of what changes are measured against."""
-    day = trading_day(ts)
     if since == OPEN:
-        then, ticks = reads.day_open(ctx, day)
-        return then, ticks, f"the open ({fmt_time(then, seconds=False)})"
+        then, ticks = reads.day_open(ctx, session) if session else (None, [])
+        return then, ticks, f"the open ({fmt_time(then, seconds=False)})" if then else "the session's open"
     if since == PREVIOUS_CLOSE:
-        then, ticks = reads.previous_close(ctx, day)
+        then, ticks = reads.previous_close(ctx, ts)
         return then, ticks, f"the previous close ({fmt_moment(then)})" if then else "the previous close"
     if since in AGO:
         then, ticks = reads.snapshot_before(ctx, ts, AGO[since])
+        wanted = fmt_time(parse_ts(ts) - AGO[since], seconds=False)
     else:
-        then, ticks = reads.snapshot_at_clock(ctx, day, chosen)
-    return then, ticks, fmt_time(then, seconds=False) if then else since
+        then, ticks = reads.snapshot_at_clock(ctx, session, chosen) if session else (None, [])
+        wanted = f"{chosen:%H:%M}"
+    return then, ticks, fmt_time(then, seconds=False) if then else f"{since} ({wanted} IST)"
 
 
 def buildup_page() -> None:
     ts, ticks = asof.market_at(ctx, when)
-    expiry, note = asof.pick_expiry(ctx, ticks)
+    expiry, note = asof.expiry_at(ctx, when, ticks)
     if not ts or expiry is None:
         st.info("No options for this underlying yet." if when.live else "No options stored at that moment.",
                 icon=":material/hourglass_top:")
         return
-    base_ts, base_ticks, label = base_snapshot(ts)
+    session = reads.anchor_session(ctx, ts)
+    base_ts, base_ticks, label = base_snapshot(ts, session)
     chain = analytics.chain_table(ticks, ctx.underlying, expiry, previous=base_ticks or None)
     table = analytics.buildup_table(ticks, base_ticks, ctx.underlying, expiry, kinds=("CE", "PE", "FUT"))
     base_chain = analytics.chain_table(base_ticks, ctx.underlying, expiry) if base_ticks else None
     if not base_ticks:
-        st.warning(f"No snapshot stored for {label}: changes and build-up cannot be computed.",
-                   icon=":material/history_toggle_off:")
+        st.warning(f"No snapshot stored for {label}, so no changes or build-up to show: pick another "
+                   "base under *Change since*.", icon=":material/history_toggle_off:")
 
-    support = analytics.support_resistance(chain)
-    then = analytics.support_resistance(base_chain) if base_chain is not None else None
-    # The cards' totals and PCR are the day chart's, at the same snapshot: every strike of
-    # the expiry seen that day, one outside the collected window at its nearest known OI.
-    series = reads.oi_totals(ctx, trading_day(ts), expiry, moment=(ts, ticks), upto=when.live)
-    ce_total, pe_total, ratio = analytics.totals_at(series, ts)
-    then_ce = then_pe = then_ratio = None
-    if base_ts and base_ticks:
-        base_series = reads.oi_totals(ctx, trading_day(base_ts), expiry, moment=(base_ts, base_ticks))
-        then_ce, then_pe, then_ratio = analytics.totals_at(base_series, base_ts)
+    # One function for every OI figure, from this one snapshot (the Overview's and the
+    # Option chain's too); the day chart's point at this moment is the same snapshot's.
+    oi = analytics.oi_summary(chain)
+    then = analytics.oi_summary(base_chain) if base_chain is not None else None
+    scope = ui.oi_scope(oi, chain)
 
     def moved(now, before) -> str | None:
         if before is None or now is None:
@@ -90,59 +88,56 @@ def buildup_page() -> None:
     then_spot = base_chain.attrs.get("spot") if base_chain is not None else None
     fut = table[table["kind"] == "FUT"].head(1)
     m = st.columns([1, 1, 1, 1, 2])  # the future's card spans two of the six below
-    m[0].metric(ctx.index_symbol, fmt_price(spot), fmt_delta(spot, then_spot), border=True,
-                help=f"Index level; change since {label}")
-    m[1].metric("Call OI", fmt_oi(ce_total), fmt_delta(ce_total, then_ce, kind="oi"), delta_color="red",
-                border=True,
-                help=f"Total call OI of this expiry over every strike seen that day ({DAY_WIDE}); "
-                     f"change since {label}")
-    m[2].metric("Put OI", fmt_oi(pe_total), fmt_delta(pe_total, then_pe, kind="oi"), delta_color="green",
-                border=True,
-                help=f"Total put OI of this expiry over every strike seen that day ({DAY_WIDE}); "
-                     f"change since {label}")
-    m[3].metric("PCR (OI)", fmt_ratio(ratio), fmt_delta(ratio, then_ratio), border=True,
-                help=f"Put OI / call OI of this expiry over every strike seen that day ({DAY_WIDE}), "
-                     f"as on the PCR line of the day chart below; change since {label}")
+    ui.metric(m[0], ctx.index_symbol, fmt_price(spot), fmt_delta(spot, then_spot),
+              help=f"Index level; change since {label}")
+    ui.metric(m[1], "Call OI", fmt_oi(oi.call_oi), fmt_delta(oi.call_oi, then and then.call_oi, kind="oi"),
+              help=f"Total call OI over {scope}; change since {label}")
+    ui.metric(m[2], "Put OI", fmt_oi(oi.put_oi), fmt_delta(oi.put_oi, then and then.put_oi, kind="oi"),
+              help=f"Total put OI over {scope}; change since {label}")
+    ui.metric(m[3], "PCR (OI)", fmt_ratio(oi.pcr), fmt_delta(oi.pcr, then and then.pcr),
+              help=f"Put OI / call OI over {scope}, as on the PCR line of the day chart below; "
+                   f"change since {label}")
     if len(fut):
         f = fut.iloc[0]
         badge = f":{tables.BUILDUP_BADGES.get(f['buildup'], 'gray')}-badge[{f['buildup']}]"
-        m[4].metric(f"Future {f['symbol']} &nbsp; {badge}", fmt_price(f["ltp"]), fmt_change(f["ltp_change"]),
-                    delta_description=f"OI {fmt_oi(f['oi'])} ({fmt_change(f['oi_change'], kind='oi')})",
-                    border=True,
-                    help=f"Price and OI change since {label}, and the build-up they show: price up with OI "
-                         "up is long build-up, price down with OI up short build-up, price up with OI down "
-                         "short covering, price down with OI down long unwinding")
+        ui.metric(m[4], f"Future {f['symbol']} &nbsp; {badge}", fmt_price(f["ltp"]),
+                  fmt_change(f["ltp_change"]),
+                  delta_description=f"OI {fmt_oi(f['oi'])} ({fmt_change(f['oi_change'], kind='oi')})",
+                  help=f"Price and OI change since {label}, and the build-up they show: price up with OI "
+                       "up is long build-up, price down with OI up short build-up, price up with OI down "
+                       "short covering, price down with OI down long unwinding")
     else:
-        m[4].metric("Future", MISSING, border=True)
+        ui.metric(m[4], "Future", MISSING)
 
     ce_k, ce_add = analytics.biggest_oi_addition(chain, "ce")
     pe_k, pe_add = analytics.biggest_oi_addition(chain, "pe")
-    pain = analytics.max_pain(chain)
     n = st.columns(6)
-    n[0].metric("Resistance", fmt_strike(support.resistance),
-                moved(support.resistance, then and then.resistance),
-                delta_color="off", delta_arrow="off", border=True,
-                help=f"Strike with the most call OI (call writers defend it); where it was at {label}")
-    n[1].metric("Support", fmt_strike(support.support), moved(support.support, then and then.support),
-                delta_color="off", delta_arrow="off", border=True,
-                help=f"Strike with the most put OI (put writers defend it); where it was at {label}")
-    n[2].metric("Most call OI added", fmt_strike(ce_k),
-                None if ce_k is None else fmt_change(ce_add, kind="oi"), delta_color="red", delta_arrow="off",
-                border=True, help=f"Strike whose call OI grew most since {label}: fresh resistance")
-    n[3].metric("Most put OI added", fmt_strike(pe_k),
-                None if pe_k is None else fmt_change(pe_add, kind="oi"), delta_color="green",
-                delta_arrow="off", border=True,
-                help=f"Strike whose put OI grew most since {label}: fresh support")
-    n[4].metric("Max pain", fmt_strike(pain),
-                None if pain is None or spot is None else f"{fmt_change(pain - spot)} pts from spot",
-                delta_color="off", delta_arrow="off", border=True,
-                help="Settlement price at which option buyers would be paid least")
-    n[5].metric("As of", fmt_time(ts), "live" if when.live else fmt_day(trading_day(ts)),
-                delta_color="gray", delta_arrow="off", border=True,
-                help=f"Changes since {fmt_moment(base_ts)}" if base_ts else None)
+    ui.metric(n[0], "Resistance", fmt_strike(oi.resistance), moved(oi.resistance, then and then.resistance),
+              delta_color="off", delta_arrow="off",
+              help=f"Strike with the most call OI (call writers defend it) of {scope}; "
+                   f"where it was at {label}")
+    ui.metric(n[1], "Support", fmt_strike(oi.support), moved(oi.support, then and then.support),
+              delta_color="off", delta_arrow="off",
+              help=f"Strike with the most put OI (put writers defend it) of {scope}; "
+                   f"where it was at {label}")
+    ui.metric(n[2], "Most call OI added", fmt_strike(ce_k),
+              None if ce_k is None else fmt_change(ce_add, kind="oi"), delta_color="blue", delta_arrow="off",
+              help=f"Strike whose call OI grew most since {label}: fresh resistance")
+    ui.metric(n[3], "Most put OI added", fmt_strike(pe_k),
+              None if pe_k is None else fmt_change(pe_add, kind="oi"), delta_color="orange",
+              delta_arrow="off",
+              help=f"Strike whose put OI grew most since {label}: fresh support")
+    ui.metric(n[4], "Max pain", fmt_strike(oi.max_pain), fmt_from_spot(oi.max_pain, spot),
+              delta_color="off", delta_arrow="off",
+              help=f"Settlement price at which option buyers would be paid least, over {scope}")
+    hours = ui.session_label(ts)
+    stamp = " · ".join(filter(None, ("live" if when.live else fmt_day(when.day), hours)))
+    ui.metric(n[5], "As of", fmt_time(ts), stamp,
+              delta_color="orange" if hours else "gray", delta_arrow="off",
+              help=f"Changes since {fmt_moment(base_ts)}" if base_ts else None)
 
     st.markdown(f"##### Open interest by strike &nbsp;:gray[:small[change since {label} below]]")
-    st.plotly_chart(charts.oi_bars(chain, show_change=tables.has_changes(chain), max_pain=pain),
+    st.plotly_chart(charts.oi_bars(chain, show_change=tables.has_changes(chain), max_pain=oi.max_pain),
                     key="oi_bars", config={"displayModeBar": False})
 
     st.markdown(f"##### Build-up by strike &nbsp;:gray[:small[since {label}]]")
@@ -160,11 +155,16 @@ def buildup_page() -> None:
         st.plotly_chart(charts.buildup_bars(table, height=480), key="buildup_bars",
                         config={"displayModeBar": False})
     with right:
-        st.markdown("##### Total OI and PCR through the day")
-        st.plotly_chart(charts.oi_series_chart(series, None if when.live else ts, height=480),
-                        key="oi_series", config={"displayModeBar": False})
-        st.caption(f"Every strike of the {expiry:%d %b} expiry seen that day, as in the Call OI, Put OI "
-                   f"and PCR cards ({DAY_WIDE})")
+        in_session = session_of(ts) is not None
+        shown = f"the session of {fmt_day(session)}" if session else "no stored session"
+        st.markdown(f"##### Total OI and PCR through the session &nbsp;:gray[:small[{shown}]]")
+        series = reads.day_series(ctx, session, expiry, upto=ts if in_session else None) if session else None
+        span = session_bounds(session) if session else None
+        st.plotly_chart(charts.oi_series_chart(series, height=480, span=span), key="oi_series",
+                        config={"displayModeBar": False})
+        st.caption(f"Each point is that snapshot's own total over the {expiry:%d %b} strikes it holds, "
+                   "as the cards compute it" + (", up to the moment shown" if in_session else
+                                                f"; {hours}: the last session, whole"))
 
     st.markdown("##### Futures")
     futures = tables.futures_view(table)

@@ -2,11 +2,12 @@
 import streamlit as st
 
 from datacentre import analytics
-from datacentre.app import asof, tables, ui
+from datacentre.app import asof, reads, tables, ui
 from datacentre.app.formatting import (
     MISSING,
     fmt_change,
     fmt_delta,
+    fmt_from_spot,
     fmt_moment,
     fmt_oi,
     fmt_price,
@@ -14,24 +15,47 @@ from datacentre.app.formatting import (
     fmt_strike,
 )
 
-WINDOWS = {5: "±5", 10: "±10", 15: "±15", 0: "All"}
+WINDOW_STEPS = (5, 10, 15, 20, 30)
+ALL = 0
+DEFAULT_WINDOW = 10
 
 ctx = ui.context()
 ui.page_header("Option chain", ctx)
 
-controls = st.columns([3, 2, 2, 2, 4], vertical_alignment="bottom")
-window = controls[0].segmented_control("Strikes around ATM", list(WINDOWS), format_func=WINDOWS.get,
-                                       default=10, required=True, key="chain_window", persist_state="session")
+controls = st.columns([3, 2, 2, 2, 4, 2], vertical_alignment="bottom")
+when = asof.as_of_ui(ctx, "chain", [*controls[2:5], controls[5]]) if ctx.store is not None \
+    else asof.AsOf(live=True)
+
+
+def window_choices(chain) -> list[int]:
+    """The strike windows worth offering for ``chain``: those that show fewer strikes than
+    the chain holds on its wider side of ATM, and "All"."""
+    atm = chain.attrs.get("atm")
+    if atm is None or chain.empty:
+        return [ALL]
+    strikes = chain["strike"]
+    widest = max(int((strikes < atm).sum()), int((strikes > atm).sum()))
+    return [w for w in WINDOW_STEPS if w < widest] + [ALL]
+
+
+# The choices follow what is stored now (the live snapshot, or the moment asked for).
+_, shown = asof.market_at(ctx, when)
+choices = window_choices(analytics.chain_table(shown, ctx.underlying, ctx.expiry if when.live else None))
+if st.session_state.get("chain_window") not in choices:
+    st.session_state["chain_window"] = DEFAULT_WINDOW if DEFAULT_WINDOW in choices else ALL
+window = controls[0].segmented_control(
+    "Strikes around ATM", choices, format_func=lambda w: f"±{w}" if w else "All", required=True,
+    key="chain_window", persist_state="session",
+    help="ATM and this many strikes either side; only windows the stored chain fills")
 show_greeks = controls[1].toggle("Gamma, theta, vega", key="chain_greeks", persist_state="session",
-                                 help="Show gamma, theta and vega too, at the outer edges of the table")
-when = asof.as_of_ui(ctx, "chain", controls[2:]) if ctx.store is not None else asof.AsOf(live=True)
+                                 help="Show gamma, theta and vega at the outer edges of the table, "
+                                      "in place of bid and ask")
 
 
 def chain_page() -> None:
     ts, ticks = asof.market_at(ctx, when)
-    ref_label, ref_ticks = ui.reference_ticks(ctx, ts)
-    # a stored moment shows an expiry it has (an imported day's contracts expired long ago)
-    expiry, note = (ctx.expiry, None) if when.live else asof.pick_expiry(ctx, ticks)
+    ref_label, ref_ticks = reads.reference_close(ctx, ts)
+    expiry, note = asof.expiry_at(ctx, when, ticks)
     full = analytics.chain_table(ticks, ctx.underlying, expiry, previous=ref_ticks or None)
     if full.empty:
         st.info("No options for this underlying and expiry in the latest snapshot yet." if when.live
@@ -40,44 +64,45 @@ def chain_page() -> None:
         return
     chain = analytics.around_atm(full, window) if window else full
     spot, atm = full.attrs.get("spot"), full.attrs.get("atm")
-    ratio, pain = analytics.pcr(full), analytics.max_pain(full)
-    support = analytics.support_resistance(full)
+    oi = analytics.oi_summary(full)
+    scope = ui.oi_scope(oi, full)
 
     ref = analytics.chain_table(ref_ticks, ctx.underlying, full.attrs.get("expiry")) if ref_ticks else None
     ref_spot = ref.attrs.get("spot") if ref is not None else None
-    ref_ratio = analytics.pcr(ref) if ref is not None else None
-    since = f"since {ref_label}" if ref_label else "no earlier snapshot"
+    ref_oi = analytics.oi_summary(ref) if ref is not None else None
+    since = f"since {ref_label}" if ref_label else "no earlier session stored"
 
     m = st.columns(6)
-    m[0].metric(ctx.index_symbol, fmt_price(spot), fmt_delta(spot, ref_spot), border=True,
-                help=f"Index level; change {since}")
-    m[1].metric("ATM strike", fmt_strike(atm),
-                None if atm is None or spot is None else f"spot {fmt_change(spot - atm)} pts",
-                delta_color="off", delta_arrow="off", border=True)
-    m[2].metric("PCR (OI)", fmt_ratio(ratio), fmt_delta(ratio, ref_ratio), border=True,
-                help=f"Put OI / call OI over every strike of this expiry; change {since}")
-    m[3].metric("Max pain", fmt_strike(pain),
-                None if pain is None or spot is None else f"{fmt_change(pain - spot)} pts from spot",
-                delta_color="off", delta_arrow="off", border=True,
-                help="Settlement price at which option buyers would be paid least")
-    m[4].metric("Call OI", fmt_oi(full["ce_oi"].sum()), f"resistance {fmt_strike(support.resistance)}",
-                delta_color="red", delta_arrow="off", border=True,
-                help="Total call OI of this expiry; resistance is the strike with the most call OI")
-    m[5].metric("Put OI", fmt_oi(full["pe_oi"].sum()), f"support {fmt_strike(support.support)}",
-                delta_color="green", delta_arrow="off", border=True,
-                help="Total put OI of this expiry; support is the strike with the most put OI")
+    ui.metric(m[0], ctx.index_symbol, fmt_price(spot), fmt_delta(spot, ref_spot),
+              help=f"Index level; change {since}")
+    ui.metric(m[1], "ATM strike", fmt_strike(atm),
+              None if atm is None or spot is None else f"spot {fmt_change(spot - atm)} pts",
+              delta_color="off", delta_arrow="off")
+    ui.metric(m[2], "PCR (OI)", fmt_ratio(oi.pcr), fmt_delta(oi.pcr, ref_oi and ref_oi.pcr),
+              help=f"Put OI / call OI over {scope}; change {since}")
+    ui.metric(m[3], "Max pain", fmt_strike(oi.max_pain),
+              fmt_from_spot(oi.max_pain, spot),
+              delta_color="off", delta_arrow="off",
+              help=f"Settlement price at which option buyers would be paid least, over {scope}")
+    ui.metric(m[4], "Call OI", fmt_oi(oi.call_oi), f"resistance {fmt_strike(oi.resistance)}",
+              delta_color="blue", delta_arrow="off",
+              help=f"Total call OI over {scope}; resistance is the strike with the most call OI")
+    ui.metric(m[5], "Put OI", fmt_oi(oi.put_oi), f"support {fmt_strike(oi.support)}",
+              delta_color="orange", delta_arrow="off",
+              help=f"Total put OI over {scope}; support is the strike with the most put OI")
 
     tables.calls_puts_header()
-    st.dataframe(tables.chain_view(chain, tables.exchange_columns(greeks=show_greeks), peaks=support),
+    st.dataframe(tables.chain_view(chain, tables.exchange_columns(greeks=show_greeks), peaks=oi),
                  hide_index=True, column_config=tables.chain_column_config(ref_label),
                  row_height=tables.ROW_HEIGHT, height=tables.table_height(len(chain)), placeholder=MISSING,
                  key="chain_table")
     expiry = full.attrs.get("expiry")
     days = full.attrs.get("days_to_expiry")
-    st.caption(f"As of {fmt_moment(ts)} · expiry {expiry:%d %b %Y} "
-               f"({MISSING if days is None else f'{days:.1f}'} days) · changes vs {ref_label or MISSING} · "
-               "shaded: in the money · bold red / green OI: resistance / support (highest call / put OI)"
-               + (f" · {note}" if note else ""))
+    hours = ui.session_label(ts)
+    st.caption(f"As of {fmt_moment(ts)}{f' ({hours})' if hours else ''} · expiry {expiry:%d %b %Y} "
+               f"({MISSING if days is None else f'{days:.1f}'} days) · {len(chain)} of {oi.strikes} strikes "
+               f"stored · changes vs {ref_label or MISSING} · shaded: in the money · tinted OI: resistance "
+               "(most call OI) and support (most put OI)" + (f" · {note}" if note else ""))
 
 
 asof.run_live_or_once(ctx, when, chain_page)

@@ -2,19 +2,20 @@
 import streamlit as st
 
 from datacentre import analytics
-from datacentre.app import charts, ui
+from datacentre.app import charts, reads, ui
 from datacentre.app.formatting import (
     MISSING,
     fmt_change,
+    fmt_day,
     fmt_delta,
+    fmt_from_spot,
     fmt_moment,
     fmt_pct,
     fmt_price,
     fmt_ratio,
     fmt_strike,
 )
-
-MAX_POINTS = 2_000  # a second's resolution over a whole day is more than a chart can show
+from datacentre.core.instruments import session_bounds, session_of
 
 ctx = ui.context()
 ui.page_header("Market overview", ctx)
@@ -28,7 +29,7 @@ def live() -> None:
     if spot is None and future is None:
         st.info("Waiting for the first snapshot of the market…", icon=":material/hourglass_top:")
         return
-    ref_label, ref_ticks = ui.reference_ticks(ctx, ts)
+    ref_label, ref_ticks = reads.reference_close(ctx, ts)
     ref = analytics.chain_table(ref_ticks, ctx.underlying, chain.attrs.get("expiry")) if ref_ticks else None
     ref_spot = ref.attrs.get("spot") if ref is not None else None
     ref_future = ref.attrs.get("future") if ref is not None else None
@@ -38,53 +39,57 @@ def live() -> None:
     change_pct = 100 * change / ref_spot if change is not None and ref_spot else None
 
     atm = chain.attrs.get("atm")
-    iv, ratio, pain = analytics.atm_iv(chain), analytics.pcr(chain), analytics.max_pain(chain)
+    iv, oi = analytics.atm_iv(chain), analytics.oi_summary(chain)
     ref_iv = analytics.atm_iv(ref) if ref is not None else None
-    ref_ratio = analytics.pcr(ref) if ref is not None else None
+    ref_oi = analytics.oi_summary(ref) if ref is not None else None
     vs = f"vs {ref_label}" if ref_label else ""
-    since = f"since {ref_label}" if ref_label else None
+    after_hours = ui.session_label(ts)
 
     top = st.columns(5)
-    top[0].metric(ctx.index_symbol, fmt_price(spot), fmt_delta(spot, ref_spot),
-                  border=True, help=f"Index level; change {vs}")
-    top[1].metric("Future", fmt_price(future), fmt_delta(future, ref_future),
-                  border=True, help=f"Nearest-month future; change {vs}")
-    top[2].metric("Basis", fmt_change(basis), fmt_delta(basis, ref_basis),
-                  delta_color="off", border=True, help=f"Future minus spot; change {vs}")
-    top[3].metric("Day change", fmt_change(change),
-                  None if change_pct is None else fmt_change(change_pct, kind="pct"), delta_description=since,
-                  border=True,
-                  help=f"Spot {vs}" if vs else "No earlier snapshot to compare with")
+    ui.metric(top[0], ctx.index_symbol, fmt_price(spot), fmt_delta(spot, ref_spot),
+              help=f"Index level; change {vs}")
+    ui.metric(top[1], "Future", fmt_price(future), fmt_delta(future, ref_future),
+              help=f"Nearest-month future; change {vs}")
+    ui.metric(top[2], "Basis", fmt_change(basis), fmt_delta(basis, ref_basis), delta_color="off",
+              help=f"Future minus spot; change {vs}")
+    ui.metric(top[3], "Day change", fmt_change(change),
+              None if change_pct is None else fmt_change(change_pct, kind="pct"),
+              delta_description=f"since {ref_label}" if ref_label else None,
+              help=f"Spot {vs}" if vs else "No earlier session stored to compare with")
     age, warning = ui.freshness(ctx, ts)
-    top[4].metric("Last tick", age, warning or fmt_moment(ts),
-                  delta_color="red" if warning else "green", delta_arrow="off", border=True,
-                  help="Age of the newest snapshot")
+    ui.metric(top[4], "Last tick", age, " · ".join(filter(None, (warning or fmt_moment(ts), after_hours))),
+              delta_color="red" if warning else "orange" if after_hours else "green", delta_arrow="off",
+              help="Age of the newest snapshot" + ("; taken after hours, outside the exchange's session"
+                                                   if after_hours else ""))
 
+    scope = ui.oi_scope(oi, chain)
     bottom = st.columns(5)
-    bottom[0].metric("ATM strike", fmt_strike(atm),
-                     None if atm is None or spot is None else f"spot {fmt_change(spot - atm)} pts",
-                     delta_color="off", delta_arrow="off", border=True)
-    bottom[1].metric("ATM IV", fmt_pct(iv), fmt_delta(iv, ref_iv, suffix=" vol pts"),
-                     delta_color="gray", border=True, help=f"Mean of ATM call and put IV; change {vs}")
-    bottom[2].metric("PCR (OI)", fmt_ratio(ratio), fmt_delta(ratio, ref_ratio),
-                     border=True, help=f"Put OI / call OI over the strikes collected; change {vs}")
-    bottom[3].metric("Max pain", fmt_strike(pain),
-                     None if pain is None or spot is None else f"{fmt_change(pain - spot)} pts from spot",
-                     delta_color="off", delta_arrow="off", border=True,
-                     help="Settlement price at which option buyers would be paid least")
+    ui.metric(bottom[0], "ATM strike", fmt_strike(atm),
+              None if atm is None or spot is None else f"spot {fmt_change(spot - atm)} pts",
+              delta_color="off", delta_arrow="off")
+    ui.metric(bottom[1], "ATM IV", fmt_pct(iv), fmt_delta(iv, ref_iv, suffix=" vol pts"), delta_color="gray",
+              help=f"Mean of ATM call and put IV; change {vs}")
+    ui.metric(bottom[2], "PCR (OI)", fmt_ratio(oi.pcr), fmt_delta(oi.pcr, ref_oi and ref_oi.pcr),
+              help=f"Put OI / call OI over {scope}; change {vs}")
+    ui.metric(bottom[3], "Max pain", fmt_strike(oi.max_pain),
+              fmt_from_spot(oi.max_pain, spot),
+              delta_color="off", delta_arrow="off",
+              help=f"Settlement price at which option buyers would be paid least, over {scope}")
     expiry = chain.attrs.get("expiry")
     days = chain.attrs.get("days_to_expiry")
-    bottom[4].metric("Expiry", expiry.strftime("%d %b") if expiry else MISSING,
-                     None if days is None else f"{days:.1f} days left", delta_color="off",
-                     delta_arrow="off", border=True)
+    ui.metric(bottom[4], "Expiry", expiry.strftime("%d %b") if expiry else MISSING,
+              None if days is None else f"{days:.1f} days left", delta_color="off", delta_arrow="off")
 
-    points = ctx.feed.history(ctx.underlying)
-    if points:
-        series = analytics.series_frame(points, max_points=MAX_POINTS)
-        st.plotly_chart(charts.spot_chart(series), key="overview_spot_chart",
-                        config={"displayModeBar": False})
+    # The day chart is a session's: today's while the exchange is open, else the last one.
+    session = session_of(ts) if ts else None
+    shown = session or reads.default_session(ctx, reads.stored_sessions(ctx))
+    series = reads.day_series(ctx, shown, expiry, upto=ts if session else None) if shown else None
+    if series is not None and not series.empty:
+        title = None if session else f"Last session, {fmt_day(shown)}: the exchange is closed"
+        st.plotly_chart(charts.spot_chart(series, title=title, span=session_bounds(shown)),
+                        key="overview_spot_chart", config={"displayModeBar": False})
     else:
-        st.caption("The intraday chart appears with the first live snapshots.")
+        st.caption("The session's chart appears with the first snapshots of a session.")
 
 
 live()

@@ -1,22 +1,23 @@
 """Replay: step or play through a stored session and see the market as it was.
 
-The day's snapshot times, spot/OI series and opening snapshot are cached per store
-and day (:mod:`datacentre.app.reads`); a step fetches only the one as-of snapshot. The
-time slider moves over the day's snapshots, one position each, labelled with their
-IST time: a day with an evening of live ticks after the session keeps the session
-as easy to drag through as any other day.
+Sessions are NSE sessions (09:15-15:30 IST): the picker lists the stored ones and
+opens on the last complete session; after-hours ticks are not part of any. The
+session's snapshot times, series and opening snapshot are cached per store and day
+(:mod:`datacentre.app.reads`); a step fetches only the one snapshot. The time slider
+moves over the session's snapshots, one position each, labelled with their IST time.
+Every figure shown is of the snapshot at the cursor or before it: the day charts end
+there.
 
 Speed ``N×`` plays ``N`` seconds of market time per real second. The player steps
 every ``interval / N`` seconds (one snapshot a step), but never more often than every
 :data:`~datacentre.app.player.MIN_PLAY_PERIOD_S`: faster speeds skip snapshots instead
-(at 60× with 5-second snapshots, 6 snapshots every half second, 12 a second). Each step moves a market
-clock by ``N`` times the real time since the previous step, so a slow render costs
-smoothness, not speed. Pauses in the data (the market closed, the collector
-stopped) are jumped over.
+(at 60× with 5-second snapshots, 6 snapshots every half second). Each step moves the
+market clock by exactly ``N`` times the period (:func:`~datacentre.app.player.play_forward`),
+so market time advances evenly step after step: a slow render delays a step, it never
+makes the next one jump. Pauses in the data (the collector stopped) are jumped over.
 """
 import math
-import time
-from datetime import timedelta
+from datetime import date
 
 import streamlit as st
 
@@ -24,9 +25,9 @@ from datacentre import analytics
 from datacentre.app import asof, reads, tables, ui
 from datacentre.app.formatting import (
     MISSING,
-    fmt_change,
     fmt_day,
     fmt_delta,
+    fmt_from_spot,
     fmt_moment,
     fmt_pct,
     fmt_price,
@@ -36,30 +37,31 @@ from datacentre.app.formatting import (
 )
 from datacentre.app.player import (
     play_cadence,
-    play_step,
+    play_forward,
     position_of,
     replay_frame,
     snapshot_interval,
     snapshot_labels,
 )
-from datacentre.core.ticks import parse_ts
+from datacentre.core.instruments import has_expired, session_bounds
 
 SPEEDS = (1, 2, 5, 10, 30, 60)
 DEFAULT_SPEED = 10
 POS_KEY = "replay_pos"  # the ts of the snapshot shown (the source of truth)
 PLAYING_KEY = "replay_playing"
 SLIDER_KEY = "replay_time"  # the slider: an index into the day's snapshots
-PLAY_CLOCK_KEY = "replay_market_clock"  # (wall time, market time, position) of the last step
-MAX_CATCH_UP = 3  # a late step makes up at most this many periods
+PLAY_CLOCK_KEY = "replay_market_clock"  # (market time, position) of the last step
+SESSION_KEY = "session"  # also the query parameter: /replay?session=2026-12-01
 ATM_WINDOW = 8
 
 ctx = ui.context()
 ui.page_header("Replay", ctx)
 ui.require_store(ctx)
-days = reads.stored_days(ctx)
+days = reads.stored_sessions(ctx)
 if not days:
-    st.info(f"Nothing of {ctx.underlying} is stored yet. Backfill a session with "
-            "`python -m datacentre backfill`, or let the collector run.", icon=":material/database:")
+    st.info(f"No session of {ctx.underlying} is stored yet (ticks after hours are not a session). Backfill "
+            "one with `python -m datacentre backfill`, or let the collector run through market hours.",
+            icon=":material/database:")
     st.stop()
 
 
@@ -67,17 +69,23 @@ def stop_playing() -> None:
     st.session_state[PLAYING_KEY] = False
 
 
-controls = st.columns([3, 4, 2, 4], vertical_alignment="bottom")
-day = controls[0].selectbox("Session", days, format_func=fmt_day, key="replay_day",
-                            persist_state="session", on_change=stop_playing,
-                            help="A day (IST) with stored snapshots of the selected underlying")
-speed = controls[1].segmented_control("Speed", SPEEDS, format_func=lambda s: f"{s}×", default=DEFAULT_SPEED,
+controls = st.columns([3, 3, 4, 2, 4], vertical_alignment="bottom")  # session, expiry, speed, play, note
+options = [d.isoformat() for d in days]
+default = reads.default_session(ctx, days).isoformat()
+if st.session_state.get(SESSION_KEY) not in options:
+    st.session_state[SESSION_KEY] = default
+day = date.fromisoformat(controls[0].selectbox(
+    "Session", options, format_func=lambda d: fmt_day(date.fromisoformat(d)), key=SESSION_KEY,
+    bind="query-params", on_change=stop_playing,
+    help="A stored session (09:15-15:30 IST) of the selected underlying; it opens on the last complete one"))
+speed = controls[2].segmented_control("Speed", SPEEDS, format_func=lambda s: f"{s}×", default=DEFAULT_SPEED,
                                       required=True, key="replay_speed", persist_state="session",
                                       help="Seconds of market time played per real second")
-times = reads.day_times(ctx, day)
+times = reads.session_times(ctx, day)
 if not times:
-    st.info("No snapshots stored for that day.", icon=":material/database:")
+    st.info("No snapshots stored for that session.", icon=":material/database:")
     st.stop()
+opening_ts, opening = reads.day_open(ctx, day)
 interval = snapshot_interval(times)
 period, advance_s = play_cadence(speed, interval)
 if st.session_state.get(POS_KEY) not in times:
@@ -90,6 +98,15 @@ if SLIDER_KEY not in st.session_state:
     st.session_state[PLAYING_KEY] = False
 playing = bool(st.session_state.get(PLAYING_KEY))
 
+# The expiries traded at the open and at the snapshot shown (never later ones), the one
+# expiring that day included; it opens on the nearest still trading at the open (the
+# sidebar's choice is the live market's).
+shown_ticks = reads.ticks_at(ctx, st.session_state[POS_KEY])
+expiries = sorted({*analytics.expiries(opening, ctx.underlying),
+                   *analytics.expiries(shown_ticks, ctx.underlying)})
+expiry = asof.expiry_picker(controls[1], f"replay_expiry_{day.isoformat()}", expiries,
+                            opening or shown_ticks) if expiries else None
+
 
 def toggle_play() -> None:
     now = st.session_state.get(PLAYING_KEY, False)
@@ -98,13 +115,13 @@ def toggle_play() -> None:
     st.session_state[PLAYING_KEY] = not now
 
 
-controls[2].button("Pause" if playing else "Play", type="primary", on_click=toggle_play, width="stretch",
+controls[3].button("Pause" if playing else "Play", type="primary", on_click=toggle_play, width="stretch",
                    icon=":material/pause:" if playing else ":material/play_arrow:", key="replay_play")
 per_step = max(1, round(advance_s / interval))
-controls[3].caption(f"{len(times):,} snapshots every {interval:g} s · at {speed}× the player moves "
-                    f"{per_step} snapshot{'s' if per_step > 1 else ''} every {period:g} s")
+controls[4].caption(f"{len(times):,} snapshots every {interval:g} s · at {speed}× each step moves the "
+                    f"market {advance_s:g} s ({per_step} snapshot{'s' if per_step > 1 else ''}) "
+                    f"every {period:g} s")
 
-opening_ts, opening = reads.day_open(ctx, day)
 labels = snapshot_labels(times)  # the slider's positions are the snapshots, labelled IST
 
 
@@ -122,19 +139,12 @@ def slid() -> None:
 
 
 def advance() -> None:
-    """One player step: the market clock moves ``speed`` times the real time since the
-    last step (so a slow render does not slow the replay down), and the snapshot in
-    force at the new market time is shown. A pause in the data is jumped over."""
-    pos = st.session_state[POS_KEY]
-    wall = time.monotonic()
-    last = st.session_state.get(PLAY_CLOCK_KEY)
-    if last is None or last[2] != pos:  # the first step, or the user moved the position
-        market, elapsed = parse_ts(pos), period
-    else:
-        market, elapsed = last[1], min(wall - last[0], MAX_CATCH_UP * period)
-    pos, market = play_step(times, pos, market + timedelta(seconds=speed * elapsed))
+    """One player step: the market clock moves exactly ``advance_s`` and the snapshot in
+    force then is shown (:func:`play_forward`)."""
+    pos, market = play_forward(times, st.session_state[POS_KEY], st.session_state.get(PLAY_CLOCK_KEY),
+                               advance_s)
     st.session_state[POS_KEY] = pos
-    st.session_state[PLAY_CLOCK_KEY] = (wall, market, pos)
+    st.session_state[PLAY_CLOCK_KEY] = (market, pos)
 
 
 @st.fragment(run_every=period if playing else None)
@@ -163,40 +173,40 @@ def player() -> None:
                   key="replay_last", width="stretch")
 
     ticks = reads.ticks_at(ctx, ts)
-    expiry, note = asof.pick_expiry(ctx, ticks)
-    series = reads.day_series(ctx, day, expiry)
+    # the session's day charts up to this snapshot: nothing from after it
+    series = reads.day_series(ctx, day, expiry, upto=ts)
     frame = replay_frame(ticks, ctx.underlying, expiry, opening=opening, series=series,
-                               atm_window=ATM_WINDOW)
+                         atm_window=ATM_WINDOW, span=session_bounds(day))
     chain = frame.chain
     if chain.empty:
         st.plotly_chart(frame.figures["spot"], key="replay_spot", config={"displayModeBar": False})
-        st.info("No options of this underlying in that snapshot.", icon=":material/hourglass_top:")
+        st.info(f"No options of the {expiry:%d %b} expiry in this snapshot: it stopped trading at 15:30 IST "
+                "on its expiry day." if expiry and has_expired(expiry, ts) else
+                "No options of this underlying and expiry in that snapshot.", icon=":material/hourglass_top:")
         return
     opening_chain = analytics.chain_table(opening, ctx.underlying, expiry) if opening else None
     then = opening_chain.attrs if opening_chain is not None else {}
     spot = chain.attrs.get("spot")
     open_iv = analytics.atm_iv(opening_chain) if opening_chain is not None else math.nan
-    open_pcr = analytics.pcr(opening_chain) if opening_chain is not None else math.nan
+    open_oi = analytics.oi_summary(opening_chain) if opening_chain is not None else None
+    oi, scope = frame.oi, ui.oi_scope(frame.oi, chain)
+    since_open = f"since the open ({fmt_time(opening_ts)})"
 
     m = st.columns(6)
-    m[0].metric(ctx.index_symbol, fmt_price(spot), fmt_delta(spot, then.get("spot")), border=True,
-                help="Index level; change since the day's first snapshot")
-    m[1].metric("Future", fmt_price(chain.attrs.get("future")),
-                fmt_delta(chain.attrs.get("future"), then.get("future")), border=True,
-                help="Nearest future; change since the day's first snapshot")
-    m[2].metric("ATM IV", fmt_pct(frame.atm_iv),
-                fmt_delta(frame.atm_iv, open_iv, suffix=" vol pts"),
-                delta_color="gray", border=True,
-                help=f"At ATM {fmt_strike(chain.attrs.get('atm'))}; change since the open")
-    m[3].metric("PCR (OI)", fmt_ratio(frame.pcr), fmt_delta(frame.pcr, open_pcr), border=True,
-                help="Put OI / call OI of this expiry; change since the open")
-    pain = frame.max_pain
-    m[4].metric("Max pain", fmt_strike(pain),
-                None if pain is None or spot is None else f"{fmt_change(pain - spot)} pts from spot",
-                delta_color="off", delta_arrow="off", border=True,
-                help="Settlement price at which option buyers would be paid least")
-    m[5].metric("As of", fmt_time(ts), f"snapshot {i + 1:,} of {len(times):,}", delta_color="gray",
-                delta_arrow="off", border=True, help=fmt_moment(ts))
+    ui.metric(m[0], ctx.index_symbol, fmt_price(spot), fmt_delta(spot, then.get("spot")),
+              help=f"Index level; change {since_open}")
+    ui.metric(m[1], "Future", fmt_price(chain.attrs.get("future")),
+              fmt_delta(chain.attrs.get("future"), then.get("future")),
+              help=f"Nearest future; change {since_open}")
+    ui.metric(m[2], "ATM IV", fmt_pct(frame.atm_iv), fmt_delta(frame.atm_iv, open_iv, suffix=" vol pts"),
+              delta_color="gray", help=f"At ATM {fmt_strike(chain.attrs.get('atm'))}; change {since_open}")
+    ui.metric(m[3], "PCR (OI)", fmt_ratio(oi.pcr), fmt_delta(oi.pcr, open_oi and open_oi.pcr),
+              help=f"Put OI / call OI over {scope}; change {since_open}")
+    ui.metric(m[4], "Max pain", fmt_strike(oi.max_pain), fmt_from_spot(oi.max_pain, spot),
+              delta_color="off", delta_arrow="off",
+              help=f"Settlement price at which option buyers would be paid least, over {scope}")
+    ui.metric(m[5], "As of", fmt_time(ts), f"snapshot {i + 1:,} of {len(times):,}", delta_color="gray",
+              delta_arrow="off", help=fmt_moment(ts))
 
     st.plotly_chart(frame.figures["spot"], key="replay_spot", config={"displayModeBar": False})
     left, right = st.columns(2, gap="medium")
@@ -207,16 +217,16 @@ def player() -> None:
     right.markdown(f"##### Open interest by strike &nbsp;:gray[:small[{since}]]")
     right.plotly_chart(frame.figures["oi"], key="replay_oi", config={"displayModeBar": False})
 
-    expiry_day = chain.attrs.get("expiry")
-    st.markdown(f"##### Option chain &nbsp;:gray[:small[{expiry_day:%d %b %Y} expiry · ATM ±{ATM_WINDOW} · "
+    window = frame.window
+    low, high = window["strike"].min(), window["strike"].max()
+    shown = f"{len(window)} strikes {fmt_strike(low)}–{fmt_strike(high)} of {oi.strikes} stored"
+    st.markdown(f"##### Option chain &nbsp;:gray[:small[{chain.attrs['expiry']:%d %b %Y} expiry · {shown} · "
                 f"changes since {fmt_time(opening_ts, seconds=False)}]]")
     tables.calls_puts_header()
-    st.dataframe(tables.chain_view(frame.window), hide_index=True, width="stretch",
+    st.dataframe(tables.chain_view(window, peaks=oi), hide_index=True, width="stretch",
                  column_config=tables.chain_column_config(f"the open ({fmt_time(opening_ts)})"),
-                 row_height=tables.ROW_HEIGHT, height=tables.table_height(len(frame.window)),
+                 row_height=tables.ROW_HEIGHT, height=tables.table_height(len(window)),
                  placeholder=MISSING, key="replay_chain")
-    if note:
-        st.caption(note)
 
 
 player()

@@ -658,54 +658,27 @@ def test_simulated_series_agrees_with_the_chain(session):
     assert 90 <= len(sampled) <= 101 and sampled[-1]["ts"] == rows[-1]["ts"]
 
 
-# ---------------------------------------------------------------- day-wide OI totals
-
-T1, T2, T3 = "2026-01-02T04:00:00+00:00", "2026-01-02T04:01:00+00:00", "2026-01-02T04:02:00+00:00"
+# ---------------------------------------------------------------- one OI summary
 
 
-def window(ts: str, oi: dict[str, int]) -> list[dict]:
-    """A snapshot holding the 06JAN26 options in ``oi`` (``'26000CE' -> OI``), plus noise."""
-    return [tick("NIFTY 50", 26000.0, ts),
-            *(option(f"NIFTY06JAN26{k}", 50.0, v, ts=ts) for k, v in oi.items()),
-            option("NIFTY13JAN2626000PE", 90.0, 9_000_000, ts=ts),
-            option("BANKNIFTY06JAN2626000PE", 9.0, 9, ts=ts)]
+def test_oi_summary_is_the_figures_of_one_chain():
+    snap = [tick("NIFTY 50", 26010.0),
+            option("NIFTY06JAN2625900CE", 140.0, 100), option("NIFTY06JAN2625900PE", 30.0, 900),
+            option("NIFTY06JAN2626000CE", 60.0, 500), option("NIFTY06JAN2626000PE", 50.0, 400),
+            option("NIFTY06JAN2626100CE", 20.0, 700), option("NIFTY06JAN2626100PE", 110.0, 50),
+            option("NIFTY13JAN2626000PE", 90.0, 9_000_000), option("BANKNIFTY06JAN2626000PE", 9.0, 9)]
+    chain = A.chain_table(snap, "NIFTY", date(2026, 1, 6))
+    summary = A.oi_summary(chain)
+    assert (summary.call_oi, summary.put_oi) == (1300.0, 1350.0)
+    assert summary.pcr == pytest.approx(1350 / 1300) == A.pcr(chain)
+    assert summary.max_pain == A.max_pain(chain)
+    assert (summary.support, summary.resistance) == A.support_resistance(chain) == (25900.0, 26100.0)
+    assert (summary.strikes, summary.low, summary.high) == (3, 25900.0, 26100.0)
+    # a window of the chain is a different set of strikes, so different figures: summarise the whole chain
+    assert A.oi_summary(A.around_atm(chain, 0)).strikes == 1
 
 
-def stored_oi(*snapshots: list[dict]) -> pd.DataFrame:
-    """What ``reads.day_oi`` reads from the store: ts x (kind, symbol) OI."""
-    rows = {s[0]["ts"]: A.snapshot_oi(s, "NIFTY", date(2026, 1, 6)) for s in snapshots}
-    columns = sorted({(kind, symbol) for values in rows.values() for symbol, (kind, _) in values.items()},
-                     key=lambda c: c[1])
-    return pd.DataFrame([[values.get(s, (k, math.nan))[1] for k, s in columns] for values in rows.values()],
-                        index=list(rows), columns=pd.MultiIndex.from_tuples(columns))
-
-
-def test_snapshot_oi_takes_one_expiry_of_one_underlying():
-    values = A.snapshot_oi(window(T1, {"26000CE": 100, "26000PE": 150}), "NIFTY", date(2026, 1, 6))
-    assert values == {"NIFTY06JAN2626000CE": ("CE", 100.0), "NIFTY06JAN2626000PE": ("PE", 150.0)}
-
-
-def test_day_wide_totals_hold_strikes_outside_the_window_and_take_a_moment():
-    first = window(T1, {"26000CE": 100, "26000PE": 300, "26050CE": 200, "26050PE": 100})
-    moved = window(T2, {"26050CE": 220, "26050PE": 120, "26100CE": 400, "26100PE": 40})  # 26000 left
-    oi = stored_oi(first, moved)
-    series = A.oi_totals_series(A.held_oi(oi), "2026-01-06")
-    # 26,000 holds its last OI at T2; 26,100 counts with its first OI at T1
-    assert list(series["ce_oi"]) == [100 + 200 + 400, 100 + 220 + 400]
-    assert list(series["pe_oi"]) == [300 + 100 + 40, 300 + 120 + 40]
-    assert A.totals_at(series, T2) == (720.0, 460.0, pytest.approx(460 / 720))
-    assert series.attrs["expiry"] == "2026-01-06"
-    # a live moment after the stored ones, with a strike never stored: the same definition
-    live = window(T3, {"26100CE": 500, "26100PE": 60, "26150CE": 80})
-    series = A.oi_totals_series(A.held_oi(oi, (T3, A.snapshot_oi(live, "NIFTY", "2026-01-06"))))
-    assert list(series["ts"]) == [T1, T2, T3]
-    assert A.totals_at(series, T3) == (100 + 220 + 500 + 80, 300 + 120 + 60, pytest.approx(480 / 900))
-    # a stored moment replaces its row (the same totals); upto ends the day there, so
-    # strikes first seen later do not count
-    same = A.oi_totals_series(A.held_oi(oi, (T1, A.snapshot_oi(first, "NIFTY", "2026-01-06"))))
-    assert list(same["ts"]) == [T1, T2] and A.totals_at(same, T1) == (700.0, 440.0, pytest.approx(440 / 700))
-    again = A.held_oi(oi, (T1, A.snapshot_oi(first, "NIFTY", "2026-01-06")), upto=True)
-    assert list(again.index) == [T1]
-    assert A.totals_at(A.oi_totals_series(again), T1) == (300.0, 400.0, pytest.approx(400 / 300))
-    assert all(math.isnan(v) for v in A.totals_at(series, "2026-01-02T04:03:00+00:00"))
-    assert A.oi_totals_series(A.held_oi(oi.iloc[:0, :0])).empty
+def test_oi_summary_of_an_empty_chain():
+    summary = A.oi_summary(A.chain_table([tick("NIFTY 50", 26010.0)], "NIFTY"))
+    assert summary.strikes == 0 and math.isnan(summary.pcr) and math.isnan(summary.call_oi)
+    assert summary.max_pain is None and summary.support is None and summary.low is None

@@ -1,7 +1,7 @@
 """Figure builders: expected traces, the shared colours, formatted hovers, empty input."""
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 
 import numpy as np
 import pandas as pd
@@ -77,6 +77,8 @@ def test_colours_are_distinct_and_shared():
     colours = {C.CALL_COLOR, C.PUT_COLOR, C.SPOT_COLOR, C.IV_COLOR, C.PCR_COLOR}
     assert len(colours) == 5
     assert set(C.BUILDUP_COLORS) == set(A.BUILDUPS)
+    # red and green mean down and up (build-up, changes), never calls and puts
+    assert not {C.CALL_COLOR, C.PUT_COLOR} & set(C.BUILDUP_COLORS.values())
 
 
 def test_oi_bars(chain):
@@ -90,7 +92,10 @@ def test_oi_bars(chain):
     assert list(call.x) == STRIKES and list(call.y) == [1e6, 2e6, 3e6, 4e6, 5e6]
     assert tuple(call.customdata[0]) == ("25,800", "10.00 L", "+2.50 L")  # formatted for the hover
     assert "%{customdata[1]}" in call.hovertemplate
-    assert "L" in "".join(fig.layout.yaxis.ticktext)  # lakh/crore tick labels
+    # one unit on the axis: lakhs, named in the title
+    assert fig.layout.yaxis.title.text == "Open interest (L)"
+    assert fig.layout.yaxis2.title.text == "OI change (L)"
+    assert list(fig.layout.yaxis.ticktext) == [str(v) for v in range(0, 101, 20)]
     shapes = {s.line.color: s.x0 for s in fig.layout.shapes}
     assert shapes[C.SPOT_COLOR] == 26010.0 and shapes[C.MARKER_COLOR] == A.max_pain(chain)
     assert any("Spot 26,010.00" in a.text for a in fig.layout.annotations)
@@ -143,6 +148,8 @@ def test_spot_chart(series):
     fig = C.spot_chart(series, cursor_ts="2026-01-02T04:00:00+00:00", title="NIFTY 50")
     assert names(fig) == ["Spot", "Future"]
     assert color_of(trace(fig, "Spot")) == C.SPOT_COLOR
+    # the future on its own axis: a shared one would flatten the spot by the basis
+    assert trace(fig, "Future").yaxis == "y2" and fig.layout.yaxis2.overlaying == "y"
     first = pd.Timestamp(trace(fig, "Spot").x[0])
     assert (first.hour, first.minute, first.tzinfo) == (9, 15, None)  # IST wall clock
     cursor = fig.layout.shapes[0]
@@ -150,6 +157,10 @@ def test_spot_chart(series):
     assert fig.layout.xaxis.title.text == "Time (IST)" and fig.layout.title.text == "NIFTY 50"
     assert names(C.spot_chart(series, show_future=False)) == ["Spot"]
     assert not C.spot_chart(series).layout.shapes
+    session = (datetime(2026, 1, 2, 3, 45, tzinfo=UTC), datetime(2026, 1, 2, 10, 0, tzinfo=UTC))
+    spanned = C.spot_chart(series, span=session).layout.xaxis.range
+    assert [pd.Timestamp(x) for x in spanned] == [pd.Timestamp("2026-01-02 09:15"),
+                                                  pd.Timestamp("2026-01-02 15:30")]
 
 
 @pytest.fixture
@@ -201,8 +212,9 @@ def test_oi_series_chart(series):
     assert names(fig) == ["Call OI", "Put OI", "PCR"]
     assert [color_of(t) for t in fig.data] == [C.CALL_COLOR, C.PUT_COLOR, C.PCR_COLOR]
     assert trace(fig, "PCR").yaxis == "y2" and fig.layout.yaxis2.overlaying == "y"
-    assert tuple(trace(fig, "Call OI").customdata[1]) == ("7.01 Cr", "+1.00 L")
-    assert all(label.endswith(("Cr", "L")) for label in fig.layout.yaxis.ticktext)
+    assert tuple(trace(fig, "Call OI").customdata[1]) == ("701.00 L", "+1.00 L")
+    assert fig.layout.yaxis.title.text == "Open interest (L)"
+    assert all(label.replace(",", "").replace(".", "").isdigit() for label in fig.layout.yaxis.ticktext)
     assert len(fig.layout.shapes) == 1
 
 

@@ -36,8 +36,10 @@ def test_export_selection(store, sample_ticks):
     assert [(r["symbol"], r["ts"]) for r in rows] == [("NIFTY 50", T3)]
     nifty = select_symbols(store, "NIFTY")
     assert "NIFTY BANK" not in nifty and "BANKNIFTY27JAN2659000CE" not in nifty
+    # one expiry comes with the index and the future its chain is read against
     assert set(select_symbols(store, "NIFTY", "2026-01-06")) == {
-        "NIFTY 50", "NIFTY06JAN2626000CE", "NIFTY06JAN2626000PE"}
+        "NIFTY 50", "NIFTY27JAN26FUT", "NIFTY06JAN2626000CE", "NIFTY06JAN2626000PE"}
+    assert "NIFTY27JAN26FUT" not in select_symbols(store, "NIFTY", "2026-02-03")  # expired before it
 
 
 def test_round_trip(store, sample_ticks, tmp_path):

@@ -11,12 +11,14 @@ import pytest
 from datacentre.analytics import CHAIN_COLUMNS
 from datacentre.app.formatting import (
     MISSING,
+    UNCHANGED,
     column_formatters,
     fmt_bytes,
     fmt_change,
     fmt_day,
     fmt_delta,
     fmt_expiry,
+    fmt_lakh,
     fmt_moment,
     fmt_number,
     fmt_oi,
@@ -31,8 +33,8 @@ from datacentre.app.formatting import (
 MISSING_VALUES = [None, math.nan, np.nan, pd.NA, math.inf, -math.inf, "abc", np.float64("nan")]
 
 
-@pytest.mark.parametrize("formatter", [fmt_price, fmt_oi, fmt_pct, fmt_change, fmt_strike, fmt_ratio,
-                                       fmt_number, fmt_time, fmt_moment, fmt_expiry])
+@pytest.mark.parametrize("formatter", [fmt_price, fmt_oi, fmt_lakh, fmt_pct, fmt_change, fmt_strike,
+                                       fmt_ratio, fmt_number, fmt_time, fmt_moment, fmt_expiry])
 @pytest.mark.parametrize("value", MISSING_VALUES)
 def test_missing_values_become_a_dash(formatter, value):
     assert formatter(value) == MISSING == "–"
@@ -56,16 +58,22 @@ def test_fmt_price(value, text):
 
 
 @pytest.mark.parametrize("value, text", [
-    (0, "0"), (850, "850"), (999, "999"), (999.4, "999"), (1_000, "1.0K"), (12_500, "12.5K"),
-    (99_940, "99.9K"),
-    (99_960, "1.00 L"),  # would be "100.0K": moves up to lakhs
-    (1_00_000, "1.00 L"), (45_20_000, "45.20 L"), (99_99_499, "99.99 L"),
-    (99_99_999, "1.00 Cr"),  # would be "100.00 L"
-    (1_00_00_000, "1.00 Cr"), (1_29_00_000, "1.29 Cr"), (1_23_45_67_890, "123.46 Cr"),
-    (-2_50_000, "-2.50 L"), (-12_500, "-12.5K"), (-5, "-5"), (np.int64(4_520_000), "45.20 L"),
+    (0, "0.00 L"), (12_500, "0.12 L"), (99_960, "1.00 L"), (1_00_000, "1.00 L"), (45_20_000, "45.20 L"),
+    (99_99_999, "100.00 L"), (1_29_00_000, "129.00 L"), (1_23_45_67_890, "12,345.68 L"),
+    (-2_50_000, "-2.50 L"), (np.int64(4_520_000), "45.20 L"),
+    (65, "<0.01 L"), (-65, "-<0.01 L"),  # one lot is never shown as a false 0
 ])
-def test_fmt_oi_lakhs_and_crores(value, text):
+def test_fmt_oi_is_always_lakhs(value, text):
     assert fmt_oi(value) == text
+
+
+@pytest.mark.parametrize("value, kwargs, text", [
+    (4_520_000, {}, "45.20"), (0, {}, "0.00"), (2_50_000, {"signed": True}, "+2.50"),
+    (-2_50_000, {"signed": True}, "-2.50"), (0, {"signed": True}, "0.00"), (65, {"signed": True}, "+<0.01"),
+    (1_29_00_000, {"decimals": 1}, "129.0"),
+])
+def test_fmt_lakh_leaves_the_unit_to_the_header(value, kwargs, text):
+    assert fmt_lakh(value, **kwargs) == text
 
 
 @pytest.mark.parametrize("value, kwargs, text", [
@@ -80,7 +88,8 @@ def test_fmt_pct_takes_percent_points(value, kwargs, text):
     (12.345, {}, "+12.35"), (-3.1, {}, "-3.10"), (0, {}, "0.00"), (0.001, {}, "0.00"),
     (123456.0, {}, "+1,23,456.00"), (5, {"decimals": 0}, "+5"),
     (2_50_000, {"kind": "oi"}, "+2.50 L"), (-45_20_000, {"kind": "oi"}, "-45.20 L"),
-    (0, {"kind": "oi"}, "0"), (12_900_000, {"kind": "oi"}, "+1.29 Cr"),
+    (0, {"kind": "oi"}, "0.00 L"), (12_900_000, {"kind": "oi"}, "+129.00 L"),
+    (2_50_000, {"kind": "lakh"}, "+2.50"),
     (4.567, {"kind": "pct"}, "+4.57%"), (-4.567, {"kind": "pct"}, "-4.57%"),
 ])
 def test_fmt_change_carries_a_sign(value, kwargs, text):
@@ -89,8 +98,8 @@ def test_fmt_change_carries_a_sign(value, kwargs, text):
 
 @pytest.mark.parametrize("now, then, kwargs, delta", [
     (26010.5, 26000, {}, "+10.50"), (11.0, 11.25, {"suffix": " vol pts"}, "-0.25 vol pts"),
-    (1.2, 1.2, {}, "0"), (1.2001, 1.2, {}, "0"),  # no change: Streamlit's grey, arrowless "0"
-    (7_50_000, 5_00_000, {"kind": "oi"}, "+2.50 L"), (5, 5, {"kind": "oi", "suffix": " OI"}, "0"),
+    (1.2, 1.2, {}, UNCHANGED), (1.2001, 1.2, {}, "unchanged"),  # never a bare "0"
+    (7_50_000, 5_00_000, {"kind": "oi"}, "+2.50 L"), (5, 5, {"kind": "oi", "suffix": " OI"}, UNCHANGED),
     (None, 1.0, {}, None), (1.0, math.nan, {}, None), (pd.NA, 1.0, {}, None),
 ])
 def test_fmt_delta_for_a_metric(now, then, kwargs, delta):
@@ -131,14 +140,14 @@ def test_column_formatters_cover_the_chain():
     formatters = column_formatters(CHAIN_COLUMNS)
     assert "ce_symbol" not in formatters and "pe_symbol" not in formatters
     assert formatters["strike"](26000.0) == "26,000"
-    assert formatters["ce_oi"](4_520_000) == "45.20 L"
-    assert formatters["pe_oi_change"](-2_50_000) == "-2.50 L"
+    assert formatters["ce_oi"](4_520_000) == "45.20"  # lakhs: the header says "(L)"
+    assert formatters["pe_oi_change"](-2_50_000) == "-2.50"
     assert formatters["ce_ltp_change"](3.5) == "+3.50"
     assert formatters["pe_iv"](11.25) == "11.25%"
     assert formatters["ce_ltp"](120.5) == "120.50"
     assert formatters["ce_delta"](0.5234) == "0.52"
     assert formatters["pe_gamma"](0.00112) == "0.0011"
-    assert formatters["ce_volume"](65_000) == "65.0K"
+    assert formatters["ce_volume"](65_000) == "0.65"
     assert formatters["pe_bid"](None) == MISSING
     built = column_formatters(["oi_change_pct", "pcr", "buildup"])
     assert built["oi_change_pct"](12.345) == "+12.35%" and built["pcr"](1.234) == "1.23"

@@ -11,7 +11,7 @@ import base64
 import json
 import subprocess
 import sys
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -19,10 +19,10 @@ import numpy as np
 import pytest
 from conftest import app_test, synthetic_snapshot
 from streamlit.testing.v1 import AppTest
-from support import refused_port
+from support import free_port
 
 from datacentre import analytics
-from datacentre.app import export, player, reads, tables
+from datacentre.app import charts, export, player, reads, tables
 from datacentre.app.days import ist_ts
 from datacentre.app.formatting import fmt_oi, fmt_ratio
 from datacentre.core.instruments import nearest_option_expiry, parse_symbol, session_bounds
@@ -52,7 +52,7 @@ def app_env(sessions_db, monkeypatch):
     """The app on the prepared store, no broadcaster, autostart off (live = the store's last snapshot)."""
     url, days = sessions_db
     monkeypatch.setenv("DATACENTRE_DB_URL", url)
-    monkeypatch.setenv("DATACENTRE_WS_PORT", str(refused_port()))
+    monkeypatch.setenv("DATACENTRE_WS_PORT", str(free_port()))
     monkeypatch.setenv("DATACENTRE_AUTOSTART", "0")
     store = TickStore(url)
     yield store, days
@@ -182,21 +182,20 @@ def test_oi_buildup_matches_the_store(app_env):
     assert metric(at, "Resistance").value == f"{analytics.support_resistance(chain).resistance:,.0f}"
 
 
-def test_oi_totals_hold_strikes_outside_the_window(app_env):
-    """Day totals over every strike seen that day: no jump when the ATM window moves."""
+def test_the_day_series_is_each_snapshots_own_figures_up_to_the_moment(app_env):
+    """The day chart's points are each snapshot's own oi_summary, and a moment's series
+    ends at it, its own snapshot last: nothing from after it."""
     store, days = app_env
     ctx = SimpleNamespace(settings=SimpleNamespace(db_url=store.url), underlying="NIFTY")
-    expiry = analytics.expiries(store.snapshot_at(store.last_ts(), "NIFTY"), "NIFTY")[0]
-    totals = reads.oi_totals(ctx, days[-1], expiry).dropna(subset=["ce_oi"])
-    raw = analytics.series_frame(store.underlying_series("NIFTY", *analytics.day_bounds(days[-1]),
-                                                         expiry=expiry, max_points=None))
-    assert len(totals) == len(raw) == 376
-    assert list(totals["ts"]) == list(raw["ts"])
-    assert (totals["ce_oi"] >= raw["ce_oi"]).all() and (totals["pe_oi"] >= raw["pe_oi"]).all()
-    if raw["atm_strike"].nunique() > 1:
-        # the raw sums jump by a strike's whole OI when the window moves; the held totals do not
-        assert totals["ce_oi"].diff().abs().max() < raw["ce_oi"].diff().abs().max() / 2
-    assert totals["pcr"].between(0.1, 10).all()
+    times = reads.session_times(ctx, days[-1])
+    moment = times[150]
+    expiry = analytics.expiries(store.snapshot_at(moment, "NIFTY"), "NIFTY")[0]
+    series = reads.day_series(ctx, days[-1], expiry, upto=moment).dropna(subset=["ts"])
+    assert series["ts"].iloc[-1] == moment and (series["ts"] <= moment).all()
+    for row in series.iloc[::25].itertuples():
+        oi = analytics.oi_summary(analytics.chain_table(store.snapshot_at(row.ts, "NIFTY"), "NIFTY", expiry))
+        assert (row.ce_oi, row.pe_oi) == (oi.call_oi, oi.put_oi)
+        assert row.pcr == pytest.approx(oi.pcr)
 
 
 def plotly_values(values) -> list:
@@ -226,8 +225,9 @@ def test_oi_buildup_cards_match_the_day_chart_live(app_env):
     assert metric(at, "PCR (OI)").value == fmt_ratio(pcr)
     assert metric(at, "Call OI").value == fmt_oi(last_point(traces["Call OI"][1]))
     assert metric(at, "Put OI").value == fmt_oi(last_point(traces["Put OI"][1]))
-    assert "every strike seen that day" in metric(at, "PCR (OI)").help
-    assert "as in the Call OI, Put OI and PCR cards" in " ".join(c.value for c in at.caption)
+    help_text = metric(at, "PCR (OI)").help
+    assert "strikes" in help_text and "expiry in the snapshot of" in help_text  # exactly what it covers
+    assert "as the cards compute it" in " ".join(c.value for c in at.caption)
 
 
 def test_oi_buildup_cards_match_the_day_chart_at_a_stored_moment(app_env):
@@ -260,18 +260,21 @@ def test_replay_starts_at_the_first_snapshot(app_env):
     store, days = app_env
     at = run("replay")
     times = nifty_times(store, days[-1])
-    assert at.selectbox(key="replay_day").value == days[-1]
+    assert at.selectbox(key="session").value == days[-1].isoformat()  # the last complete session
     assert replay_ts(at) == times[0]
     assert metric(at, "As of").value == ist(times[0])
     assert metric(at, "As of").delta == f"snapshot 1 of {len(times):,}"
     assert len(at.get("plotly_chart")) == 3  # spot with cursor, smile, OI
-    # The sidebar's expiry when the snapshot holds it (on an expiry day, after 15:30 IST, that is
-    # the next weekly, stored with fewer strikes), ATM +/- 8 of the strikes stored for it.
-    shown = at.selectbox(key="expiry").value
-    strikes = {parse_symbol(t["symbol"]).strike for t in store.snapshot_at(times[0], "NIFTY")
-               if parse_symbol(t["symbol"]).is_option and parse_symbol(t["symbol"]).expiry == shown}
+    # the expiry nearest to expiring that traded at the open: on an expiry day, the expiring weekly
+    shown = date.fromisoformat(str(at.selectbox(key=f"replay_expiry_{days[-1].isoformat()}").value))
+    assert shown == nearest_option_expiry("NIFTY", session_bounds(days[-1])[0])
+    strikes = sorted({parse_symbol(t["symbol"]).strike for t in store.snapshot_at(times[0], "NIFTY")
+                      if parse_symbol(t["symbol"]).is_option and parse_symbol(t["symbol"]).expiry == shown})
     chain = at.dataframe[0].value
-    assert "strike" in chain.columns and len(chain) == min(17, len(strikes)) >= 11
+    assert "strike" in chain.columns and len(chain) == min(17, len(strikes))
+    # the header says what the table holds
+    header = next(m.value for m in at.markdown if "Option chain" in m.value)
+    assert f"{len(chain)} strikes {chain['strike'].min():,.0f}–{chain['strike'].max():,.0f}" in header
 
 
 def test_replay_slider_moves_over_the_snapshots(app_env):
@@ -351,7 +354,7 @@ def test_replay_comes_back_paused_where_it_was(app_env):
 def test_replay_other_session_and_underlying(app_env):
     store, days = app_env
     at = run("replay")
-    at.selectbox(key="replay_day").set_value(days[0]).run()
+    at.selectbox(key="session").set_value(days[0].isoformat()).run()
     check(at)
     times = nifty_times(store, days[0])
     assert replay_ts(at) == times[0]
@@ -403,8 +406,10 @@ def test_export_one_expiry_and_a_time_range(app_env):
     at.time_input(key=f"export_to_{day}").set_value(time(10, 29)).run()
     check(at)
     start, end = ist_ts(days[-1], time(10, 0)), ist_ts(days[-1], time(10, 29, 59, 999_000))
-    expected = store.count(select_symbols(store, "NIFTY", expiry), start, end)
-    assert int(metric(at, "Rows").value.replace(",", "")) == expected == 30 * (1 + 2 * 21)
+    symbols = select_symbols(store, "NIFTY", expiry)
+    assert "NIFTY 50" in symbols and sum(s.endswith("FUT") for s in symbols) == 1  # with its future
+    expected = store.count(symbols, start, end)
+    assert int(metric(at, "Rows").value.replace(",", "")) == expected >= 30 * (2 + 2 * 21)
     assert f"--expiry {expiry}" in at.code[0].value
 
 
@@ -480,9 +485,13 @@ def test_chain_view_styles_the_exchange_layout():
     chain = analytics.chain_table(synthetic_snapshot(moment, nifty=26010.0, strikes=3), "NIFTY",
                                   previous=synthetic_snapshot(moment, nifty=25990.0, strikes=3))
     peaks = analytics.support_resistance(chain)
+    plain = tables.exchange_columns()
+    assert plain[plain.index("strike") + 1:][:2] == ["pe_bid", "pe_ask"]  # bid before ask
     columns = tables.exchange_columns(greeks=True)
     assert columns[:4] == ["ce_gamma", "ce_theta", "ce_vega", "ce_oi"] and columns[-1] == "pe_gamma"
-    assert columns[columns.index("strike") + 1:][:2] == ["pe_bid", "pe_ask"]  # bid before ask
+    # the Greeks take the quotes' place, so both OI columns stay on a 1600-pixel screen
+    assert len(columns) == len(plain) + 2 and not {"ce_bid", "pe_ask"} & set(columns)
+    assert columns[-3:] == ["pe_vega", "pe_theta", "pe_gamma"] and "pe_oi" in columns
     styler = tables.chain_view(chain, columns, peaks=peaks)
     assert styler.data.attrs == {} and list(styler.data.columns) == columns
     css = styler._compute().ctx  # (row, column position) -> [(property, value)]
@@ -491,12 +500,15 @@ def test_chain_view_styles_the_exchange_layout():
         row = int(chain.index[chain["strike"] == strike][0])
         return dict(css[row, columns.index(column)])
 
-    assert style(26000.0, "ce_oi")["background-color"] == "#cfe0fb"  # the ATM row
+    assert style(26000.0, "ce_oi")["background-color"] == "#bcd4fa"  # the ATM row
     assert style(25950.0, "ce_ltp")["background-color"] == "#fbf3d5"  # calls below spot: in the money
     assert "background-color" not in style(25950.0, "pe_ltp")
-    assert style(peaks.resistance, "ce_oi")["color"] == "#b91c1c"
-    assert style(peaks.support, "pe_oi")["color"] == "#15803d"
+    assert style(peaks.resistance, "ce_oi")["color"] == charts.CALL_COLOR
+    assert style(peaks.support, "pe_oi")["color"] == charts.PUT_COLOR
     assert style(25950.0, "ce_ltp_change")["color"] == "#15803d"  # calls rose with the spot
+    # no data cell is bold (a bold value overflows the width measured for regular text)
+    bold = {columns[c] for (_, c), props in css.items() if ("font-weight", "700") in props}
+    assert bold == {"strike"}
 
 
 def test_buildup_strikes_puts_calls_and_puts_side_by_side():

@@ -32,8 +32,8 @@ The modules, by concern (import from here; the split is not part of the API):
 * :mod:`~datacentre.analytics.frame`: :func:`ticks_frame`, the columns every function reads;
 * :mod:`~datacentre.analytics.chain`: :func:`chain_table`, :func:`around_atm`,
   :func:`expiries`, :func:`spot_of`, :func:`future_of`;
-* :mod:`~datacentre.analytics.oi`: max pain, PCR, support/resistance, the OI build-up,
-  day-wide OI totals;
+* :mod:`~datacentre.analytics.oi`: :func:`oi_summary` (PCR, total OI, max pain,
+  support/resistance: what every page shows, from one snapshot), the OI build-up;
 * :mod:`~datacentre.analytics.smile`: ATM IV, the smile, skew, the term structure;
 * :mod:`~datacentre.analytics.series`: a day's series for the charts.
 """
@@ -64,18 +64,16 @@ from datacentre.analytics.oi import (
     NEUTRAL,
     SHORT_BUILDUP,
     SHORT_COVERING,
+    OISummary,
     SupportResistance,
     biggest_oi_addition,
     buildup_table,
     classify_buildup,
-    held_oi,
     max_pain,
-    oi_totals_series,
+    oi_summary,
     pain_curve,
     pcr,
-    snapshot_oi,
     support_resistance,
-    totals_at,
 )
 from datacentre.analytics.series import (
     SERIES_COLUMNS,
@@ -102,10 +100,11 @@ from datacentre.analytics.smile import (
 __all__ = [
     "BUILDUPS", "BUILDUP_COLUMNS", "CHAIN_ATTRS", "CHAIN_COLUMNS", "FRAME_COLUMNS", "LONG_BUILDUP",
     "LONG_UNWINDING", "NEUTRAL", "NUMERIC_FIELDS", "OPTION_KINDS", "PARSED_COLUMNS", "SERIES_COLUMNS",
-    "SERIES_GAP", "SHORT_BUILDUP", "SHORT_COVERING", "SIDE_FIELDS", "SMILE_COLUMNS", "SkewMetrics",
+    "OISummary", "SERIES_GAP", "SHORT_BUILDUP", "SHORT_COVERING", "SIDE_FIELDS", "SMILE_COLUMNS",
+    "SkewMetrics",
     "SupportResistance", "around_atm", "as_series_frame", "atm_iv", "biggest_oi_addition", "break_gaps",
     "buildup_table", "chain_table", "classify_buildup", "day_bounds", "equidistant_skew", "expiries",
-    "future_of", "held_oi", "iv_at_delta", "max_pain", "oi_totals_series", "pain_curve", "pcr",
-    "series_frame", "skew_metrics", "smile", "snapshot_oi", "spot_of", "support_resistance",
-    "term_structure", "thin", "ticks_frame", "totals_at", "wall_clock", "wall_moment",
+    "future_of", "iv_at_delta", "max_pain", "oi_summary", "pain_curve", "pcr",
+    "series_frame", "skew_metrics", "smile", "spot_of", "support_resistance",
+    "term_structure", "thin", "ticks_frame", "wall_clock", "wall_moment",
 ]

@@ -1,5 +1,5 @@
-"""Open-interest figures of a chain and of a day: max pain, PCR, support and
-resistance, the build-up of positions, and day-wide OI totals.
+"""Open-interest figures of a chain: max pain, PCR, support and resistance (together in
+:func:`oi_summary`, what every page shows), and the build-up of positions.
 
 A function that returns a *number* (:func:`pcr`) returns ``nan`` when there is no
 answer; one that returns a *strike* (:func:`max_pain`, :func:`support_resistance`)
@@ -16,9 +16,8 @@ import numpy as np
 import pandas as pd
 
 from datacentre.analytics.chain import _by_strike, _option_legs
-from datacentre.analytics.frame import OPTION_KINDS, _as_date, _base, _Columns, ticks_frame
-from datacentre.analytics.series import series_frame
-from datacentre.core.instruments import CE, FUT, PE
+from datacentre.analytics.frame import OPTION_KINDS, _Columns, ticks_frame
+from datacentre.core.instruments import FUT, PE
 from datacentre.core.instruments import underlying as find_underlying
 
 LONG_BUILDUP = "Long Build-up"
@@ -113,6 +112,39 @@ def support_resistance(chain: pd.DataFrame) -> SupportResistance:
     return SupportResistance(peak("pe_oi"), peak("ce_oi"))
 
 
+class OISummary(NamedTuple):
+    """The open-interest figures of one chain, all over the same strikes.
+
+    Every page shows these for a moment from :func:`oi_summary` of that moment's
+    chain, so PCR, the totals, max pain, support and resistance always agree.
+    """
+
+    call_oi: float  # total call OI, shares (nan for an empty chain)
+    put_oi: float
+    pcr: float  # put_oi / call_oi; nan when there is no call OI
+    max_pain: float | None
+    support: float | None  # strike with the most put OI
+    resistance: float | None  # strike with the most call OI
+    strikes: int  # strikes of the chain, i.e. the strikes every figure covers
+    low: float | None  # the lowest and highest of them
+    high: float | None
+
+
+def oi_summary(chain: pd.DataFrame) -> OISummary:
+    """PCR, total call and put OI, max pain, support and resistance of ``chain``: one
+    function for every page, from one snapshot, so the figures agree wherever they show.
+
+    The figures cover exactly the chain's strikes (``strikes``, ``low``..``high``);
+    build the chain from the whole snapshot and window it only for display.
+    """
+    strikes, ce, pe = _oi(chain, "ce_oi", "pe_oi")
+    if not len(strikes):
+        return OISummary(math.nan, math.nan, math.nan, None, None, None, 0, None, None)
+    peaks = support_resistance(chain)
+    return OISummary(float(ce.sum()), float(pe.sum()), pcr(chain), max_pain(chain), peaks.support,
+                     peaks.resistance, len(strikes), float(strikes[0]), float(strikes[-1]))
+
+
 def _as_array(x) -> np.ndarray:
     if isinstance(x, (pd.Series, pd.Index)):
         return x.to_numpy(dtype=float, na_value=np.nan)
@@ -201,64 +233,3 @@ def buildup_table(now_ticks, base_ticks, underlying: str, expiry=None, *,
     table.attrs.update({"underlying": u.base, "expiry": chosen, "ts": ts,
                         "base_ts": then.latest_ts(np.arange(len(then)))})
     return table
-
-
-def snapshot_oi(ticks, underlying: str, expiry) -> dict[str, tuple[str, float]]:
-    """``symbol -> (kind, oi)`` of ``underlying``'s options of ``expiry`` in ``ticks``
-    (the newest row per symbol; options without an OI are left out)."""
-    cols = _Columns(ticks_frame(ticks))
-    legs, _, _ = _option_legs(cols, _base(underlying), _as_date(expiry))
-    return {s: (k, float(o)) for s, k, o in zip(cols["symbol"][legs], cols["kind"][legs], cols["oi"][legs])
-            if math.isfinite(o)}
-
-
-def held_oi(oi: pd.DataFrame, moment: tuple[str, dict[str, tuple[str, float]]] | None = None,
-            *, upto: bool = False) -> pd.DataFrame:
-    """Each option's OI at each snapshot of a day, every strike seen that day counted.
-
-    ``oi`` is indexed by snapshot time (store text) with ``(kind, symbol)`` columns
-    (``kind`` CE or PE), NaN where a snapshot lacks the contract (the collector stores
-    a window of strikes that moves with the spot). ``moment`` = ``(ts, snapshot_oi)``
-    adds (or replaces) the row of that snapshot; ``upto`` drops the rows after it.
-
-    A contract absent from a snapshot counts with its nearest known OI: the last seen,
-    or the first for a strike that enters later. The totals then move only with open
-    interest, not with the window.
-    """
-    frame = oi.copy()
-    if moment is not None:
-        ts, values = moment
-        for symbol, (kind, _) in values.items():
-            if (kind, symbol) not in frame.columns:
-                frame[(kind, symbol)] = np.nan
-        row = pd.DataFrame([[values.get(s, (k, math.nan))[1] for k, s in frame.columns]],
-                           index=[ts], columns=frame.columns)
-        frame = pd.concat([frame.drop(index=ts, errors="ignore"), row])
-        if upto:
-            frame = frame[frame.index <= ts]
-    return frame.sort_index().ffill().bfill()
-
-
-def oi_totals_series(held: pd.DataFrame, expiry=None) -> pd.DataFrame:
-    """:func:`held_oi` summed into call and put totals and the PCR through the day, in
-    :func:`series_frame`'s shape (``pcr`` = put OI / call OI over the same strikes)."""
-    if held.empty:
-        return pd.DataFrame()
-    kinds = held.columns.get_level_values(0)
-    calls = held.loc[:, kinds == CE].sum(axis=1).to_numpy(dtype=float)
-    puts = held.loc[:, kinds == PE].sum(axis=1).to_numpy(dtype=float)
-    expiry = expiry.isoformat() if isinstance(expiry, date) else expiry
-    return series_frame([{"ts": ts, "ce_oi": c, "pe_oi": p, "expiry": expiry}
-                         for ts, c, p in zip(held.index, calls, puts)])
-
-
-def totals_at(series: pd.DataFrame, ts: str | None) -> tuple[float, float, float]:
-    """``(call OI, put OI, PCR)`` of :func:`oi_totals_series` at snapshot ``ts`` (NaNs
-    when it has no such row)."""
-    if ts is None or series.empty:
-        return math.nan, math.nan, math.nan
-    row = series[series["ts"] == ts]
-    if row.empty:
-        return math.nan, math.nan, math.nan
-    last = row.iloc[-1]
-    return float(last["ce_oi"]), float(last["pe_oi"]), float(last["pcr"])

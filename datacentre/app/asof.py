@@ -1,14 +1,15 @@
 """The as-of picker: a page shows the live market, or the market as stored at a moment.
 
-:func:`as_of_ui` draws the choice (live, or a stored day and minute, IST) and
+:func:`as_of_ui` draws the choice (live, or a stored session and minute, IST) and
 :func:`market_at` gives that moment's snapshot; :func:`run_live_or_once` reruns a
-page body with the feed when live. :func:`pick_expiry` chooses the expiry a
-snapshot can show.
+page body with the feed when live. :func:`expiry_at` chooses the expiry a snapshot
+shows: the sidebar's live, any expiry the snapshot holds (expired ones included) at a
+stored moment.
 """
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 
 import streamlit as st
@@ -17,8 +18,8 @@ from datacentre import analytics
 from datacentre.app import ui
 from datacentre.app.days import ist_clock, ist_ts, minute_of
 from datacentre.app.formatting import fmt_day
-from datacentre.app.reads import day_times, snapshot_as_of, stored_days
-from datacentre.core.ticks import trading_day
+from datacentre.app.reads import default_session, session_times, snapshot_as_of, stored_sessions
+from datacentre.core.instruments import has_expired
 
 LIVE, STORED = "Live", "Stored"
 AS_OF_MODES = (LIVE, STORED)
@@ -29,33 +30,39 @@ class AsOf:
     """The moment a page shows: the live market, or a stored snapshot."""
 
     live: bool
-    day: date | None = None  # IST day of a stored moment
+    day: date | None = None  # the session of a stored moment
     target: str | None = None  # the requested time (store text) of a stored moment
+    key: str = ""
+    slot: object = field(default=None, compare=False)  # where a stored moment's expiry picker goes
 
 
 def as_of_ui(ctx: ui.Context, key: str, columns: Sequence | None = None) -> AsOf:
-    """Live or a stored day and time (IST); draws into ``columns`` (three) when given."""
+    """Live or a stored session and time (IST); draws into ``columns`` (three, or four:
+    the fourth takes a stored moment's expiry picker, see :func:`expiry_at`)."""
     cols = columns if columns is not None else st.columns([2, 2, 5], vertical_alignment="bottom")
+    slot = cols[3] if len(cols) > 3 else cols[2]
     mode = cols[0].segmented_control("As of", AS_OF_MODES, default=LIVE, required=True, key=f"{key}_mode",
                                      persist_state="session",
                                      help="The live market, or the market as it was at a stored moment")
     if mode == LIVE:
         return AsOf(live=True)
-    days = stored_days(ctx)
+    days = stored_sessions(ctx)
     if not days:
-        cols[1].caption("Nothing stored yet")
+        cols[1].caption("No session stored yet")
         return AsOf(live=True)
-    day = cols[1].selectbox("Day", days, format_func=fmt_day, key=f"{key}_day", persist_state="session")
-    times = day_times(ctx, day)
+    day = cols[1].selectbox("Session", days, index=days.index(default_session(ctx, days)),
+                            format_func=fmt_day, key=f"{key}_day", persist_state="session",
+                            help="A trading day's session (09:15-15:30 IST); ticks after hours are not one")
+    times = session_times(ctx, day)
     first, last = ist_clock(times[0]), ist_clock(times[-1])
     if first == last:
         cols[2].caption(f"One snapshot at {first:%H:%M:%S} IST")
-        return AsOf(live=False, day=day, target=times[-1])
+        return AsOf(live=False, day=day, target=times[-1], key=key, slot=slot)
     clock = kept_slider(cols[2], "Time (IST)", key=f"{key}_time_{day.isoformat()}",
                         default=minute_of(last, up=True), min_value=minute_of(first),
                         max_value=minute_of(last, up=True), step=timedelta(minutes=1), format="HH:mm",
                         help="The snapshot in force at the end of this minute")
-    return AsOf(live=False, day=day, target=ist_ts(day, clock.replace(second=59)))
+    return AsOf(live=False, day=day, target=ist_ts(day, clock.replace(second=59)), key=key, slot=slot)
 
 
 def kept_slider(container, label: str, *, key: str, default, min_value, max_value, **options):
@@ -100,11 +107,46 @@ def pick_expiry(ctx: ui.Context, ticks: list[dict]) -> tuple[date | None, str | 
         return None, None
     if ctx.expiry in available:
         return ctx.expiry, None
-    ts = max((t["ts"] for t in ticks if t.get("ts")), default=None)
-    day = trading_day(ts) if ts else None
-    live = [e for e in available if day is None or e >= day]
-    chosen = (live or available)[0]
+    chosen = nearest_trading(available, ticks)
     note = (f"The sidebar's expiry {ctx.expiry:%d %b} was not trading then: showing {chosen:%d %b %Y}."
             if ctx.expiry else None)
     return chosen, note
 
+
+def nearest_trading(available: list[date], ticks: list[dict]) -> date:
+    """Of ``available`` expiries (nearest first), the nearest still trading when ``ticks``
+    were taken (on its expiry day until 15:30 IST), else the nearest."""
+    ts = max((t["ts"] for t in ticks if t.get("ts")), default=None)
+    live = [e for e in available if ts is None or not has_expired(e, ts)]
+    return (live or available)[0]
+
+
+def expiry_at(ctx: ui.Context, when: AsOf, ticks: list[dict], *,
+              options: list[date] | None = None) -> tuple[date | None, str | None]:
+    """The expiry a page shows for ``ticks``: live, :func:`pick_expiry` (the sidebar's);
+    at a stored moment, a picker in ``when.slot`` over every expiry those ticks hold
+    (or ``options``), expired ones included, starting on the one nearest to expiry that
+    was still trading then, which on an expiry day is the expiring weekly."""
+    if when.live or when.slot is None:
+        return pick_expiry(ctx, ticks)
+    available = options if options is not None else analytics.expiries(ticks, ctx.underlying)
+    if not available:
+        return None, None
+    key = f"{when.key}_expiry_{when.day}"
+    return expiry_picker(when.slot, key, available, ticks), None
+
+
+def expiry_picker(container, key: str, available: list[date], ticks: list[dict]) -> date:
+    """An expiry selectbox over ``available``: the user's pick while it is available, else
+    the nearest expiry trading when ``ticks`` were taken (so moving in time never keeps
+    a default that was right for another moment)."""
+    kept = f"{key}__chosen"
+    picked = st.session_state.get(kept)
+    st.session_state[key] = picked if picked in available else nearest_trading(available, ticks)
+
+    def chose() -> None:
+        st.session_state[kept] = st.session_state[key]
+
+    return container.selectbox("Expiry", available, key=key, on_change=chose,
+                               format_func=lambda e: f"{e:%d %b %Y} ({e:%a})",
+                               help="Any expiry stored at this moment, expired ones included")

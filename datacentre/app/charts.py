@@ -1,10 +1,11 @@
 """Plotly figure builders for every page: data in, figure out.
 
-One look across the app: calls are always :data:`CALL_COLOR`, puts :data:`PUT_COLOR`,
-the index :data:`SPOT_COLOR`; axes carry units, hover labels show formatted values
-(lakh/crore for OI), time axes read IST wall-clock. Figures have a fixed height and no
-width, so ``st.plotly_chart(fig, use_container_width=True)`` fills a wide layout.
-Empty or missing input gives :func:`empty_figure` with a message, never an exception.
+One look across the app: calls are always :data:`CALL_COLOR` (blue), puts
+:data:`PUT_COLOR` (amber), the index :data:`SPOT_COLOR`; green and red mean only up and
+down (a rise, a fall, long and short build-up), never calls and puts. Axes carry units,
+OI is in lakhs everywhere (axis titles say "(L)"), time axes read IST wall-clock.
+Figures have a fixed height and no width, so ``st.plotly_chart(fig)`` fills a wide
+layout. Empty or missing input gives :func:`empty_figure` with a message, never an exception.
 
 Inputs are what :mod:`datacentre.analytics` returns: a chain (``chain_table``), a smile
 (``smile``), a day series (``series_frame``, or the store's ``underlying_series`` rows
@@ -27,26 +28,36 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from datacentre import analytics
-from datacentre.app.formatting import MISSING, fmt_change, fmt_expiry, fmt_oi, fmt_pct, fmt_price, fmt_strike
+from datacentre.app.formatting import (
+    LAKH_UNIT,
+    MISSING,
+    fmt_change,
+    fmt_expiry,
+    fmt_lakh,
+    fmt_oi,
+    fmt_pct,
+    fmt_price,
+    fmt_strike,
+)
 from datacentre.core.numbers import finite_or_none
 from datacentre.core.ticks import IST, parse_ts
 
-CALL_COLOR = "#D1495B"  # red: call writers' OI marks resistance
-PUT_COLOR = "#2A9D5C"  # green: put writers' OI marks support
-SPOT_COLOR = "#1F5FAD"
-FUTURE_COLOR = "#7A7A7A"
+CALL_COLOR = "#2563EB"  # blue; red and green are kept for down and up
+PUT_COLOR = "#D97706"  # amber
+SPOT_COLOR = "#1E293B"
+FUTURE_COLOR = "#8A8A8A"
 SMILE_COLOR = "#3D3D3D"
-IV_COLOR = "#E07A1F"
+IV_COLOR = "#0F8B8D"
 PCR_COLOR = "#7B4FA0"
 PCR_MIN_SPAN = 0.1  # the PCR axis shows at least this range, so its 2-decimal ticks stay distinct
 MARKER_COLOR = "#8A8A8A"  # ATM, max pain, the replay cursor
 OVERLAY_COLORS = ("#6C8EBF", "#B0A16C", "#8FB996", "#C58FB0", "#A0A0A0")
 OVERLAY_DASHES = ("dash", "dot", "dashdot", "longdash", "longdashdot")
 BUILDUP_COLORS = {
-    analytics.LONG_BUILDUP: "#2A9D5C",
-    analytics.SHORT_BUILDUP: "#D1495B",
-    analytics.SHORT_COVERING: "#8CCB9B",
-    analytics.LONG_UNWINDING: "#F0A05A",
+    analytics.LONG_BUILDUP: "#15803D",  # price up: greens
+    analytics.SHORT_COVERING: "#86CF9C",
+    analytics.SHORT_BUILDUP: "#B91C1C",  # price down: reds
+    analytics.LONG_UNWINDING: "#F29B9B",
     analytics.NEUTRAL: "#B5B5B5",
 }
 
@@ -121,20 +132,20 @@ def _oi_change(value) -> str:
     return fmt_change(value, kind="oi")
 
 
-def _axis_oi(value: float) -> str:
-    """Compact axis label: ``1.5 Cr``, ``50 L``, ``12.5K`` (no trailing zeros)."""
-    text = fmt_oi(value)
-    number, _, unit = text.partition(" ")
-    if unit:
-        return f"{float(number):g} {unit}"
-    if text.endswith("K"):
-        return f"{float(text[:-1]):g}K"
-    return text
+def _axis_lakh(value: float) -> str:
+    """An OI axis label in lakhs, without trailing zeros: ``'25'``, ``'2.5'``, ``'1,250'``."""
+    text = fmt_lakh(value)
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def _oi_title(text: str) -> dict:
+    return {"title": {"text": f"{text} ({LAKH_UNIT})"}}
 
 
 def _oi_ticks(values, *, from_zero: bool = True) -> dict:
-    """Tick positions with lakh/crore labels for an OI axis spanning ``values``
-    (and zero, for bars; a line through the day uses ``from_zero=False``)."""
+    """Tick positions labelled in lakhs for an OI axis spanning ``values`` (and zero,
+    for bars; a line through the day uses ``from_zero=False``); the axis title carries
+    the unit (:func:`_oi_title`)."""
     data = np.asarray(values, dtype=float)
     data = data[np.isfinite(data)]
     if not len(data):
@@ -148,7 +159,7 @@ def _oi_ticks(values, *, from_zero: bool = True) -> dict:
     magnitude = 10 ** math.floor(math.log10(raw))
     step = next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw)
     ticks = np.arange(math.floor(low / step) * step, high + step, step)
-    return {"tickmode": "array", "tickvals": ticks.tolist(), "ticktext": [_axis_oi(v) for v in ticks]}
+    return {"tickmode": "array", "tickvals": ticks.tolist(), "ticktext": [_axis_lakh(v) for v in ticks]}
 
 
 def _vline(layout: dict, x, label: str, color: str, dash: str, *, left: bool = False) -> None:
@@ -218,9 +229,15 @@ def _cut_pauses(layout: dict, frame: pd.DataFrame) -> None:
                            ticktext=[t.strftime(TIME_FORMAT) for t in ticks])
 
 
-def _day_figure(traces: list, layout: dict, frame: pd.DataFrame, cursor_ts) -> go.Figure:
-    """A chart through the day: the replay cursor drawn, the series' pauses cut out."""
+def _day_figure(traces: list, layout: dict, frame: pd.DataFrame, cursor_ts, span=None) -> go.Figure:
+    """A chart through the day: the replay cursor drawn, the series' pauses cut out.
+
+    ``span`` (two moments, e.g. a session's bounds) fixes the time axis, so a series
+    that ends at the moment shown (no data from after it) keeps the session's scale.
+    """
     _cursor(layout, cursor_ts)
+    if span is not None:
+        layout["xaxis"]["range"] = [analytics.wall_moment(m).isoformat() for m in span]
     _cut_pauses(layout, frame)
     return go.Figure(data=traces, layout=layout)
 
@@ -228,12 +245,14 @@ def _day_figure(traces: list, layout: dict, frame: pd.DataFrame, cursor_ts) -> g
 # ---------------------------------------------------------------- intraday
 
 def spot_chart(series, cursor_ts=None, *, show_future: bool = True, title: str | None = None,
-               height: int = HEIGHT) -> go.Figure:
-    """The index through the day (and the nearest future, dotted), with an optional
-    replay cursor.
+               height: int = HEIGHT, span=None) -> go.Figure:
+    """The index through the day (and the nearest future, dotted, on its own right-hand
+    axis: it trades a basis away, and one shared axis would flatten the spot's line),
+    with an optional replay cursor.
 
     ``series`` is :func:`analytics.series_frame` output or the store's rows;
-    ``cursor_ts`` a store timestamp or datetime, drawn as a vertical line.
+    ``cursor_ts`` a store timestamp or datetime, drawn as a vertical line; ``span`` see
+    :func:`_day_figure`.
     """
     frame = analytics.as_series_frame(series)
     if not _has(frame, "spot"):
@@ -242,19 +261,23 @@ def spot_chart(series, cursor_ts=None, *, show_future: bool = True, title: str |
     traces = [go.Scatter(x=x, y=frame["spot"], name="Spot", mode="lines",
                          line={"color": SPOT_COLOR, "width": 2},
                          hovertemplate="Spot %{y:,.2f}<extra></extra>")]
+    layout = _layout(title=title, height=height, hovermode="x unified", xaxis=_time_axis(),
+                     yaxis={"title": {"text": "Spot (points)", "font": {"color": SPOT_COLOR}},
+                            "tickformat": ",.0f"})
     if show_future and _has(frame, "future"):
         traces.append(go.Scatter(
-            x=x, y=frame["future"], name="Future", mode="lines",
+            x=x, y=frame["future"], name="Future", mode="lines", yaxis="y2",
             line={"color": FUTURE_COLOR, "width": 1.5, "dash": "dot"},
             customdata=frame["basis"].to_numpy(dtype=float),
             hovertemplate="Future %{y:,.2f} (basis %{customdata:+,.2f})<extra></extra>"))
-    layout = _layout(title=title, height=height, hovermode="x unified", xaxis=_time_axis(),
-                     yaxis={"title": {"text": "Index level (points)"}, "tickformat": ",.0f"})
-    return _day_figure(traces, layout, frame, cursor_ts)
+        layout["yaxis2"] = {"title": {"text": "Future (points)", "font": {"color": FUTURE_COLOR}},
+                            "overlaying": "y", "side": "right", "showgrid": False, "tickformat": ",.0f",
+                            "automargin": True, "ticks": "", "linecolor": GRID}
+    return _day_figure(traces, layout, frame, cursor_ts, span)
 
 
 def oi_series_chart(series, cursor_ts=None, *, title: str | None = None,
-                    height: int = HEIGHT) -> go.Figure:
+                    height: int = HEIGHT, span=None) -> go.Figure:
     """Total call and put OI through the day, the PCR on the right-hand axis."""
     frame = analytics.as_series_frame(series)
     if not _has(frame, "ce_oi", "pe_oi"):
@@ -268,7 +291,7 @@ def oi_series_chart(series, cursor_ts=None, *, title: str | None = None,
                                         _texts(_oi_change, frame[f"{column}_change"])]),
             hovertemplate=f"{name} %{{customdata[0]}} (%{{customdata[1]}} today)<extra></extra>"))
     layout = _layout(title=title, height=height, hovermode="x unified", xaxis=_time_axis(),
-                     yaxis={"title": {"text": "Open interest"},
+                     yaxis={**_oi_title("Open interest"),
                             **_oi_ticks(frame[["ce_oi", "pe_oi"]].to_numpy().ravel(), from_zero=False)})
     if _has(frame, "pcr"):
         traces.append(go.Scatter(x=x, y=frame["pcr"], name="PCR", mode="lines", yaxis="y2",
@@ -278,7 +301,7 @@ def oi_series_chart(series, cursor_ts=None, *, title: str | None = None,
                             "showgrid": False, "tickformat": ".2f", "nticks": 6,
                             "automargin": True, "ticks": "", "linecolor": GRID,
                             **_min_span(frame["pcr"], PCR_MIN_SPAN)}
-    return _day_figure(traces, layout, frame, cursor_ts)
+    return _day_figure(traces, layout, frame, cursor_ts, span)
 
 
 def _min_span(values, span: float) -> dict:
@@ -292,7 +315,7 @@ def _min_span(values, span: float) -> dict:
 
 
 def atm_iv_chart(series, cursor_ts=None, *, title: str | None = None,
-                 height: int = HEIGHT) -> go.Figure:
+                 height: int = HEIGHT, span=None) -> go.Figure:
     """ATM implied volatility through the day."""
     frame = analytics.as_series_frame(series)
     if not _has(frame, "atm_iv"):
@@ -303,7 +326,7 @@ def atm_iv_chart(series, cursor_ts=None, *, title: str | None = None,
         hovertemplate=f"{HOVER_TIME}<br>ATM IV %{{y:.2f}}% at %{{customdata}}<extra></extra>")
     layout = _layout(title=title, height=height, xaxis=_time_axis(),
                      yaxis={"title": {"text": "ATM implied volatility (%)"}, "ticksuffix": "%"})
-    return _day_figure([trace], layout, frame, cursor_ts)
+    return _day_figure([trace], layout, frame, cursor_ts, span)
 
 
 # ---------------------------------------------------------------- chain
@@ -343,13 +366,13 @@ def oi_bars(chain, show_change: bool = True, *, max_pain: float | None = None,
                                "<extra></extra>")))
     layout = _layout(title=title, height=height or (TALL_HEIGHT if changes else HEIGHT), barmode="group",
                      xaxis={"title": {"text": "Strike"}, "tickformat": ",d"},
-                     yaxis={"title": {"text": "Open interest"},
+                     yaxis={**_oi_title("Open interest"),
                             **_oi_ticks(chain[["ce_oi", "pe_oi"]].to_numpy().ravel())})
     if changes:
         # One x axis for both panels (drawn under the lower one), so zoom stays shared.
         layout["xaxis"]["anchor"] = "y2"
         layout["yaxis"]["domain"] = _UPPER
-        layout["yaxis2"] = {"domain": _LOWER, "anchor": "x", "title": {"text": "OI change"},
+        layout["yaxis2"] = {"domain": _LOWER, "anchor": "x", **_oi_title("OI change"),
                             "zeroline": True, "zerolinecolor": "#999999",
                             **_oi_ticks(chain[["ce_oi_change", "pe_oi_change"]].to_numpy().ravel())}
     spot = finite_or_none(chain.attrs.get("spot"))
@@ -368,12 +391,12 @@ def max_pain_chart(chain, *, title: str | None = None, height: int = HEIGHT) -> 
     traces = [go.Bar(x=curve["strike"], y=curve[column], name=f"{name} payout", marker_color=color,
                      customdata=np.column_stack([labels, _texts(fmt_oi, curve[column])]),
                      hovertemplate=(f"Settle at %{{customdata[0]}}<br>{name} paid %{{customdata[1]}}"
-                                    " OI×points<extra></extra>"))
+                                    " OI × points<extra></extra>"))
               for column, name, color in (("call_payout", "Calls", CALL_COLOR),
                                           ("put_payout", "Puts", PUT_COLOR))]
     layout = _layout(title=title, height=height, barmode="stack", legend={"traceorder": "normal"},
                      xaxis={"title": {"text": "Settlement strike"}, "tickformat": ",d"},
-                     yaxis={"title": {"text": "Payout to buyers (OI × points)"},
+                     yaxis={**_oi_title("Payout to buyers, OI × points"),
                             **_oi_ticks(curve["total_payout"])})
     pain = analytics.max_pain(chain)
     _vline(layout, pain, f"Max pain {fmt_strike(pain)}", MARKER_COLOR, "dot", left=True)
@@ -410,7 +433,7 @@ def buildup_bars(table, *, title: str | None = None, height: int = TALL_HEIGHT) 
 
     def panel(domain, kind):
         values = table.loc[table["kind"] == kind, "oi_change"]
-        return {"domain": domain, "anchor": "x", "title": {"text": f"{kind} OI change"},
+        return {"domain": domain, "anchor": "x", **_oi_title(f"{kind} OI change"),
                 "zeroline": True, "zerolinecolor": "#999999", **_oi_ticks(values)}
 
     layout = _layout(title=title, height=height, barmode="relative",

@@ -17,7 +17,7 @@ import pandas as pd
 import streamlit as st
 
 from datacentre.app import ui
-from datacentre.core.ticks import IST, TICK_FIELDS, format_ts, parse_ts
+from datacentre.core.ticks import TICK_FIELDS, format_ts, parse_ts
 from datacentre.store.csvio import export_csv, select_symbols
 from datacentre.store.tickstore import TickStore
 
@@ -53,8 +53,9 @@ class ExportSelection:
         what = (self.symbols[0].replace(" ", "_") if len(self.symbols) == 1
                 else f"{len(self.symbols)}_symbols" if self.symbols
                 else f"{self.underlying}_{self.expiry}" if self.expiry else str(self.underlying))
-        start, end = parse_ts(self.start_ts).astimezone(IST), parse_ts(self.end_ts).astimezone(IST)
-        return f"ticks_{what}_{start:%Y%m%d_%H%M}-{end:%H%M}_IST.csv"
+        # In UTC, as the file's ts column is: a name in IST beside UTC times misleads.
+        start, end = parse_ts(self.start_ts), parse_ts(self.end_ts)
+        return f"ticks_{what}_{start:%Y%m%d_%H%M}-{end:%H%M}_UTC.csv"
 
 
 @st.cache_data(ttl=EXPORT_TTL_S, show_spinner=False)

@@ -6,13 +6,18 @@ formatted with ``df[col].map(fmt_oi)`` without checking first.
 
 >>> fmt_price(26150.3)         # '26,150.30'
 >>> fmt_price(123456.5)        # '1,23,456.50'  (Indian grouping above 99,999)
->>> fmt_oi(12_900_000)         # '1.29 Cr'
+>>> fmt_oi(12_900_000)         # '129.00 L'
 >>> fmt_oi(4_520_000)          # '45.20 L'
->>> fmt_oi(12_500)             # '12.5K'
+>>> fmt_lakh(4_520_000)        # '45.20'    (a column whose header says "(L)")
 >>> fmt_change(-3.1)           # '-3.10'
 >>> fmt_change(250_000, kind="oi")  # '+2.50 L'
 >>> fmt_delta(11.5, 11.25)     # '+0.25'    (a metric's delta; None when either is missing)
+>>> fmt_delta(1.2, 1.2)        # 'unchanged'
 >>> fmt_pct(11.25)             # '11.25%'   (the value is already in percent)
+
+Open interest and volume (shares) are always in **lakhs**, one unit everywhere, so a
+column, an axis or two cards can be compared at a glance: ``fmt_oi`` with the unit,
+``fmt_lakh`` for a column or axis whose header carries it (:data:`LAKH_UNIT`).
 
 Percentages take values in percent points (``iv`` in the ticks is in percent), never
 fractions: ``fmt_pct(0.12)`` is ``'0.12%'``.
@@ -30,12 +35,9 @@ from datacentre.core.numbers import finite_or_none
 from datacentre.core.ticks import IST, parse_ts
 
 MISSING = "–"
-CRORE = 10_000_000
+UNCHANGED = "unchanged"
 LAKH = 100_000
-THOUSAND = 1_000
-
-# (size, suffix, decimals): each is used while its rounded value stays below 100; see fmt_oi
-_OI_UNITS = ((THOUSAND, "K", 1), (LAKH, " L", 2))
+LAKH_UNIT = "L"  # in headers and axis titles: "OI (L)"
 
 
 def group_indian(digits: str) -> str:
@@ -76,26 +78,25 @@ def fmt_strike(x) -> str:
     return _grouped(value, 0 if value.is_integer() else 1)
 
 
-def fmt_oi(x) -> str:
-    """Open interest or volume in crores, lakhs or thousands.
-
-    ``1.29 Cr`` (>= 1 crore), ``45.20 L`` (>= 1 lakh), ``12.5K`` (>= 1,000), else the
-    whole number (``850``). A value that rounds up to the next unit moves to it:
-    99,99,999 is ``1.00 Cr``, not ``100.00 L``.
-    """
+def fmt_lakh(x, decimals: int = 2, *, signed: bool = False) -> str:
+    """Shares (OI, volume) in lakhs, without the unit: ``'45.20'``, ``'1,290.00'``,
+    ``'0.00'`` for none; an amount too small to show is ``'<0.01'`` (never a false 0).
+    ``signed`` writes rises with a ``+``."""
     value = finite_or_none(x)
     if value is None:
         return MISSING
-    sign = "-" if value < 0 else ""
-    size = abs(value)
-    whole = round(size)
-    if whole < THOUSAND:
-        return f"{sign}{whole:d}" if whole else "0"
-    for unit, suffix, decimals in _OI_UNITS:
-        scaled = round(size / unit, decimals)
-        if scaled < 100:
-            return f"{sign}{scaled:.{decimals}f}{suffix}"
-    return f"{sign}{size / CRORE:.2f} Cr"
+    lakhs = value / LAKH
+    smallest = 10 ** -decimals
+    if value and abs(lakhs) < smallest / 2:
+        return f"{'-' if value < 0 else '+' if signed else ''}<{smallest:.{decimals}f}"
+    text = _grouped(lakhs, decimals)
+    return f"+{text}" if signed and round(lakhs, decimals) > 0 else text
+
+
+def fmt_oi(x) -> str:
+    """Open interest or volume in lakhs, with the unit: ``'45.20 L'``, ``'129.00 L'``."""
+    text = fmt_lakh(x)
+    return text if text == MISSING else f"{text} {LAKH_UNIT}"
 
 
 def fmt_pct(x, decimals: int = 2, *, signed: bool = False) -> str:
@@ -107,32 +108,33 @@ def fmt_pct(x, decimals: int = 2, *, signed: bool = False) -> str:
     return f"{sign}{value:.{decimals}f}%"
 
 
-def fmt_change(x, decimals: int = 2, *, kind: Literal["price", "oi", "pct"] = "price") -> str:
+def fmt_change(x, decimals: int = 2, *, kind: Literal["price", "oi", "lakh", "pct"] = "price") -> str:
     """A change with its sign: ``'+12.35'``, ``'-3.10'``, ``'0.00'``.
 
-    ``kind="oi"`` scales like :func:`fmt_oi` (``'+2.50 L'``); ``kind="pct"`` appends ``%``.
+    ``kind="oi"`` is in lakhs with the unit (``'+2.50 L'``), ``kind="lakh"`` without it
+    (a column headed "(L)"); ``kind="pct"`` appends ``%``.
     """
     value = finite_or_none(x)
     if value is None:
         return MISSING
-    if kind == "oi":
-        text = fmt_oi(value)
-        return f"+{text}" if value > 0 and text != "0" else text
+    if kind in ("oi", "lakh"):
+        text = fmt_lakh(value, signed=True)
+        return f"{text} {LAKH_UNIT}" if kind == "oi" else text
     if kind == "pct":
         return fmt_pct(value, decimals, signed=True)
     if kind != "price":
-        raise ValueError(f"kind must be 'price', 'oi' or 'pct', not {kind!r}")
+        raise ValueError(f"kind must be 'price', 'oi', 'lakh' or 'pct', not {kind!r}")
     text = _grouped(value, decimals)
     return f"+{text}" if round(value, decimals) > 0 else text
 
 
-def fmt_delta(now, then, decimals: int = 2, *, kind: Literal["price", "oi", "pct"] = "price",
+def fmt_delta(now, then, decimals: int = 2, *, kind: Literal["price", "oi", "lakh", "pct"] = "price",
               suffix: str = "") -> str | None:
     """The change from ``then`` to ``now`` as ``st.metric`` takes its delta.
 
-    None (no delta shown) when either is missing; ``'0'`` when the change rounds to
-    nothing, because Streamlit draws only a literal ``'0'`` grey and without an arrow
-    (``'0.00'`` would get a green up arrow); else :func:`fmt_change` and ``suffix``.
+    None (no delta shown) when either is missing; :data:`UNCHANGED` when the change
+    rounds to nothing (draw it grey and without an arrow: ``ui.metric`` does); else
+    :func:`fmt_change` and ``suffix``.
 
     >>> fmt_delta(26010.5, 26000, suffix=" pts")  # '+10.50 pts'
     """
@@ -141,8 +143,15 @@ def fmt_delta(now, then, decimals: int = 2, *, kind: Literal["price", "oi", "pct
         return None
     text = fmt_change(a - b, decimals, kind=kind)
     if not any(c in "123456789" for c in text):
-        return "0"
+        return UNCHANGED
     return text + suffix
+
+
+def fmt_from_spot(strike, spot) -> str | None:
+    """How far a strike (max pain, a wall) is from the spot, for a metric's delta:
+    ``'+213.65 pts from spot'``; None when either is missing."""
+    a, b = finite_or_none(strike), finite_or_none(spot)
+    return None if a is None or b is None else f"{fmt_change(a - b)} pts from spot"
 
 
 def fmt_ratio(x, decimals: int = 2) -> str:
@@ -209,13 +218,13 @@ def fmt_expiry(expiry) -> str:
 
 def _column_formatter(name: str) -> Callable[[object], str] | None:
     if name.endswith("oi_change") or name.endswith("volume_change"):
-        return lambda x: fmt_change(x, kind="oi")
+        return lambda x: fmt_change(x, kind="lakh")
     if name.endswith("_change_pct"):
         return lambda x: fmt_change(x, kind="pct")
     if name.endswith("_change"):
         return fmt_change
     if name.endswith(("_oi", "_volume")) or name in ("oi", "volume"):
-        return fmt_oi
+        return fmt_lakh
     if name.endswith("iv") or name == "moneyness_pct":
         return fmt_pct
     if name.endswith("strike") or name == "strike":
@@ -235,10 +244,10 @@ def _column_formatter(name: str) -> Callable[[object], str] | None:
 def column_formatters(columns: Iterable[str]) -> dict[str, Callable[[object], str]]:
     """Formatters by column name for ``df.style.format(...)`` on a chain or build-up table.
 
-    Chosen by name: ``*_oi``/``*_volume`` -> :func:`fmt_oi`, ``*_oi_change`` -> signed
-    lakhs, ``*_change`` -> signed price, ``*iv`` -> percent, ``*strike`` -> strike,
-    prices and theta/vega -> 2 decimals, delta 2 and gamma 4 decimals. Columns it does
-    not recognise are left out.
+    Chosen by name: ``*_oi``/``*_volume`` -> lakhs (:func:`fmt_lakh`: the header carries
+    the unit), ``*_oi_change`` -> signed lakhs, ``*_change`` -> signed price, ``*iv`` ->
+    percent, ``*strike`` -> strike, prices and theta/vega -> 2 decimals, delta 2 and
+    gamma 4 decimals. Columns it does not recognise are left out.
     """
     found = {}
     for name in columns:

@@ -12,7 +12,7 @@ import statistics
 from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from functools import lru_cache
 
 import pandas as pd
@@ -79,6 +79,19 @@ def _snapshot_labels(times: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(labels)
 
 
+def play_forward(times: Sequence[str], pos: str, clock: tuple[datetime, str] | None,
+                 advance_s: float) -> tuple[str, datetime]:
+    """One player step: ``(snapshot, market clock)`` after moving the market clock exactly
+    ``advance_s`` seconds, so every visible step covers the same market time whatever
+    the speed (faster speeds skip snapshots instead of lurching when a render is late).
+
+    ``clock`` is the previous step's ``(market clock, snapshot)``; the clock restarts at
+    ``pos`` when there is none or the user moved the position since.
+    """
+    market = clock[0] if clock is not None and clock[1] == pos else parse_ts(pos)
+    return play_step(times, pos, market + timedelta(seconds=advance_s))
+
+
 def play_step(times: Sequence[str], pos: str, market: datetime) -> tuple[str, datetime]:
     """``(snapshot, market clock)`` after a step that moved the market clock to ``market``:
     the snapshot in force then; when that is still ``pos`` and a pause longer than
@@ -102,30 +115,30 @@ class ReplayFrame:
     chain: pd.DataFrame
     window: pd.DataFrame  # the chain around ATM, for the table
     figures: dict[str, go.Figure] = field(default_factory=dict)
-    pcr: float = math.nan
-    max_pain: float | None = None
+    oi: analytics.OISummary | None = None
     atm_iv: float = math.nan
     skew: analytics.SkewMetrics | None = None
 
 
 def replay_frame(ticks: list[dict], base: str, expiry: date | None, *, opening: list[dict] | None,
-                 series: pd.DataFrame | None, atm_window: int = 8) -> ReplayFrame:
+                 series: pd.DataFrame | None, atm_window: int = 8, span=None) -> ReplayFrame:
     """Chain, figures of merit and the three figures of one replay step (no Streamlit).
 
-    ``opening`` is the day's first snapshot (changes are measured from it) and
-    ``series`` the day's cached :func:`reads.day_series`, on which the step's time is the cursor.
+    ``opening`` is the session's first snapshot (changes are measured from it) and
+    ``series`` the session's :func:`reads.day_series` up to this step (nothing after
+    it), drawn on the session's ``span``.
     """
     chain = analytics.chain_table(ticks, base, expiry, previous=opening or None)
     ts = chain.attrs.get("ts")
-    spot = charts.spot_chart(series, ts, height=SPOT_HEIGHT)
+    spot = charts.spot_chart(series, ts, height=SPOT_HEIGHT, span=span)
     if chain.empty:
         return ReplayFrame(ts, chain, chain, {"spot": spot})
-    pain = analytics.max_pain(chain)
+    oi = analytics.oi_summary(chain)
     figures = {
         "spot": spot,
         "smile": charts.smile_chart(analytics.smile(chain), height=PANEL_HEIGHT),
-        "oi": charts.oi_bars(chain, show_change=has_changes(chain), max_pain=pain, height=PANEL_HEIGHT),
+        "oi": charts.oi_bars(chain, show_change=has_changes(chain), max_pain=oi.max_pain,
+                             height=PANEL_HEIGHT),
     }
-    return ReplayFrame(ts, chain, analytics.around_atm(chain, atm_window), figures, analytics.pcr(chain),
-                       pain, analytics.atm_iv(chain), analytics.skew_metrics(chain))
-
+    return ReplayFrame(ts, chain, analytics.around_atm(chain, atm_window), figures, oi,
+                       analytics.atm_iv(chain), analytics.skew_metrics(chain))

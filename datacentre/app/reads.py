@@ -1,14 +1,20 @@
-"""Cached store reads for the pages: stored days, a day's snapshot times, series and
-OI, one snapshot's ticks, and the snapshot in force at a moment.
+"""Cached store reads for the pages: stored days and sessions, a session's snapshot
+times and series, one snapshot's ticks, and the snapshot in force at a moment.
+
+**Sessions are NSE sessions**: 09:15-15:30 IST on a trading day. The session's open,
+the previous close, the replay's positions and the day charts come from the session's
+snapshots only; ticks outside it (the simulator runs at any hour) are *after hours*:
+stored and shown live, never a session of their own, never a day's open.
 
 The store is read through small caches keyed on the database URL and the IST day,
 so stepping through a day fetches only the one snapshot asked for:
 
-* :func:`stored_days` — the IST days holding snapshots (one index seek per day);
-* :func:`day_times` — a day's snapshot times (the replay slider's positions);
-* :func:`day_series` — a day's spot, OI, PCR and ATM IV series for the day charts;
-* :func:`day_oi` — a day's OI per option, for :func:`oi_totals` (call and put OI over
-  every strike seen that day);
+* :func:`stored_sessions` / :func:`stored_days` — the sessions / IST days holding
+  snapshots (an index seek or two per day);
+* :func:`session_times` — a session's snapshot times (the replay slider's positions);
+  :func:`day_times` all of the day's;
+* :func:`day_series` — a session's spot, OI, PCR and ATM IV series for the day charts,
+  ended at a moment when one is shown (nothing from after it);
 * :func:`ticks_at` — one snapshot's ticks by its exact time (immutable, so cached).
 
 Days before today (IST) never change and are cached until evicted; today's entries
@@ -16,7 +22,7 @@ expire after :data:`OPEN_DAY_TTL_S`, so live collection shows up.
 """
 from __future__ import annotations
 
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from datetime import date, time, timedelta
 
 import pandas as pd
@@ -25,39 +31,69 @@ import streamlit as st
 from datacentre import analytics
 from datacentre.app import ui
 from datacentre.app.days import ist_ts, today
+from datacentre.app.formatting import fmt_moment
 from datacentre.core.errors import StoreError
-from datacentre.core.instruments import underlying
-from datacentre.core.ticks import format_ts, parse_ts, trading_day
+from datacentre.core.instruments import (
+    last_complete_session,
+    session_bounds,
+    session_of,
+    underlying,
+)
+from datacentre.core.ticks import format_ts, now_utc, parse_ts, trading_day
 
 OPEN_DAY_TTL_S = 15.0
 DAYS_TTL_S = 30.0
 MAX_DAYS = 400  # the stored-day scan stops here
 SERIES_POINTS = 500
+NEAR = timedelta(minutes=5)  # an earlier snapshot further than this from the moment asked is not "then"
+PREVIOUS_CLOSE = "prev close"
+DAY_OPEN = "open"
 
 
 @st.cache_data(ttl=DAYS_TTL_S, show_spinner=False)
-def _stored_days(db_url: str, base: str) -> list[date]:
+def _stored_days(db_url: str, base: str) -> list[tuple[date, bool]]:
     store = ui.get_store(db_url)
     symbol = underlying(base).index_symbol
-    days: list[date] = []
+    days: list[tuple[date, bool]] = []
     cursor = None
-    # One index seek per day on (symbol, ts): cheap however many ticks a day holds.
+    # One index seek per day on (symbol, ts), two when the day starts before its session:
+    # cheap however many ticks a day holds.
     while len(days) < MAX_DAYS:
         first = store.history(symbol, start_ts=cursor, limit=1)
         if not first:
             break
         day = trading_day(first[0]["ts"])
-        days.append(day)
+        has_session = session_of(first[0]["ts"]) == day
+        if not has_session and parse_ts(first[0]["ts"]) < session_bounds(day)[0]:
+            has_session = bool(store.history(symbol, *(format_ts(m) for m in session_bounds(day)), limit=1))
+        days.append((day, has_session))
         cursor = ist_ts(day + timedelta(days=1), time(0))
     return days
 
 
 def stored_days(ctx: ui.Context) -> list[date]:
-    """IST days with snapshots of the selected underlying, newest first."""
+    """IST days with snapshots of the selected underlying (sessions or after hours), newest first."""
     try:
-        return list(reversed(_stored_days(ctx.settings.db_url, ctx.underlying)))
+        return [day for day, _ in reversed(_stored_days(ctx.settings.db_url, ctx.underlying))]
     except StoreError:
         return []
+
+
+def stored_sessions(ctx: ui.Context) -> list[date]:
+    """Trading days whose session (09:15-15:30 IST) holds snapshots of the selected
+    underlying, newest first; days with after-hours ticks only are not sessions."""
+    try:
+        return [day for day, has in reversed(_stored_days(ctx.settings.db_url, ctx.underlying)) if has]
+    except StoreError:
+        return []
+
+
+def default_session(ctx: ui.Context, sessions: list[date]) -> date | None:
+    """The session the history pages open on: the last complete one, else the newest."""
+    if not sessions:
+        return None
+    complete = [d for d in sessions if d <= last_complete_session(now_utc())]
+    return complete[0] if complete else sessions[0]
 
 
 def _day_times(db_url: str, base: str, day: date) -> list[str]:
@@ -77,91 +113,48 @@ def day_times(ctx: ui.Context, day: date) -> list[str]:
         return []
 
 
-def _series(db_url: str, base: str, day: date, expiry: str | None) -> pd.DataFrame:
-    store = ui.get_store(db_url)
-    rows = store.underlying_series(base, *analytics.day_bounds(day), expiry=expiry, max_points=SERIES_POINTS)
-    return analytics.series_frame(rows) if rows else pd.DataFrame()
+def session_times(ctx: ui.Context, day: date) -> list[str]:
+    """The snapshot times of ``day``'s session (09:15-15:30 IST), oldest first: the day's
+    times without its after-hours ticks."""
+    times = day_times(ctx, day)
+    start, end = (format_ts(m) for m in session_bounds(day))
+    return times[bisect_left(times, start):bisect_right(times, end)]
+
+
+def _series(db_url: str, base: str, day: date, expiry: str | None) -> list[dict]:
+    start, end = (format_ts(m) for m in session_bounds(day))
+    return ui.get_store(db_url).underlying_series(base, start, end, expiry=expiry, max_points=SERIES_POINTS)
 
 
 _closed_series = st.cache_data(max_entries=16, show_spinner=False)(_series)
 _open_series = st.cache_data(ttl=OPEN_DAY_TTL_S, show_spinner=False)(_series)
 
 
-def day_series(ctx: ui.Context, day: date, expiry: date | None) -> pd.DataFrame:
-    """``day``'s :func:`analytics.series_frame` (about 500 points)."""
-    read = _closed_series if day < today() else _open_series
-    try:
-        return read(ctx.settings.db_url, ctx.underlying, day, expiry.isoformat() if expiry else None)
-    except StoreError:
-        return pd.DataFrame()
+@st.cache_data(max_entries=512, show_spinner=False)
+def _series_point(db_url: str, base: str, ts: str, expiry: str | None) -> list[dict]:
+    return ui.get_store(db_url).underlying_series(base, ts, ts, expiry=expiry, max_points=None)
 
 
-def _day_oi(db_url: str, base: str, day: date, expiry: str) -> pd.DataFrame:
-    store = ui.get_store(db_url)
-    times = store.snapshot_times(base, *analytics.day_bounds(day))
-    legs = {r["symbol"]: r["kind"] for r in store.instruments(base)
-            if r["expiry"] == expiry and r["kind"] in ("CE", "PE")}
-    if not times or not legs:
-        return pd.DataFrame()
-    rows = store.oi_at(list(legs), analytics.thin(times, SERIES_POINTS))
-    if not rows:
-        return pd.DataFrame()
-    oi = (pd.DataFrame(rows, columns=["ts", "symbol", "oi"]).astype({"oi": float})
-          .pivot(index="ts", columns="symbol", values="oi").sort_index())
-    oi.columns = pd.MultiIndex.from_tuples([(legs[s], s) for s in oi.columns], names=["kind", "symbol"])
-    oi.index.name = None
-    return oi
+def day_series(ctx: ui.Context, day: date, expiry: date | None, *, upto: str | None = None) -> pd.DataFrame:
+    """The session of ``day`` as :func:`analytics.series_frame` (about 500 points).
 
-
-_closed_day_oi = st.cache_data(max_entries=16, show_spinner=False)(_day_oi)
-_open_day_oi = st.cache_data(ttl=OPEN_DAY_TTL_S, show_spinner=False)(_day_oi)
-
-
-def day_oi(ctx: ui.Context, day: date, expiry: date | None) -> pd.DataFrame:
-    """Each option of ``expiry``'s OI at ``day``'s snapshots (about 500, evenly picked),
-    indexed by snapshot time with ``(kind, symbol)`` columns, NaN where a snapshot
-    lacks the contract (see :func:`analytics.held_oi`)."""
-    if expiry is None:
-        return pd.DataFrame()
-    read = _closed_day_oi if day < today() else _open_day_oi
-    try:
-        return read(ctx.settings.db_url, ctx.underlying, day, expiry.isoformat())
-    except StoreError:
-        return pd.DataFrame()
-
-
-def oi_totals(ctx: ui.Context, day: date, expiry: date | None, *,
-              moment: tuple[str | None, list[dict]] | None = None, upto: bool = False) -> pd.DataFrame:
-    """Total call and put OI and the PCR through ``day`` over every strike of ``expiry``
-    collected that day, in :func:`analytics.series_frame`'s shape (about 500 points).
-
-    The collector stores a window of strikes around ATM that moves with the spot, so
-    summing each snapshot as stored jumps by a strike's whole OI whenever the window
-    moves. Here a strike outside the window counts with its nearest known OI (the
-    last seen, or the first for strikes that enter later): the totals move only with
-    open interest.
-
-    ``moment`` = ``(ts, ticks)`` puts that snapshot's row in the series (the live one,
-    or a stored one between the picked points) with the same definition, so a page's
-    cards (:func:`analytics.totals_at`) and its chart show the same totals; ``upto``
-    ends the series there.
+    ``upto`` (a snapshot's time) ends it there, that snapshot last: a page showing a
+    moment draws nothing from after it, and its chart ends on the figures its cards
+    show. The OI totals of each point are that snapshot's own, as in
+    :func:`analytics.oi_summary`.
     """
-    if expiry is None:
+    read = _closed_series if day < today() else _open_series
+    wanted = expiry.isoformat() if expiry else None
+    try:
+        rows = read(ctx.settings.db_url, ctx.underlying, day, wanted)
+        if upto is not None:
+            rows = [r for r in rows if r["ts"] <= upto]
+            if not rows or rows[-1]["ts"] != upto:
+                rows = rows + _series_point(ctx.settings.db_url, ctx.underlying, upto,
+                                            wanted or (rows[0]["expiry"] if rows else None))
+    except StoreError:
         return pd.DataFrame()
-    oi = day_oi(ctx, day, expiry)
-    ts, ticks = moment if moment is not None else (None, [])
-    if ts and ticks:
-        values = analytics.snapshot_oi(ticks, ctx.underlying, expiry)
-        if oi.empty and not values:
-            return pd.DataFrame()
-        if oi.empty:
-            oi = pd.DataFrame(columns=pd.MultiIndex.from_tuples([], names=["kind", "symbol"]), dtype=float)
-        held = analytics.held_oi(oi, (ts, values), upto=upto)
-    elif oi.empty:
-        return pd.DataFrame()
-    else:
-        held = analytics.held_oi(oi)
-    return analytics.oi_totals_series(held, expiry)
+    return analytics.series_frame(rows) if rows else pd.DataFrame()
 
 
 @st.cache_data(max_entries=256, show_spinner=False)
@@ -203,24 +196,38 @@ def snapshot_as_of(ctx: ui.Context, target: str | None) -> tuple[str | None, lis
     return ts, ticks_at(ctx, ts)
 
 
+def snapshot_near(ctx: ui.Context, target: str) -> tuple[str | None, list[dict]]:
+    """The snapshot in force at ``target`` when it is really the market then: taken within
+    :data:`NEAR` before it and in the same stretch (the session, or the same day's hours
+    outside it). ``(None, [])`` otherwise: a night without ticks does not make the last
+    close "1 h ago"."""
+    ts = resolve(ctx, target)
+    if ts is None or parse_ts(target) - parse_ts(ts) > NEAR:
+        return None, []
+    if (session_of(ts), trading_day(ts)) != (session_of(target), trading_day(target)):
+        return None, []
+    return ts, ticks_at(ctx, ts)
+
+
 def snapshot_before(ctx: ui.Context, ts: str, ago: timedelta) -> tuple[str | None, list[dict]]:
-    """``(ts, ticks)`` of the stored snapshot in force ``ago`` before ``ts``."""
-    return snapshot_as_of(ctx, format_ts(parse_ts(ts) - ago))
+    """:func:`snapshot_near` ``ago`` before ``ts``."""
+    return snapshot_near(ctx, format_ts(parse_ts(ts) - ago))
 
 
 def snapshot_at_clock(ctx: ui.Context, day: date, clock: time) -> tuple[str | None, list[dict]]:
-    """``(ts, ticks)`` of the stored snapshot in force at the end of minute ``clock`` IST on ``day``."""
-    return snapshot_as_of(ctx, ist_ts(day, clock.replace(second=59)))
+    """:func:`snapshot_near` the end of minute ``clock`` IST on ``day``."""
+    return snapshot_near(ctx, ist_ts(day, clock.replace(second=59)))
 
 
 OPEN_SEARCH = 8  # snapshots looked at for the day's first one with options
 
 
 def day_open(ctx: ui.Context, day: date) -> tuple[str | None, list[dict]]:
-    """``(ts, ticks)`` of ``day``'s first snapshot with options of the underlying, else its
-    first snapshot: an imported day can open with the index alone, before the first trade
-    (NSE's chain at 09:15), and the day's changes are measured from its first chain."""
-    times = day_times(ctx, day)
+    """``(ts, ticks)`` of the open of ``day``'s session: its first snapshot with options of
+    the underlying, else its first snapshot (an imported day can open with the index
+    alone, before the first trade, and the day's changes are measured from its first
+    chain). After-hours ticks before 09:15 are never the open."""
+    times = session_times(ctx, day)
     for ts in times[:OPEN_SEARCH]:
         ticks = ticks_at(ctx, ts)
         if analytics.expiries(ticks, ctx.underlying):
@@ -228,11 +235,41 @@ def day_open(ctx: ui.Context, day: date) -> tuple[str | None, list[dict]]:
     return (times[0], ticks_at(ctx, times[0])) if times else (None, [])
 
 
-def previous_close(ctx: ui.Context, day: date) -> tuple[str | None, list[dict]]:
-    """``(ts, ticks)`` of the last snapshot before ``day`` (the previous close), if stored."""
-    earlier = [d for d in stored_days(ctx) if d < day]
-    if not earlier:
-        return None, []
-    times = day_times(ctx, earlier[0])
+def session_close(ctx: ui.Context, day: date) -> tuple[str | None, list[dict]]:
+    """``(ts, ticks)`` of the last snapshot of ``day``'s session (at or before 15:30 IST)."""
+    times = session_times(ctx, day)
     return (times[-1], ticks_at(ctx, times[-1])) if times else (None, [])
 
+
+def previous_close(ctx: ui.Context, ts: str) -> tuple[str | None, list[dict]]:
+    """``(ts, ticks)`` of the close of the last stored session that had ended by ``ts``:
+    in a session, the one before; after hours, the one that ended last (the same day's
+    after 15:30)."""
+    done = [d for d in stored_sessions(ctx) if format_ts(session_bounds(d)[1]) <= ts]
+    return session_close(ctx, done[0]) if done else (None, [])
+
+
+def anchor_session(ctx: ui.Context, ts: str) -> date | None:
+    """The session a moment belongs to, or after hours the last stored one before it:
+    where its "day open", chosen times and day chart come from."""
+    day = session_of(ts)
+    if day is not None:
+        return day
+    done = [d for d in stored_sessions(ctx) if format_ts(session_bounds(d)[0]) <= ts]
+    return done[0] if done else None
+
+
+def reference_close(ctx: ui.Context, ts: str | None) -> tuple[str | None, list[dict]]:
+    """What a moment's changes are measured against, as the exchange's chain does:
+    ``(label, ticks)`` of :func:`previous_close`, else (a first stored session) the
+    open of the moment's session. After hours that is the close of the session that
+    ended last: an evening's simulated ticks never get a "day open" of their own.
+    """
+    if not ts:
+        return None, []
+    then, ticks = previous_close(ctx, ts)
+    if ticks:
+        return (PREVIOUS_CLOSE if session_of(ts) else f"the close ({fmt_moment(then)})"), ticks
+    day = session_of(ts)
+    then, ticks = day_open(ctx, day) if day else (None, [])
+    return (DAY_OPEN, ticks) if ticks else (None, [])

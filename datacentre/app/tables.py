@@ -1,7 +1,9 @@
 """Styled tables: one look for every table laid out calls | strike | puts.
 
 The strike column grey, the ATM row blue, the in-the-money side shaded, rises green
-and falls red, numbers as :func:`column_formatters` writes them. Builders
+and falls red, OI and volume in lakhs with the unit in the header, numbers as
+:func:`column_formatters` writes them. Data cells are never bold: a column is sized
+to its regular-weight text, and a bold value wider than that loses its first digits. Builders
 (:func:`chain_view`, :func:`buildup_view`, :func:`futures_view`, :func:`skew_view`)
 return a pandas ``Styler`` for ``st.dataframe``, the ``*_column_config`` functions
 its headers.
@@ -17,7 +19,7 @@ import streamlit as st
 
 from datacentre import analytics
 from datacentre.app import charts
-from datacentre.app.formatting import MISSING, column_formatters, fmt_change, fmt_pct, fmt_strike
+from datacentre.app.formatting import LAKH_UNIT, MISSING, column_formatters, fmt_change, fmt_pct, fmt_strike
 
 
 def mirrored(fields: Sequence[str]) -> list[str]:
@@ -31,22 +33,25 @@ CHAIN_COLUMNS = mirrored(("oi", "oi_change", "volume", "iv", "ltp", "ltp_change"
 EXCHANGE_CALLS = ("oi", "oi_change", "volume", "iv", "delta", "ltp", "ltp_change", "bid", "ask")
 EXCHANGE_PUTS = ("bid", "ask", "ltp_change", "ltp", "delta", "iv", "volume", "oi_change", "oi")
 OUTER_GREEKS = ("gamma", "theta", "vega")
+QUOTES = ("bid", "ask")
 BUILDUP_FIELDS = ("buildup", "oi", "oi_change", "oi_change_pct", "ltp_change", "ltp")
 BUILDUP_COLUMNS = mirrored(BUILDUP_FIELDS)
 FUTURE_COLUMNS = ("symbol", "ltp", "ltp_change", "ltp_change_pct", "oi", "oi_change", "oi_change_pct",
                   "volume", "buildup")
 
 ITM_CSS = "background-color: #fbf3d5"
-ATM_CSS = "background-color: #cfe0fb; font-weight: 700"
+ATM_CSS = "background-color: #bcd4fa"
 STRIKE_CSS = "background-color: #eef1f6; font-weight: 700"
+STRIKE_WIDTH = 92  # pixels: the strike is bold, so its column is sized here, not from its text
 UP_CSS = "color: #15803d"
 DOWN_CSS = "color: #b91c1c"
-RESISTANCE_CSS = "color: #b91c1c; font-weight: 700"
-SUPPORT_CSS = "color: #15803d; font-weight: 700"
 NEUTRAL_CSS = "color: #777777"
 ROW_HEIGHT = 32
-FIELD_LABELS = {"oi": ("OI", "open interest"), "oi_change": ("Chg OI", "change in OI"),
-                "volume": ("Volume", "contracts traded today"), "iv": ("IV", "implied volatility"),
+IN_LAKHS = f"in lakhs of shares ({LAKH_UNIT})"
+FIELD_LABELS = {"oi": (f"OI ({LAKH_UNIT})", f"open interest, {IN_LAKHS}"),
+                "oi_change": (f"Chg OI ({LAKH_UNIT})", f"change in OI, {IN_LAKHS}"),
+                "volume": (f"Vol ({LAKH_UNIT})", f"shares traded today, {IN_LAKHS}"),
+                "iv": ("IV", "implied volatility"),
                 "delta": ("Delta", "delta"), "gamma": ("Gamma", "gamma"),
                 "theta": ("Theta", "theta per calendar day"), "vega": ("Vega", "vega per vol point"),
                 "ltp": ("LTP", "last traded price"), "ltp_change": ("Chg", "change in LTP"),
@@ -54,10 +59,13 @@ FIELD_LABELS = {"oi": ("OI", "open interest"), "oi_change": ("Chg OI", "change i
 
 
 def exchange_columns(*, greeks: bool = False) -> list[str]:
-    """The option-chain page's columns; ``greeks`` adds gamma, theta and vega at the edges."""
+    """The option-chain page's columns; ``greeks`` adds gamma, theta and vega at the
+    outer edges in place of bid and ask (LTP stays), so the table still fits a
+    1600-pixel screen with both OI columns in view."""
     extra = OUTER_GREEKS if greeks else ()
-    return [*(f"ce_{f}" for f in (*extra, *EXCHANGE_CALLS)), "strike",
-            *(f"pe_{f}" for f in (*EXCHANGE_PUTS, *reversed(extra)))]
+    calls = [f for f in (*extra, *EXCHANGE_CALLS) if not (greeks and f in QUOTES)]
+    puts = [f for f in (*EXCHANGE_PUTS, *reversed(extra)) if not (greeks and f in QUOTES)]
+    return [*(f"ce_{f}" for f in calls), "strike", *(f"pe_{f}" for f in puts)]
 
 
 def tint(color: str, share: float = 0.28) -> str:
@@ -66,7 +74,9 @@ def tint(color: str, share: float = 0.28) -> str:
     return "#" + "".join(f"{round(255 - (255 - c) * share):02x}" for c in (r, g, b))
 
 
-BUILDUP_CSS = {label: f"background-color: {tint(color)}; font-weight: 600"
+RESISTANCE_CSS = f"color: {charts.CALL_COLOR}; background-color: {tint(charts.CALL_COLOR, 0.18)}"
+SUPPORT_CSS = f"color: {charts.PUT_COLOR}; background-color: {tint(charts.PUT_COLOR, 0.18)}"
+BUILDUP_CSS = {label: f"background-color: {tint(color)}"
                for label, color in charts.BUILDUP_COLORS.items() if label != analytics.NEUTRAL}
 BUILDUP_BADGES = {analytics.LONG_BUILDUP: "green", analytics.SHORT_BUILDUP: "red",
                   analytics.SHORT_COVERING: "green", analytics.LONG_UNWINDING: "orange"}
@@ -90,9 +100,9 @@ def chain_view(chain: pd.DataFrame, columns: Sequence[str] = CHAIN_COLUMNS, *,
     """The chain's ``columns`` styled: the in-the-money side shaded (from the spot, else
     the future, in ``chain.attrs``), the ATM row blue, changes green or red.
 
-    ``peaks`` (the whole chain's :func:`analytics.support_resistance`, as the page's
-    cards show it) puts the call OI at the resistance strike in bold red and the put OI
-    at the support strike in bold green.
+    ``peaks`` (the whole chain's support and resistance, as the page's cards show
+    them: :func:`analytics.oi_summary`) marks the call OI at the resistance strike and
+    the put OI at the support strike in the call and put colours.
     """
     spot = chain.attrs.get("spot") or chain.attrs.get("future")
     atm = chain.attrs.get("atm")
@@ -125,7 +135,8 @@ def chain_view(chain: pd.DataFrame, columns: Sequence[str] = CHAIN_COLUMNS, *,
 def side_column_config(labels: dict[str, tuple[str, str]], *, centred: Sequence[str] = ()) -> dict:
     """Headers for a calls | strike | puts table: ``labels`` maps a field to its header
     and meaning; the side goes in the help text."""
-    config = {"strike": st.column_config.Column("Strike", help="ATM row in blue", alignment="center")}
+    config = {"strike": st.column_config.Column("Strike", help="ATM row in blue", alignment="center",
+                                                width=STRIKE_WIDTH)}
     for prefix, side in (("ce_", "Call"), ("pe_", "Put")):
         for name, (label, meaning) in labels.items():
             config[prefix + name] = st.column_config.Column(
@@ -143,8 +154,8 @@ def chain_column_config(change_ref: str | None = None) -> dict:
 def calls_puts_header() -> None:
     """CALLS and PUTS over the two halves of the table below."""
     head = st.columns(2)
-    head[0].markdown(":red[**CALLS**]", text_alignment="center")
-    head[1].markdown(":green[**PUTS**]", text_alignment="center")
+    head[0].markdown(":blue[**CALLS**]", text_alignment="center")
+    head[1].markdown(":orange[**PUTS**]", text_alignment="center")
 
 
 def buildup_strikes(table: pd.DataFrame) -> pd.DataFrame:
@@ -180,7 +191,8 @@ def buildup_view(frame: pd.DataFrame, atm: float | None):
 def buildup_column_config(since: str) -> dict:
     return side_column_config(
         {"buildup": ("Build-up", "classified from the change in price and OI"),
-         "oi": ("OI", "open interest"), "oi_change": ("Chg OI", f"OI change since {since}"),
+         "oi": FIELD_LABELS["oi"],
+         "oi_change": (f"Chg OI ({LAKH_UNIT})", f"OI change since {since}, {IN_LAKHS}"),
          "oi_change_pct": ("Chg OI %", f"OI change since {since}, percent"),
          "ltp_change": ("Chg", f"price change since {since}"), "ltp": ("LTP", "last traded price")},
         centred=("buildup",))
@@ -203,13 +215,15 @@ def futures_column_config(since: str) -> dict:
 
     after = f"Since {since}"
     return {"symbol": "Future", "ltp": number("LTP"), "ltp_change": number("Chg", after),
-            "ltp_change_pct": number("Chg %", after), "oi": number("OI"),
-            "oi_change": number("Chg OI", after), "oi_change_pct": number("Chg OI %", after),
-            "volume": number("Volume"), "buildup": st.column_config.Column("Build-up", alignment="center")}
+            "ltp_change_pct": number("Chg %", after), "oi": number(f"OI ({LAKH_UNIT})", IN_LAKHS),
+            "oi_change": number(f"Chg OI ({LAKH_UNIT})", f"{after}, {IN_LAKHS}"),
+            "oi_change_pct": number("Chg OI %", after), "volume": number(f"Vol ({LAKH_UNIT})", IN_LAKHS),
+            "buildup": st.column_config.Column("Build-up", alignment="center")}
 
 
 def skew_view(table: pd.DataFrame):
-    """:func:`analytics.equidistant_skew` styled: put figures green, call figures red."""
+    """:func:`analytics.equidistant_skew` styled: put figures in the put colour, call figures
+    in the call colour."""
     view = _plain(table.rename(columns={"distance": "distance_strike"}))
     return (view.style.format({"distance_strike": lambda d: f"±{fmt_strike(d)}", "put_strike": fmt_strike,
                                "call_strike": fmt_strike, "put_iv": fmt_pct, "call_iv": fmt_pct,

@@ -22,19 +22,26 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 
 import streamlit as st
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from datacentre.app import livefeed
-from datacentre.app.formatting import MISSING, fmt_expiry, fmt_moment
+from datacentre.app.formatting import MISSING, UNCHANGED, fmt_day, fmt_expiry, fmt_moment, fmt_strike
 from datacentre.app.launcher import CHECKING, FAILED, DataCentreLauncher, ensure_data_centre
 from datacentre.app.livefeed import LiveFeed
 from datacentre.core.config import Settings, stale_after
 from datacentre.core.errors import DataCentreError, StoreError, SymbolError
-from datacentre.core.instruments import UNDERLYINGS, parse_symbol, underlying
-from datacentre.core.ticks import now_utc, parse_ts
+from datacentre.core.instruments import (
+    UNDERLYINGS,
+    in_session,
+    last_complete_session,
+    next_session_open,
+    parse_symbol,
+    underlying,
+)
+from datacentre.core.ticks import IST, now_utc, parse_ts
 from datacentre.store.tickstore import TickStore
 
 UNDERLYING_KEY = "underlying"
@@ -229,40 +236,6 @@ def live_ticks(ctx: Context) -> tuple[str | None, list[dict]]:
         return None, []
 
 
-REFERENCE_TTL_S = 300.0
-PREVIOUS_CLOSE = "prev close"
-DAY_OPEN = "open"
-
-
-@st.cache_data(ttl=REFERENCE_TTL_S, show_spinner=False)
-def _reference(db_url: str, base: str, day_start: str) -> tuple[str | None, list[dict]]:
-    store = get_store(db_url)
-    index_symbol = underlying(base).index_symbol
-    before = parse_ts(day_start) - timedelta(milliseconds=1)
-    close = store.snapshot_at(before, base)
-    if close:
-        return PREVIOUS_CLOSE, close
-    first = store.history(index_symbol, start_ts=day_start, limit=1)
-    if first:
-        return DAY_OPEN, store.snapshot_at(first[0]["ts"], base)
-    return None, []
-
-
-def reference_ticks(ctx: Context, ts: str | None) -> tuple[str | None, list[dict]]:
-    """What day changes are measured against: ``(label, ticks)`` of the previous
-    session's last snapshot, else of the first snapshot of ``ts``'s day (IST).
-
-    Changes in price and OI are against the previous close, as on the exchange's
-    chain; a store holding a single session falls back to that day's open.
-    """
-    if ctx.store is None or not ts:
-        return None, []
-    try:
-        return _reference(ctx.settings.db_url, ctx.underlying, livefeed.day_start(ts))
-    except StoreError:
-        return None, []
-
-
 def option_expiries(ticks: list[dict], base: str) -> list[date]:
     """Expiries of ``base``'s options in ``ticks``, nearest first."""
     found = set()
@@ -337,13 +310,18 @@ def feed_status_ui(ctx: Context) -> None:
         st.badge(label, icon=icon, color=color,
                  help=f"Live feed from {ctx.feed.ws_url}" +
                       (" (started by this app)" if ctx.launcher.embedded else ""))
+        if simulated(ctx):
+            st.badge("Simulated market", icon=":material/science:", color="orange",
+                     help="The market simulator is the source: these are not exchange prices")
         ts, _ = live_ticks(ctx)
         age = ctx.feed.last_tick_age()
         if age is None:
             age = seconds_since(ts)
         stale = age is None or age > stale_after(ctx.settings.interval)
         text = f"Last tick {fmt_age(age)} ago" if age is not None else "No ticks yet"
-        st.caption(f"{':orange[' if stale else ''}{text}{']' if stale else ''}  \n{fmt_moment(ts)}")
+        hours = "Market open" if in_session(now_utc()) else "Market closed"
+        st.caption(f"{':orange[' if stale else ''}{text}{']' if stale else ''}  \n{fmt_moment(ts)}"
+                   f"{f' · {AFTER_HOURS}' if session_label(ts) else ''}  \n{hours}")
 
     _status()
 
@@ -358,7 +336,61 @@ def freshness(ctx: Context, ts: str | None) -> tuple[str, str | None]:
     return fmt_age(age), None
 
 
+SIMULATED_BADGE = ":orange-badge[:material/science: Simulated market]"
+AFTER_HOURS = "after hours"
+
+
+def simulated(ctx: Context) -> bool:
+    """Whether the market shown comes from the simulator (its ticks say ``source: sim``)."""
+    _, ticks = live_ticks(ctx)
+    return any(t.get("source") == "sim" for t in ticks)
+
+
+def session_label(ts: str | None) -> str | None:
+    """:data:`AFTER_HOURS` for a tick outside the exchange's session, else None."""
+    return AFTER_HOURS if ts and not in_session(ts) else None
+
+
+def market_banner(ctx: Context) -> None:
+    """Outside market hours: that the exchange is closed, when it opens, what the live
+    prices are then, and a link to replay the last session."""
+    now = now_utc()
+    if in_session(now):
+        return
+    opens = next_session_open(now).astimezone(IST)
+    last = last_complete_session(now)
+    what = ("The simulator keeps running, so the live prices are **after hours** ticks, not a session."
+            if simulated(ctx) else "Prices shown live are the last ones received.")
+    link = f"/replay?underlying={ctx.underlying}&session={last.isoformat()}"
+    st.info(f"**The exchange is closed** — it opens {opens:%a %d %b, %H:%M} IST. {what} "
+            f"[Replay the last session, {fmt_day(last)} →]({link})", icon=":material/bedtime:")
+
+
 def page_header(title: str, ctx: Context, *, caption: str | None = None) -> None:
-    """The page title, and the selected underlying and expiry (or ``caption``) in grey."""
+    """The page title with the selected underlying and expiry (or ``caption``) in grey, the
+    "Simulated market" badge when the source is the simulator, and outside market hours
+    the closed-exchange banner (:func:`market_banner`)."""
     expiry = f" · {_expiry_label(ctx.expiry)}" if ctx.expiry else ""
-    st.markdown(f"### {title} &nbsp;:gray[:small[{caption or ctx.index_symbol + expiry}]]")
+    badge = f" &nbsp;{SIMULATED_BADGE}" if simulated(ctx) else ""
+    st.markdown(f"### {title} &nbsp;:gray[:small[{caption or ctx.index_symbol + expiry}]]{badge}")
+    market_banner(ctx)
+
+
+def oi_scope(summary, chain) -> str:
+    """Exactly what a chain's OI figures (an :class:`analytics.OISummary` of ``chain``)
+    cover, for their help texts: the strikes, the expiry and the snapshot."""
+    expiry, ts = chain.attrs.get("expiry"), chain.attrs.get("ts")
+    if not summary.strikes or expiry is None:
+        return "no strikes of this expiry in the snapshot"
+    return (f"the {summary.strikes} strikes {fmt_strike(summary.low)}–{fmt_strike(summary.high)} of the "
+            f"{expiry:%d %b} expiry in the snapshot of {fmt_moment(ts)}")
+
+
+def metric(container, label: str, value, delta: str | None = None, *, delta_color: str = "normal",
+           **options) -> None:
+    """``container.metric`` bordered, with an :data:`UNCHANGED` delta drawn grey and
+    without an arrow (a coloured arrow would claim a move)."""
+    if delta == UNCHANGED:
+        delta_color, options["delta_arrow"] = "gray", "off"
+    options.setdefault("border", True)
+    container.metric(label, value, delta, delta_color=delta_color, **options)

@@ -55,12 +55,17 @@ def export_csv(store: TickStore, out: IO[str], *, symbols: Sequence[str] | None 
 
 
 def select_symbols(store: TickStore, underlying_name: str, expiry: str | None = None) -> list[str]:
-    """All stored symbols of an underlying (index, futures, options), or of one expiry."""
+    """All stored symbols of an underlying (index, futures, options), or of one option
+    ``expiry`` (ISO date) with the index and the future a trader reads that chain
+    against: the nearest stored one expiring on or after it."""
     base = underlying(underlying_name).base
     rows = store.instruments(base)
-    if expiry:
-        return [r["symbol"] for r in rows if r["expiry"] == expiry or r["kind"] == "INDEX"]
-    return [r["symbol"] for r in rows]
+    if not expiry:
+        return [r["symbol"] for r in rows]
+    futures = sorted((r["expiry"], r["symbol"]) for r in rows if r["kind"] == "FUT" and r["expiry"] >= expiry)
+    future = futures[0][1] if futures else None
+    return [r["symbol"] for r in rows if r["kind"] == "INDEX" or r["symbol"] == future
+            or (r["kind"] in ("CE", "PE") and r["expiry"] == expiry)]
 
 
 def _float(name: str, text: str) -> float:
