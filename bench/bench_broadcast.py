@@ -9,8 +9,10 @@ after, elapsed time, and one entry per (server, format, client mode) under ``var
 
 What is timed
     Each snapshot (``--rows`` ticks written to a SQLite store in one transaction, as the
-    collector does, then ``notify()``) is timed from the wall clock just after
-    ``write_snapshot`` returned (the commit) to the moment each client had the snapshot's
+    collector does: by default from another process, so the server finds the rows by
+    polling; ``--writer inline`` commits in the server's process and calls ``notify()``)
+    is timed from the wall clock just after ``write_snapshot`` returned (the commit, in
+    the writing process) to the moment each client had the snapshot's
     last tick (``last_tick_ms``; ``first_tick_ms`` for its first). ``server_fanout_done_ms``
     is the server's share alone: commit to the moment the server had handed the snapshot's
     last frame for its last client to the transport (``transport.write()`` returned, i.e.
@@ -472,8 +474,8 @@ def timed_broadcaster(store):
             super().__init__(*args, **kwargs)
             self.fanout_done: dict[str, float] = {}
 
-        def _publish(self, rows) -> None:
-            super()._publish(rows)
+        def _publish(self, rows, *args, **kwargs) -> None:
+            super()._publish(rows, *args, **kwargs)
             done = time.time()
             for ts in {row["ts"] for row in rows}:  # more than one snapshot if it fell behind
                 self.fanout_done[ts] = done
@@ -499,9 +501,54 @@ def _percentiles(values: list[float]) -> dict:
             "max": round(ordered[-1], 1), "mean": round(statistics.fmean(ordered), 1)}
 
 
+def _writer_process(url: str, ticks: list[dict], orders, done) -> None:
+    """Commit each snapshot time received on ``orders``; answer with (ts, wall time of the commit)."""
+    from datacentre.store.tickstore import TickStore
+
+    store = TickStore(url, create=False)
+    done.put(None)  # ready
+    try:
+        while (moment := orders.get()) is not None:
+            store.write_snapshot(moment, ticks)
+            done.put((moment.strftime("%Y-%m-%dT%H:%M:%S+00:00"), time.time()))
+    finally:
+        store.close()
+
+
+class _Writer:
+    """Commits for the run: by another process (as the collector does; the servers find the
+    rows by polling), or inline in this one followed by ``server.notify()``."""
+
+    def __init__(self, ctx, store, ticks: list[dict], server, inline: bool) -> None:
+        self.store, self.ticks, self.server, self.inline = store, ticks, server, inline
+        if not inline:
+            self.orders, self.done = ctx.Queue(), ctx.Queue()
+            self.proc = ctx.Process(target=_writer_process, daemon=True,
+                                    args=(store.url, ticks, self.orders, self.done))
+            self.proc.start()
+            self.done.get(timeout=60)
+
+    def commit(self, moment: datetime) -> tuple[str, float]:
+        if self.inline:
+            self.store.write_snapshot(moment, self.ticks)
+            committed = time.time()
+            self.server.notify()
+            return moment.strftime("%Y-%m-%dT%H:%M:%S+00:00"), committed
+        self.orders.put(moment)
+        return self.done.get(timeout=30)
+
+    def close(self) -> None:
+        if not self.inline:
+            self.orders.put(None)
+            self.proc.join(5)
+            if self.proc.is_alive():
+                self.proc.kill()
+
+
 def run_one(server, store, ticks: list[dict], start: datetime, args, fmt: str, mode: str) -> dict:
     """Connect ``args.clients`` clients in ``mode``, commit ``args.snapshots`` snapshots, collect times."""
     ctx = mp.get_context("spawn")
+    writer = _Writer(ctx, store, ticks, server, args.writer == "inline")
     ready, results, stop = ctx.Queue(), ctx.Queue(), ctx.Event()
     load_before = round(os.getloadavg()[0], 2)
     connect_deadline = time.time() + args.connect_timeout
@@ -537,10 +584,8 @@ def run_one(server, store, ticks: list[dict], start: datetime, args, fmt: str, m
         for n in range(args.snapshots):
             if n:
                 time.sleep(args.interval)
-            moment = start + timedelta(seconds=n)
-            store.write_snapshot(moment, ticks)
-            commits[moment.strftime("%Y-%m-%dT%H:%M:%S+00:00")] = time.time()
-            server.notify()
+            ts, committed = writer.commit(start + timedelta(seconds=n))
+            commits[ts] = committed
         cutoff = time.time() + args.grace
         final = cutoff + 5
         while reports < len(procs) and time.time() < final:
@@ -557,6 +602,7 @@ def run_one(server, store, ticks: list[dict], start: datetime, args, fmt: str, m
             reports += 1
     finally:
         stop.set()
+        writer.close()
         for p in procs:
             p.join(5)
         for p in procs:
@@ -624,6 +670,9 @@ def main() -> None:
     parser.add_argument("--budget", type=float, default=170.0,
                         help="skip variants that would end later than this many seconds into the run")
     parser.add_argument("--skip-baseline", action="store_true")
+    parser.add_argument("--writer", choices=("process", "inline"), default="process",
+                        help="commit from another process (servers poll) or from the server's "
+                             "process followed by notify()")
     parser.add_argument("--skip-snapshot-format", action="store_true",
                         help="do not time clients that ask for one message per snapshot")
     args = parser.parse_args()
@@ -645,7 +694,7 @@ def main() -> None:
     skipped: list[str] = []
     report: dict = {"summary": {}, "clients": args.clients, "snapshots": args.snapshots,
                     "rows_per_snapshot": len(ticks), "interval_s": args.interval,
-                    "client_processes": args.procs, "cpus": os.cpu_count(),
+                    "client_processes": args.procs, "cpus": os.cpu_count(), "writer": args.writer,
                     "loadavg_1m_before": round(os.getloadavg()[0], 2)}
     longest = 0.0
     with tempfile.TemporaryDirectory() as tmp:

@@ -29,9 +29,9 @@ HERE = Path(__file__).resolve().parent
 BENCHES: dict[str, tuple[str, list[str], list[str]]] = {
     "pricing": ("bench_pricing.py", [], ["--repeats", "10"]),
     "store": ("bench_store.py", [], ["--snapshots", "400", "--skip-backfill"]),
-    "scale": ("bench_scale.py", [], ["--repeats", "20"]),
+    "scale": ("bench_scale.py", ["--export-sessions", "5"], ["--repeats", "20", "--month-only"]),
     "replay_step": ("bench_replay_step.py", ["--cached"], ["--cached", "--steps", "60", "--no-export"]),
-    "pages": ("bench_pages.py", [], []),
+    "pages": ("bench_pages.py", [], ["--rounds", "1"]),
     "broadcast": ("bench_broadcast.py", ["--modes", "raw", "--skip-snapshot-format"],
                   ["--modes", "raw", "--skip-snapshot-format", "--snapshots", "8", "--budget", "70"]),
     "postgres": ("bench_postgres.py", [],
@@ -78,15 +78,22 @@ def pricing_figures(r: dict) -> dict:
 
 
 def scale_figures(r: dict) -> dict:
-    month, session = r["month"], r["session"]
-    out = {"store_rows": month["store_rows"], "session_store_rows": session["store_rows"]}
+    month, session = r["month"], r.get("session", {})
+    out = {"store_rows": month["store_rows"]}
     for key in ("asof_chain_ms", "history_query_ms", "latest_all_ms", "candles_ms"):
         out[key] = _get(month, key, "median")
-        out[f"session_{key}"] = _get(session, key, "median")
     out["export_rows_per_s"] = month["export"]["rows_per_s"]
     out["export_peak_mb"] = month["export"]["peak_mb"]
     out["export_growth_mb"] = round(month["export"]["peak_mb"] - month["export"]["baseline_mb"], 1)
-    out["session_export_rows_per_s"] = session["export"]["rows_per_s"]
+    out["export_rows"] = month["export"]["rows"]
+    out["export_raw_sqlite3_csv_rows_per_s"] = month["export"]["raw_sqlite3_csv_rows_per_s"]
+    out["export_cpu_rows_per_s"] = month["export"]["cpu_rows_per_s"]
+    out["export_raw_sqlite3_csv_cpu_rows_per_s"] = month["export"]["raw_sqlite3_csv_cpu_rows_per_s"]
+    if session:  # the full run: how each figure grows from one session to a month
+        out["session_store_rows"] = session["store_rows"]
+        for key in ("asof_chain_ms", "history_query_ms", "latest_all_ms", "candles_ms"):
+            out[f"session_{key}"] = _get(session, key, "median")
+        out["session_export_rows_per_s"] = session["export"]["rows_per_s"]
     return out
 
 
