@@ -11,7 +11,7 @@ import threading
 import pytest
 from conftest import app_test
 from streamlit.testing.v1 import AppTest
-from support import free_port
+from support import refused_port
 
 from datacentre.app import livefeed
 from datacentre.feed.broadcaster import BroadcasterThread
@@ -31,7 +31,7 @@ pytestmark = pytest.mark.usefixtures("release_app_resources")  # each test its o
 
 def _offline(url: str, monkeypatch) -> str:
     monkeypatch.setenv("DATACENTRE_DB_URL", url)
-    monkeypatch.setenv("DATACENTRE_WS_PORT", str(free_port()))
+    monkeypatch.setenv("DATACENTRE_WS_PORT", str(refused_port()))
     monkeypatch.setenv("DATACENTRE_AUTOSTART", "0")
     return url
 
@@ -181,7 +181,7 @@ def test_with_a_live_broadcaster(live_app):
 
 def test_pages_wait_politely_for_data(tmp_path, monkeypatch):
     monkeypatch.setenv("DATACENTRE_DB_URL", f"sqlite:///{tmp_path / 'empty.db'}")
-    monkeypatch.setenv("DATACENTRE_WS_PORT", str(free_port()))
+    monkeypatch.setenv("DATACENTRE_WS_PORT", str(refused_port()))
     monkeypatch.setenv("DATACENTRE_AUTOSTART", "0")
     at = run("overview")
     assert any("Waiting for the first snapshot" in i.value for i in at.info)

@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 import pytest
-from support import free_port
+from support import PortInUse, on_free_port, wait_until
 
 from datacentre.core.ticks import TICK_FIELDS
 from datacentre.store.tickstore import TickStore
@@ -123,13 +123,30 @@ def test_import_bad_file_reports_lines(tmp_path, db_url):
     assert TickStore(db_url).count() == 0
 
 
+def _start(*args, env=None) -> subprocess.Popen:
+    """Start a long-running command."""
+    return subprocess.Popen([sys.executable, "-m", "datacentre", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})})
+
+
 def _serve(*args, env=None):
-    """Start a long-running command; return (process, port)."""
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "datacentre", *args, "--port", str(port)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, **(env or {})})
-    return proc, port
+    """Start a server command on a free port, once its own ``/health`` answers there;
+    return (process, port). A port someone took in the meantime is given up for another."""
+    from datacentre.clients.health import broadcaster_health
+
+    def start(port: int) -> tuple[subprocess.Popen, int]:
+        proc = _start(*args, "--port", str(port), env=env)
+        url = f"ws://127.0.0.1:{port}"
+        assert wait_until(lambda: proc.poll() is not None
+                          or (broadcaster_health(url) or {}).get("pid") == proc.pid, 60)
+        if proc.poll() is None:
+            return proc, port
+        _out, err = proc.communicate()
+        if "already in use" in err:
+            raise PortInUse(err)
+        raise AssertionError(f"the server exited at start-up ({proc.returncode}): {err}")
+
+    return on_free_port(start)
 
 
 def _messages(port: int, count: int, *, timeout: float = 30.0, until: str | None = None) -> list[dict]:
@@ -213,11 +230,9 @@ def test_broadcast_alone_follows_another_writer(db_url, sample_ticks):
         first = _messages(port, 1)
         assert first[0]["type"] == "welcome"
         import threading
-        import time
         writer = TickStore(db_url)
         threading.Timer(0.5, lambda: writer.write_snapshot("2026-01-02T08:13:05Z", sample_ticks)).start()
         messages = _messages(port, 1 + len(sample_ticks))
-        time.sleep(0.1)
     finally:
         err = _stop(proc)
     assert proc.returncode == 0, err
@@ -231,8 +246,7 @@ def test_collect_plays_back_a_csv_export(tmp_path, db_url):
     export = tmp_path / "day.csv"
     assert cli("export", "--db", db_url, "--out", str(export)).returncode == 0
     target = f"sqlite:///{tmp_path / 'played.db'}"
-    proc, _port = _serve("collect", "--db", target, "--source", "csv", "--csv", str(export),
-                         "--interval", "0.2")
+    proc = _start("collect", "--db", target, "--source", "csv", "--csv", str(export), "--interval", "0.2")
     import time
     deadline = time.monotonic() + 30
     played = TickStore(target)

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from conftest import make_tick, synthetic_snapshot
-from support import free_port, isolate_config, wait_until
+from support import isolate_config, on_port_again, refused_port, wait_until
 
 from datacentre import RealtimeDataClient
 from datacentre.clients.connection import (
@@ -68,7 +68,10 @@ def test_callback_sees_every_tick_and_nothing_else(store, live_broadcaster):
         assert client._feed.request({"type": "ping"})["type"] == "pong"
         with pytest.raises(Exception, match="unknown_type"):
             client._feed.request({"type": "no_such_request"})
-        time.sleep(0.2)
+        # a last snapshot after the replies: once it is in, a reply that reached the
+        # callback would be in ``received`` too
+        sent += publish(store, live_broadcaster, 3)
+        assert wait_until(lambda: len(received) >= len(sent))
     finally:
         client.close()
     assert [t["symbol"] for t in received] == [t["symbol"] for t in sent]
@@ -206,7 +209,7 @@ def no_store_url_for(tmp_path) -> str:
 
 
 def test_requests_time_out_with_feed_error(no_store_url):
-    client = RealtimeDataClient(f"ws://127.0.0.1:{free_port()}", db_url=no_store_url,
+    client = RealtimeDataClient(f"ws://127.0.0.1:{refused_port()}", db_url=no_store_url,
                                 request_timeout=0.5)
     try:
         assert client.connect(timeout=0.2) is False
@@ -247,8 +250,7 @@ def test_concurrent_requests_from_many_threads(store, live_broadcaster, no_store
 
 
 def test_reconnects_after_the_broadcaster_restarts(store):
-    port = free_port()
-    first = BroadcasterThread(store, port=port, poll_interval=0.02).start()
+    first = BroadcasterThread(store, port=0, poll_interval=0.02).start()
     received: list[dict] = []
     client = RealtimeDataClient(first.url, on_data_callback=received.append)
     second = None
@@ -258,7 +260,8 @@ def test_reconnects_after_the_broadcaster_restarts(store):
         assert wait_until(lambda: len(received) > 0)
         first.stop()
         assert wait_until(lambda: not client.is_connected(), 5)
-        second = BroadcasterThread(store, port=port, poll_interval=0.02).start()
+        second = on_port_again(first.port, lambda port: BroadcasterThread(store, port=port,
+                                                                          poll_interval=0.02).start())
         assert wait_until(client.is_connected, 10)
         before = len(received)
         sent = publish(store, second, 2)
@@ -273,12 +276,14 @@ def test_reconnects_after_the_broadcaster_restarts(store):
 
 
 def test_connects_once_the_broadcaster_comes_up(store):
-    port = free_port()
+    vacated = BroadcasterThread(store, port=0).start()
+    vacated.stop()  # its port: nothing listens there until a broadcaster starts on it again
+    port = vacated.port
     client = RealtimeDataClient(f"ws://127.0.0.1:{port}")
     server = None
     try:
         assert client.connect(timeout=0.3) is False
-        server = BroadcasterThread(store, port=port).start()
+        server = on_port_again(port, lambda p: BroadcasterThread(store, port=p).start())
         assert wait_until(client.is_connected, 10)
     finally:
         client.close()
@@ -408,9 +413,10 @@ def test_close_is_prompt_while_the_callback_is_blocked(store, live_broadcaster, 
     before = set(threading.enumerate())
     client = RealtimeDataClient(live_broadcaster.url, on_data_callback=blocked)
     client.connect()
-    publish(store, live_broadcaster, 1)  # the first tick blocks the callback; the rest queue up
-    assert wait_until(lambda: calls and (queue_size > 100 or client.dropped_ticks > 0), 5)
-    time.sleep(0.1)  # the rest of the snapshot arrives and waits in the queue
+    sent = publish(store, live_broadcaster, 1)  # the first tick blocks the callback; the rest queue up
+    # the rest of the snapshot has arrived: queued, or dropped from a full queue
+    assert wait_until(lambda: calls and client._callbacks._queue.qsize() + client.dropped_ticks
+                      == len(sent) - 1, 5)
     closer = threading.Thread(target=client.close)
     closer.start()
     closer.join(3)

@@ -10,6 +10,7 @@ from collections import Counter
 from datetime import datetime
 
 import pytest
+from support import wait_until
 
 from datacentre.core.errors import SourceError
 from datacentre.core.ticks import UTC, set_clock
@@ -54,9 +55,7 @@ def test_run_survives_source_errors_and_stops(store):
     source = CountingSource(fail_on={2})
     collector = Collector(store, source, interval=0.1)
     thread = CollectorThread(collector).start()
-    deadline = time.monotonic() + 10
-    while collector.snapshots < 4 and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_until(lambda: collector.snapshots >= 4, 10)
     thread.stop()
     assert not thread.alive
     assert collector.failures == 1
@@ -82,14 +81,9 @@ def test_sigterm_leaves_no_partial_snapshot(tmp_path):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         from datacentre.store.tickstore import TickStore
-        deadline = time.monotonic() + 60
-        store = None
-        while time.monotonic() < deadline:
-            if db.exists():
-                store = store or TickStore(f"sqlite:///{db}")
-                if len(store.timestamps()) >= 5:
-                    break
-            time.sleep(0.1)
+        assert wait_until(db.exists, 60)
+        store = TickStore(f"sqlite:///{db}")
+        assert wait_until(lambda: len(store.timestamps()) >= 5, 60), "the collector took no 5 snapshots"
         proc.send_signal(signal.SIGTERM)
         _out, err = proc.communicate(timeout=30)
     finally:
@@ -115,14 +109,14 @@ def test_killed_processes_leave_whole_snapshots_only(tmp_path):
     collect = subprocess.Popen([sys.executable, "-m", "datacentre", "collect", "--interval", "0.1",
                                 "--db", url], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        store = None
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if db.exists():
-                store = store or TickStore(url)
-                if len(store.timestamps(start_ts="2026-11-28")) >= 10:
-                    break
-            time.sleep(0.1)
+        opened: list[TickStore] = []
+
+        def live_snapshots() -> int:
+            if not opened and db.exists():
+                opened.append(TickStore(url))
+            return len(opened[0].timestamps(start_ts="2026-11-28")) if opened else 0
+
+        assert wait_until(lambda: live_snapshots() >= 10, 120), "the collector took no 10 snapshots"
         time.sleep(1.0)  # the backfill is now inside its session transaction
         backfill.send_signal(signal.SIGKILL)
         collect.send_signal(signal.SIGKILL)
@@ -131,6 +125,8 @@ def test_killed_processes_leave_whole_snapshots_only(tmp_path):
     finally:
         backfill.kill()
         collect.kill()
+        for opened_store in opened:
+            opened_store.close()
     with sqlite3.connect(db) as conn:
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     store = TickStore(url)
@@ -198,12 +194,20 @@ def test_overrunning_snapshot_skips_missed_slots(store, use_clock):
 
 
 def test_embedded_data_centre_stops_in_order_and_releases_its_store(db_url):
-    from support import free_port
+    from support import on_free_port
 
     from datacentre.core.config import Settings
     from datacentre.ops.embedded import DataCentre
-    dc = DataCentre(Settings(db_url=db_url, ws_port=free_port(), interval=1), source=CountingSource())
-    dc.start(backfill_if_empty=False)
+
+    def start(port: int) -> DataCentre:
+        dc = DataCentre(Settings(db_url=db_url, ws_port=port, interval=1), source=CountingSource())
+        try:
+            return dc.start(backfill_if_empty=False)
+        except Exception:
+            dc.stop()
+            raise
+
+    dc = on_free_port(start)
     try:
         assert dc.running and dc.store.count() == 2  # the first snapshot, taken at once
         deadline = time.monotonic() + 10

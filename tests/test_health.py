@@ -5,7 +5,7 @@ import socket
 import threading
 
 import pytest
-from support import free_port
+from support import refused_port
 
 from datacentre.clients.health import broadcaster_health, fetch_health, health_url
 from datacentre.core.config import make_ws_url
@@ -35,7 +35,7 @@ def test_the_probe_reads_a_running_broadcaster(store):
 
 
 def test_the_probe_of_a_port_where_nothing_listens():
-    url = f"ws://127.0.0.1:{free_port()}"
+    url = f"ws://127.0.0.1:{refused_port()}"
     with pytest.raises(OSError):
         fetch_health(url)
     assert broadcaster_health(url) is None

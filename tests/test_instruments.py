@@ -22,8 +22,10 @@ from datacentre.core.instruments import (
     monthly_expiries,
     nearest_future,
     nearest_option_expiry,
+    next_session_open,
     parse_expiry,
     parse_symbol,
+    session_of,
     strike_window,
     time_to_expiry,
     token_for,
@@ -151,6 +153,8 @@ def test_last_tuesday(year, month, expected):
     (datetime(2026, 1, 6, 9, 59, tzinfo=UTC), date(2026, 1, 6)),  # expiry day before 15:30 IST
     (datetime(2026, 1, 6, 10, 0, tzinfo=UTC), date(2026, 1, 13)),  # at the cut-off it has expired
     (datetime(2026, 1, 10, 3, 0, tzinfo=UTC), date(2026, 1, 13)),  # Saturday
+    (datetime(2026, 1, 6, 19, 30, tzinfo=UTC), date(2026, 1, 13)),  # 01:00 IST on the 7th
+    (datetime(2026, 1, 5, 18, 30, tzinfo=UTC), date(2026, 1, 6)),  # IST midnight into expiry day
 ])
 def test_weekly(moment, expected):
     assert nearest_option_expiry("NIFTY", moment) == expected
@@ -177,9 +181,23 @@ def test_time_to_expiry():
     (datetime(2026, 11, 30, 15, 0, tzinfo=UTC), date(2026, 11, 30)),  # Monday after the close
     (datetime(2026, 11, 30, 5, 0, tzinfo=UTC), date(2026, 11, 27)),  # Monday during the session
     (datetime(2026, 11, 29, 5, 0, tzinfo=UTC), date(2026, 11, 27)),  # Sunday
+    (datetime(2026, 12, 1, 19, 30, tzinfo=UTC), date(2026, 12, 1)),  # 01:00 IST Wednesday
+    (datetime(2026, 12, 4, 20, 0, tzinfo=UTC), date(2026, 12, 4)),  # 01:30 IST Saturday
+    (datetime(2026, 12, 7, 3, 0, tzinfo=UTC), date(2026, 12, 4)),  # Monday before the open
 ])
 def test_last_complete_session(moment, expected):
     assert last_complete_session(moment) == expected
+
+
+@pytest.mark.parametrize("moment, session, next_open", [
+    (datetime(2026, 12, 1, 10, 0, tzinfo=UTC), date(2026, 12, 1), datetime(2026, 12, 2, 3, 45, tzinfo=UTC)),
+    (datetime(2026, 12, 1, 19, 30, tzinfo=UTC), None, datetime(2026, 12, 2, 3, 45, tzinfo=UTC)),
+    (datetime(2026, 12, 4, 19, 0, tzinfo=UTC), None, datetime(2026, 12, 7, 3, 45, tzinfo=UTC)),  # Sat 00:30
+    (datetime(2026, 12, 7, 3, 0, tzinfo=UTC), None, datetime(2026, 12, 7, 3, 45, tzinfo=UTC)),
+])
+def test_sessions_by_the_ist_trading_day(moment, session, next_open):
+    assert session_of(moment) == session
+    assert next_session_open(moment) == next_open
 
 
 def test_strikes():

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 from conftest import make_tick, synthetic_snapshot
-from support import free_port, wait_until
+from support import PortInUse, in_use, on_free_port, on_port_again, refused_port, wait_until
 
 from datacentre.app import livefeed
 from datacentre.app.launcher import ensure_data_centre, stop_data_centres
@@ -100,14 +100,13 @@ def test_start_feed_stops_a_feed_the_registry_forgot(broadcaster):
 
 
 def test_feed_reconnects_when_the_broadcaster_comes_back(store):
-    port = free_port()
-    first = BroadcasterThread(store, port=port).start()
+    first = BroadcasterThread(store, port=0).start()
     feed = start_feed(first.url, backoff_initial=0.05, backoff_max=0.2)
     try:
         assert feed.wait_connected(10)
         first.stop()
         assert wait_until(lambda: feed.state == "reconnecting", 10)
-        second = BroadcasterThread(store, port=port).start()
+        second = on_port_again(first.port, lambda port: BroadcasterThread(store, port=port).start())
         try:
             assert wait_until(lambda: feed.connected and feed.connects == 2, 10)
             stamp = publish(store, second, now_utc().replace(microsecond=0))
@@ -119,9 +118,9 @@ def test_feed_reconnects_when_the_broadcaster_comes_back(store):
 
 
 def test_feed_keeps_trying_while_nothing_answers():
-    feed = LiveFeed(f"ws://127.0.0.1:{free_port()}", backoff_initial=0.05, backoff_max=0.1).start()
+    feed = LiveFeed(f"ws://127.0.0.1:{refused_port()}", backoff_initial=0.05, backoff_max=0.1).start()
     try:
-        time.sleep(0.5)
+        assert wait_until(lambda: "cannot reach" in (feed.last_error or ""), 10)
         assert feed.state == "connecting"
         assert feed.alive
         assert "cannot reach" in feed.last_error
@@ -234,6 +233,16 @@ def test_prime_from_store_fills_snapshot_and_the_day(market_db):
 # ---------------------------------------------------------------- ensure_data_centre
 
 
+def embedded(settings: Settings, wait: float):
+    """``(settings, launcher)`` of :func:`ensure_data_centre`; raises when the port was taken
+    between choosing it and the broadcaster's bind."""
+    launcher = ensure_data_centre(settings, wait=wait)
+    if launcher.status == "failed" and in_use(launcher.error):
+        stop_data_centres()
+        raise PortInUse(launcher.reason)
+    return settings, launcher
+
+
 def test_autostart_sees_a_running_broadcaster(db_url, broadcaster):
     settings = Settings(db_url=db_url, ws_port=broadcaster.port)
     launcher = ensure_data_centre(settings, wait=10)
@@ -243,7 +252,7 @@ def test_autostart_sees_a_running_broadcaster(db_url, broadcaster):
 
 
 def test_autostart_off(db_url):
-    settings = Settings(db_url=db_url, ws_port=free_port(), autostart=False)
+    settings = Settings(db_url=db_url, ws_port=refused_port(), autostart=False)
     launcher = ensure_data_centre(settings, wait=10)
     assert launcher.status == "off"
     assert "AUTOSTART" in launcher.reason
@@ -258,8 +267,8 @@ def test_autostart_never_starts_for_a_remote_url(db_url):
 
 
 def test_autostart_starts_the_embedded_data_centre_once(market_db):
-    settings = Settings(db_url=market_db, ws_url=f"ws://localhost:{free_port()}", interval=1)
-    launcher = ensure_data_centre(settings, wait=60)
+    settings, launcher = on_free_port(lambda port: embedded(
+        Settings(db_url=market_db, ws_url=f"ws://localhost:{port}", interval=1), wait=60))
     assert launcher.status == "embedded", launcher.reason
     assert launcher.data_centre.running
     assert launcher.progress is None  # the store had data: no backfill
@@ -273,13 +282,19 @@ def test_autostart_starts_the_embedded_data_centre_once(market_db):
 
 
 @pytest.mark.slow
-def test_autostart_backfills_an_empty_store_with_progress(db_url):
-    settings = Settings(db_url=db_url, ws_port=free_port(), interval=60)
+def test_autostart_backfills_an_empty_store_with_progress(tmp_path):
     seen = []
-    launcher = ensure_data_centre(settings)
-    while not launcher.wait(0.05):
-        if launcher.progress:
-            seen.append(launcher.progress)
+
+    def backfill_and_start(port: int):
+        seen.clear()  # an empty store of its own for each port tried
+        settings = Settings(db_url=f"sqlite:///{tmp_path / f'ticks_{port}.db'}", ws_port=port, interval=60)
+        launcher = ensure_data_centre(settings)
+        while not launcher.wait(0.05):
+            if launcher.progress:
+                seen.append(launcher.progress)
+        return embedded(settings, wait=0)
+
+    settings, launcher = on_free_port(backfill_and_start)
     assert launcher.status == "embedded", launcher.reason
     done, total = launcher.progress
     assert 300 < done <= total  # a whole session at one snapshot a minute

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from conftest import synthetic_snapshot
-from support import free_port, isolate_config, wait_until
+from support import isolate_config, refused_port, wait_until
 
 from datacentre import RealtimeDataClient
 from datacentre.core.config import Settings
@@ -66,14 +66,14 @@ def test_query_and_the_opener_find_the_store_in_the_folder(filled, db_url, tmp_p
 
 
 def test_the_client_queries_the_store_in_the_folder(filled, db_url, tmp_path):
-    with RealtimeDataClient(f"ws://127.0.0.1:{free_port()}", db_url=db_url) as client:
+    with RealtimeDataClient(f"ws://127.0.0.1:{refused_port()}", db_url=db_url) as client:
         assert client.query("SELECT count(*) AS n FROM ltp_ticks") == [{"n": filled.count()}]
         assert client.get_latest("NIFTY 50") == filled.latest("NIFTY 50")
     assert only_the_folder(tmp_path)
 
 
 def test_status_reads_the_store_in_the_folder_from_a_relative_url(filled, tmp_path):
-    settings = Settings(db_url=sqlite_url(Path(FOLDER) / "ticks.db"), ws_port=free_port(),
+    settings = Settings(db_url=sqlite_url(Path(FOLDER) / "ticks.db"), ws_port=refused_port(),
                         data_dir=tmp_path / "data")
     rows = {row["name"]: row for row in service_status(settings)}
     collector = rows["collector"]

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 from conftest import app_test, synthetic_snapshot
 from streamlit.testing.v1 import AppTest
-from support import free_port
+from support import refused_port
 
 from datacentre import analytics
 from datacentre.app import charts, export, player, reads, tables
@@ -52,7 +52,7 @@ def app_env(sessions_db, monkeypatch):
     """The app on the prepared store, no broadcaster, autostart off (live = the store's last snapshot)."""
     url, days = sessions_db
     monkeypatch.setenv("DATACENTRE_DB_URL", url)
-    monkeypatch.setenv("DATACENTRE_WS_PORT", str(free_port()))
+    monkeypatch.setenv("DATACENTRE_WS_PORT", str(refused_port()))
     monkeypatch.setenv("DATACENTRE_AUTOSTART", "0")
     store = TickStore(url)
     yield store, days

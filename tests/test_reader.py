@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from conftest import make_tick, synthetic_snapshot
-from support import free_port, wait_until
+from support import on_port_again, refused_port, wait_until
 
 from datacentre import WebSocketDataReader
 from datacentre.clients.reader import _has_data, _TickCache, _watchlist, nearest_future
@@ -220,9 +220,12 @@ def test_newer_ticks_replace_older_ones_never_the_reverse(store, live_broadcaste
     # older than the newest snapshot sent: stored, never broadcast
     assert wait_until(lambda: live_broadcaster.stats()["past_rows"] == 2)
     assert live_broadcaster.stats()["ticks_sent"] == 1
-    time.sleep(0.2)
+    # a newer tick pushed after them: once the reader has it, it has seen the late ones too
+    store.insert_ticks([{**make_tick("NIFTY BANK", 3.0), "ts": format_ts(T0 + timedelta(seconds=10))}])
+    live_broadcaster.notify()
+    assert wait_until(lambda: "NIFTY BANK" in reader._data_cache)
     assert reader.get_spot_ltp() == 2.0
-    assert list(reader._data_cache) == ["NIFTY 50"]
+    assert list(reader._data_cache) == ["NIFTY 50", "NIFTY BANK"]
 
 
 def test_seed_style_iteration_is_safe_while_ticks_arrive(live_broadcaster, live_market):
@@ -252,10 +255,9 @@ def test_seed_style_iteration_is_safe_while_ticks_arrive(live_broadcaster, live_
 
 
 def test_the_reader_reconnects_and_reprimes(store):
-    port = free_port()
     moment = now_utc().replace(microsecond=0)
     store.write_snapshot(moment, synthetic_snapshot(moment, nifty=26010.0))
-    first = BroadcasterThread(store, port=port, poll_interval=0.02).start()
+    first = BroadcasterThread(store, port=0, poll_interval=0.02).start()
     reader = WebSocketDataReader(first.url)
     second = None
     try:
@@ -265,7 +267,8 @@ def test_the_reader_reconnects_and_reprimes(store):
         assert reader.get_spot_ltp() == 26010.0  # the cache survives the outage
         later = moment + timedelta(seconds=5)
         store.write_snapshot(later, synthetic_snapshot(later, nifty=26020.0))  # missed while down
-        second = BroadcasterThread(store, port=port, poll_interval=0.02).start()
+        second = on_port_again(first.port, lambda port: BroadcasterThread(store, port=port,
+                                                                          poll_interval=0.02).start())
         assert wait_until(reader.is_connected, 10)
         assert reader.get_spot_ltp() == 26020.0  # filled in by the priming request
     finally:
@@ -283,7 +286,7 @@ def test_connected_means_primed_even_without_data(live_broadcaster, reader):
 
 def test_live_ticks_wait_for_the_priming_snapshot():
     """Old rows pushed live (a backfill) before the latest snapshot arrives are not cached."""
-    reader = WebSocketDataReader(f"ws://127.0.0.1:{free_port()}")  # never connects: drive it by hand
+    reader = WebSocketDataReader(f"ws://127.0.0.1:{refused_port()}")  # never connects: drive it by hand
     try:
         now = now_utc().replace(microsecond=0)
         old, current = synthetic_snapshot(now - timedelta(days=3)), synthetic_snapshot(now)

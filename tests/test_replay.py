@@ -111,8 +111,12 @@ def test_replay_end_message(replay_factory, stamps):
 
 
 def test_playback_starts_with_the_first_client(replay_factory, stamps):
-    server = replay_factory(speed=1)
-    time.sleep(0.5)
+    server = replay_factory(speed=100)
+    control = replay_factory(speed=100)  # the same replay with a client, to the end
+    watcher, _ = connect(control.url)
+    assert control.wait_ended(10)
+    watcher.close()
+    # a whole replay's time has passed, and nothing was played to nobody
     assert server.stats()["snapshots_sent"] == 0 and server.status()["state"] == "waiting"
     ws, welcome = connect(server.url)
     first = recv(ws)

@@ -17,8 +17,9 @@ from pathlib import Path
 
 import pytest
 from conftest import synthetic_snapshot
-from support import free_port, wait_until
+from support import PortInUse, on_free_port, refused_port, wait_until
 
+from datacentre.clients.health import broadcaster_health
 from datacentre.core.config import Settings
 from datacentre.core.ticks import now_utc
 from datacentre.feed.broadcaster import BroadcasterThread
@@ -47,11 +48,16 @@ def dead_pid() -> int:
     return proc.pid
 
 
+def service_settings(tmp_path: Path, port: int) -> Settings:
+    data = tmp_path / "data"
+    return Settings(db_url=f"sqlite:///{data / 'nifty_local.db'}", ws_port=port, interval=0.5,
+                    seed=7, data_dir=data)
+
+
 @pytest.fixture
 def settings(tmp_path) -> Settings:
-    data = tmp_path / "data"
-    return Settings(db_url=f"sqlite:///{data / 'nifty_local.db'}", ws_port=free_port(), interval=0.5,
-                    seed=7, data_dir=data)
+    """Services whose port refuses connections: nothing answers there but what a test starts."""
+    return service_settings(tmp_path, refused_port())
 
 
 @pytest.fixture
@@ -156,23 +162,42 @@ def test_stop_when_nothing_runs(settings):
 
 @pytest.mark.slow
 def test_start_status_verify_stop_through_the_cli(tmp_path):
-    port = free_port()
     data = tmp_path / "data"
     db = f"sqlite:///{data / 'nifty_local.db'}"
     # ROOT first, and whatever PYTHONPATH already holds after it (tests/clock shifts the clock)
     env = {**os.environ, "DATACENTRE_DATA_DIR": str(data),
            "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)}
     env.pop("DATACENTRE_DB_URL", None)
-    common = ["--db", db, "--port", str(port), "--interval", "0.5"]
+    port = 0
 
     def cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+        common = ["--db", db, "--port", str(port), "--interval", "0.5"]
         return subprocess.run([sys.executable, "-m", "datacentre", *args, *common], cwd=tmp_path,
                               env=env, capture_output=True, text=True, timeout=timeout)
 
-    settings = Settings(db_url=db, ws_port=port, interval=0.5, data_dir=data)
-    try:
+    def start(free: int) -> Settings:
+        """``start`` on the port ``free``, once the broadcaster started there answers /health."""
+        nonlocal port
+        port = free
+        settings = Settings(db_url=db, ws_port=port, interval=0.5, data_dir=data)
         started = cli("start")
+        broadcaster = service_files(settings, "broadcaster")
+        pid = read_pid(broadcaster.pid_file)
+        assert wait_until(lambda: pid is None or not pid_alive(pid)
+                          or (broadcaster_health(settings.ws_url) or {}).get("pid") == pid, 60)
+        if pid is None or not pid_alive(pid):
+            said = started.stdout + (broadcaster.out_file.read_text(encoding="utf-8")
+                                     if broadcaster.out_file.exists() else "")
+            stop_services(settings, timeout=5)
+            if "already in use" in said:
+                raise PortInUse(said)
+            raise AssertionError(f"start failed: {said}")
         assert started.returncode == 0, started.stderr
+        return settings
+
+    settings = service_settings(tmp_path, refused_port())  # what the finally stops, if start fails
+    try:
+        settings = on_free_port(start)
         pids = {name: read_pid(service_files(settings, name).pid_file) for name in ("collector",
                                                                                    "broadcaster")}
         assert all(pid and pid_alive(pid) for pid in pids.values())
@@ -205,11 +230,11 @@ def test_start_status_verify_stop_through_the_cli(tmp_path):
 
 
 @pytest.mark.slow
-def test_a_broadcaster_that_cannot_listen_is_reported(services):
-    settings = services
+def test_a_broadcaster_that_cannot_listen_is_reported(services, tmp_path):
     with socket.socket() as busy:
-        busy.bind(("127.0.0.1", settings.ws_port))
+        busy.bind(("127.0.0.1", 0))
         busy.listen()
+        settings = service_settings(tmp_path, busy.getsockname()[1])
         # a long watch: the verdict must not depend on how fast a loaded machine starts Python
         results = {r["name"]: r for r in start_services(settings, wait=START_WAIT_SLOW)}
     assert results["collector"]["state"] == "started"
@@ -221,10 +246,10 @@ def test_a_broadcaster_that_cannot_listen_is_reported(services):
 
 
 @pytest.mark.slow
-def test_another_broadcaster_on_the_port_is_not_taken_for_the_new_one(services, store):
+def test_another_broadcaster_on_the_port_is_not_taken_for_the_new_one(services, store, tmp_path):
     """``start`` must not read the /health of whatever else answers there as its own service's."""
-    settings = services
-    other = BroadcasterThread(store, port=settings.ws_port).start()
+    other = BroadcasterThread(store, port=0).start()
+    settings = service_settings(tmp_path, other.port)
     try:
         results = {r["name"]: r for r in start_services(settings, wait=START_WAIT_SLOW)}
     finally:
@@ -256,7 +281,7 @@ def test_verify_counts_the_rate_live_without_a_store(live_broadcaster, live_mark
 
 def test_verify_without_a_broadcaster():
     started = time.monotonic()
-    checks = run_verify(f"ws://127.0.0.1:{free_port()}", timeout=1)
+    checks = run_verify(f"ws://127.0.0.1:{refused_port()}", timeout=1)
     assert time.monotonic() - started < 5
     assert [(c.name, c.ok) for c in checks] == [("connection", False)]
     assert "python -m datacentre start" in checks[0].detail

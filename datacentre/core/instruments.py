@@ -24,7 +24,7 @@ from functools import lru_cache
 
 from datacentre.core.errors import ConfigError, SymbolError
 from datacentre.core.lots import lot_size as dated_lot_size
-from datacentre.core.ticks import UTC, parse_ts
+from datacentre.core.ticks import UTC, parse_ts, trading_day
 
 MONTHS = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
 TUESDAY = 1
@@ -180,8 +180,11 @@ def expiry_moment(expiry: date) -> datetime:
 
 
 def _first_live_day(moment: datetime | date) -> date:
+    """The earliest expiry date still trading at ``moment``: its trading day, or the next
+    day once that day's 15:30 IST has passed."""
     m = _as_utc(moment)
-    return m.date() + timedelta(days=1) if m.time() >= EXPIRY_CUTOFF_UTC else m.date()
+    day = trading_day(m)
+    return day + timedelta(days=1) if expiry_moment(day) <= m else day
 
 
 def monthly_expiries(moment: datetime | date, count: int = 3) -> list[date]:
@@ -271,7 +274,9 @@ def session_bounds(day: date) -> tuple[datetime, datetime]:
 def last_complete_session(moment: datetime) -> date:
     """The most recent weekday whose session had closed by ``moment``."""
     m = _as_utc(moment)
-    day = m.date() if m.time() >= SESSION_CLOSE_UTC else m.date() - timedelta(days=1)
+    day = trading_day(m)
+    if session_bounds(day)[1] > m:
+        day -= timedelta(days=1)
     while not is_session_day(day):
         day -= timedelta(days=1)
     return day
@@ -281,7 +286,7 @@ def session_of(moment: datetime | str) -> date | None:
     """The trading day whose session (09:15-15:30 IST, both ends included) holds ``moment``;
     None for a moment after hours (evenings, nights, weekends)."""
     m = parse_ts(moment)
-    day = m.date()  # a session lies within one UTC date, which is also its IST date
+    day = trading_day(m)
     if not is_session_day(day):
         return None
     start, end = session_bounds(day)
@@ -296,7 +301,7 @@ def in_session(moment: datetime | str) -> bool:
 def next_session_open(moment: datetime | str) -> datetime:
     """When the next session opens after ``moment`` (09:15 IST, as UTC)."""
     m = parse_ts(moment)
-    day = m.date()
+    day = trading_day(m)
     while not (is_session_day(day) and session_bounds(day)[0] > m):
         day += timedelta(days=1)
     return session_bounds(day)[0]
