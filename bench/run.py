@@ -82,6 +82,7 @@ def scale_figures(r: dict) -> dict:
     out = {"store_rows": month["store_rows"]}
     for key in ("asof_chain_ms", "history_query_ms", "latest_all_ms", "candles_ms"):
         out[key] = _get(month, key, "median")
+        out[f"{key.removesuffix('_ms')}_cpu_ms"] = _get(month, key, "cpu_median")
     out["export_rows_per_s"] = month["export"]["rows_per_s"]
     out["export_peak_mb"] = month["export"]["peak_mb"]
     out["export_growth_mb"] = round(month["export"]["peak_mb"] - month["export"]["baseline_mb"], 1)
