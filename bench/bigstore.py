@@ -16,12 +16,12 @@ import os
 import sys
 import time
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date, timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from datacentre.ops.backfill import backfill, recent_sessions  # noqa: E402
+from datacentre.ops.backfill import backfill  # noqa: E402
 from datacentre.store.tickstore import TickStore  # noqa: E402
 
 #: The last session of every benchmark store: fixed, so the cache key is all the parameters.
@@ -48,8 +48,14 @@ class StoreSpec:
         return cache_dir() / f"{self.name}.db"
 
     def days(self) -> list[date]:
-        after_last = datetime.combine(LAST_SESSION, datetime.max.time(), UTC)
-        return recent_sessions(self.sessions, after_last)
+        """The ``sessions`` weekdays up to :data:`LAST_SESSION`, oldest first: plain weekdays,
+        so the same file keeps meaning the same days whatever the exchange calendar says."""
+        out, day = [], LAST_SESSION
+        while len(out) < self.sessions:
+            if day.weekday() < 5:
+                out.append(day)
+            day -= timedelta(days=1)
+        return out[::-1]
 
 
 def build(spec: StoreSpec, log=print) -> Path:
