@@ -13,8 +13,8 @@ import pytest
 T = TypeVar("T")
 
 #: The settings through which a client test could reach a developer's own store or broadcaster.
-CONNECTION_ENV = ("DATACENTRE_DB_URL", "DATACENTRE_WS_URL", "DATACENTRE_WS_HOST", "DATACENTRE_WS_PORT",
-                  "DATACENTRE_WS_TOKEN")
+CONNECTION_ENV = ("DATACENTRE_DB_URL", "DATABASE_URL", "DATACENTRE_WS_URL", "DATACENTRE_WS_HOST",
+                  "DATACENTRE_WS_PORT", "DATACENTRE_WS_TOKEN")
 
 IN_USE_ATTEMPTS = 5
 _REFUSING: list[socket.socket] = []  # held until the test run ends

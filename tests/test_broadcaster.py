@@ -216,7 +216,8 @@ def test_requests_and_errors_keep_the_connection_open(feed, store):
     assert symbols == {"type": "symbols", "symbols": sorted(SYMBOLS), "count": len(SYMBOLS), "id": 1}
     latest_all = request(ws, {"type": "get_latest_all", "limit": 3})
     assert latest_all["type"] == "latest_all" and latest_all["count"] == 3
-    assert [t["symbol"] for t in latest_all["ticks"]] == sorted(SYMBOLS)[:3]
+    # the most recently updated first: indices, then futures, then options
+    assert [t["symbol"] for t in latest_all["ticks"]] == ["NIFTY 50", "NIFTY BANK", "NIFTY27JAN26FUT"]
     history = request(ws, {"type": "get_history", "symbol": "NIFTY BANK", "id": "h"})
     assert history["type"] == "history" and history["id"] == "h" and history["truncated"] is False
     assert [t["ltp"] for t in history["ticks"]] == [100.01, 101.01]

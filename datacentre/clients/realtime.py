@@ -1,18 +1,27 @@
-"""RealtimeDataClient: the client guide's ``realtime_client``.
+"""RealtimeDataClient: the client guide's ``realtime_client``, and the original data centre's.
 
 :class:`RealtimeDataClient` gives a callback for every live tick, plus queries that
 read the tick store directly when it is reachable and ask the broadcaster otherwise.
 Its connection is a :class:`~datacentre.clients.connection.FeedConnection`.
+
+Its signature is a superset of both programs' habits: the original's positional
+``(ws_url, db_path, on_data_callback)`` and ``disconnect()``, the guide's keywords, and
+``db_url=`` for any store; arguments of the wrong kind are refused with a ``TypeError``
+that says what was expected (a callback where the path goes is never taken as a path).
 """
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import threading
 import time
 from collections.abc import Sequence
 from datetime import datetime
+from pathlib import Path
 from typing import Any, Self
+
+import sqlalchemy as sa
 
 from datacentre.clients.connection import (
     DEFAULT_REQUEST_TIMEOUT,
@@ -99,19 +108,27 @@ class RealtimeDataClient:
     callback never stalls the connection; an exception in it is logged and the
     feed goes on.
 
-    The query methods read the tick store when one is reachable: ``db_url``, else
-    the configured ``DATACENTRE_DB_URL`` (``data/nifty_local.db``), used only if it
-    already exists; nothing is ever created. Without a store they ask the
-    broadcaster over the WebSocket (connecting if needed), except :meth:`query`,
-    which needs the store. Every method is safe to call from any thread.
+    The query methods read the tick store when one is reachable: ``db_path`` (the
+    SQLite file, as the original data centre's client took it) or ``db_url`` (any
+    store URL), else ``DATACENTRE_DB_URL``, else the original's ``DATABASE_URL``, else
+    ``data/nifty_local.db``, used only if it already exists; nothing is ever created.
+    Without a store they ask the broadcaster over the WebSocket (connecting if needed),
+    except :meth:`query`, which needs the store. Every method is safe to call from any
+    thread.
+
+    >>> RealtimeDataClient("ws://localhost:8765", "data/nifty_local.db", on_tick)  # the original's
+    >>> RealtimeDataClient(ws_url="ws://localhost:8765", on_data_callback=on_tick)  # the guide's
     """
 
-    def __init__(self, ws_url: str | None = None, on_data_callback: TickHandler | None = None,
-                 db_url: str | None = None, *, token: str | None = None,
-                 request_timeout: float = DEFAULT_REQUEST_TIMEOUT) -> None:
-        self.ws_url = connectable_url(ws_url) if ws_url else default_ws_url()
+    def __init__(self, ws_url: str | None = None, db_path: str | os.PathLike | None = None,
+                 on_data_callback: TickHandler | None = None, *, db_url: str | None = None,
+                 token: str | None = None, request_timeout: float = DEFAULT_REQUEST_TIMEOUT) -> None:
+        self.ws_url = connectable_url(_check_ws_url(ws_url)) if ws_url is not None else default_ws_url()
+        if on_data_callback is not None and not callable(on_data_callback):
+            raise TypeError(f"on_data_callback must be a function taking one tick dict, got "
+                            f"{type(on_data_callback).__name__} {on_data_callback!r}")
         self.on_data_callback = on_data_callback
-        self.db_url = db_url
+        self.db_url = _store_url(db_path, db_url)
         self.request_timeout = request_timeout
         self._token = token or default_token()
         self._lock = threading.Lock()
@@ -170,6 +187,10 @@ class RealtimeDataClient:
             store, self._store, self._store_checked_at = self._store, None, None
         if store is not None:
             store.close()
+
+    def disconnect(self) -> None:
+        """The original data centre's name for :meth:`close`."""
+        self.close()
 
     def _on_tick(self, tick: dict) -> None:
         callbacks = self._callbacks
@@ -235,7 +256,11 @@ class RealtimeDataClient:
             raise
 
     def get_latest_all(self, limit: int = 100) -> list[dict]:
-        """The newest tick of every symbol, by symbol, at most ``limit`` of them."""
+        """The newest tick of the ``limit`` symbols updated most recently: live contracts
+        first (indices, then futures, then options of the newest snapshot), expired ones
+        only after every live one, from the store or the broadcaster alike."""
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise TypeError(f"limit must be a whole number of symbols, 1 or more; got {limit!r}")
         store = self._get_store()
         if store is not None:
             return store.latest_all(limit)
@@ -276,15 +301,45 @@ class RealtimeDataClient:
         return list(self._request({"type": "get_symbols"}).get("symbols") or ())
 
     def query(self, sql: str, params: Sequence[Any] | dict = ()) -> list[dict]:
-        """Run one read-only SQL statement (``?`` placeholders) on the store; rows as dicts.
+        """Run one read-only SQL statement on the store; rows as dicts.
 
-        Writes raise :class:`~datacentre.core.errors.ReadOnlyError`. Needs the store itself:
-        the broadcaster does not run SQL.
+        Placeholders may be ``?`` (the guide's), ``%s`` (the original data centre's) or
+        ``:name`` with a dict, on SQLite and PostgreSQL alike. Writes raise
+        :class:`~datacentre.core.errors.ReadOnlyError`. Needs the store itself: the
+        broadcaster does not run SQL.
         """
         store = self._get_store()
         if store is None:
             where = self.db_url or default_db_url()
-            raise StoreError(f"no tick store found at {where}: pass db_url= (or set "
-                             f"DATACENTRE_DB_URL) to the database the collector writes")
+            raise StoreError(f"no tick store found at {where}: pass db_path= (the SQLite file) or "
+                             f"db_url=, or set DATACENTRE_DB_URL, to the database the collector writes")
         return store.query(sql, params)
 
+
+def _check_ws_url(ws_url: Any) -> str:
+    if not isinstance(ws_url, str) or not ws_url.strip().lower().startswith(("ws://", "wss://")):
+        what = "a function" if callable(ws_url) else f"{type(ws_url).__name__} {ws_url!r}"
+        raise TypeError(f"ws_url must be the broadcaster's URL, like 'ws://localhost:8765'; got {what}")
+    return ws_url.strip()
+
+
+def _store_url(db_path: Any, db_url: str | None) -> str | None:
+    """The store URL from the original's ``db_path`` (a file) or our ``db_url``."""
+    if db_path is not None and db_url is not None:
+        raise TypeError("give db_path (a SQLite file) or db_url (any store URL), not both")
+    if db_url is not None and not isinstance(db_url, str):
+        raise TypeError(f"db_url must be a database URL such as 'sqlite:///data/nifty_local.db'; "
+                        f"got {type(db_url).__name__} {db_url!r}")
+    if db_path is None:
+        return db_url
+    if callable(db_path):
+        raise TypeError("db_path must be the store's file path (str or Path), got a function: the "
+                        "positional order is (ws_url, db_path, on_data_callback), so pass the "
+                        "callback as on_data_callback=...")
+    if not isinstance(db_path, (str, os.PathLike)) or not str(db_path).strip():
+        raise TypeError(f"db_path must be the store's file path (str or Path), like "
+                        f"'data/nifty_local.db'; got {type(db_path).__name__} {db_path!r}")
+    text = os.fsdecode(db_path)
+    if "://" in text:
+        return text  # a URL where the path goes: unambiguous, so taken as one
+    return sa.engine.URL.create("sqlite", database=str(Path(text).expanduser())).render_as_string()

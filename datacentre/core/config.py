@@ -3,12 +3,14 @@
 | variable                   | default                          |
 |----------------------------|----------------------------------|
 | DATACENTRE_DB_URL          | sqlite:///data/nifty_local.db    |
+| DATABASE_URL               | (the original data centre's; used when DATACENTRE_DB_URL is unset) |
 | DATACENTRE_WS_HOST         | 127.0.0.1                        |
 | DATACENTRE_WS_PORT         | 8765                             |
 | DATACENTRE_WS_URL          | ws://{host}:{port}               |
 | DATACENTRE_WS_TOKEN        | (none; required off loopback)    |
 | DATACENTRE_INTERVAL        | 5 (seconds between snapshots)    |
 | DATACENTRE_ATM_WINDOW      | 10 (strikes each side of ATM)    |
+| DATACENTRE_WATCHLIST       | default (core.watchlist; or ``original``, ``NIFTY:weekly=5``...) |
 | DATACENTRE_RISK_FREE_RATE  | 0.065 (annual, continuous)       |
 | DATACENTRE_SEED            | (none: a fresh market each run)  |
 | DATACENTRE_AUTOSTART       | 1 (the app starts an embedded data centre) |
@@ -24,6 +26,7 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from datacentre.core.errors import ConfigError
+from datacentre.core.watchlist import WatchList, parse_watchlist
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +47,8 @@ STALE_INTERVALS = 3
 STALE_MIN_S = 15.0
 #: The broadcaster's auth token; required when it binds to anything but loopback.
 TOKEN_ENV = "DATACENTRE_WS_TOKEN"
+#: The original data centre's store variable, read when DATACENTRE_DB_URL is unset.
+ORIGINAL_DB_ENV = "DATABASE_URL"
 
 #: Where a client reaches a server bound to every interface. asyncio makes an IPv6
 #: wildcard listener IPv6-only, so ``::`` is reached through ``::1``, not 127.0.0.1.
@@ -89,6 +94,7 @@ class Settings:
     atm_window: int = DEFAULT_ATM_WINDOW
     risk_free_rate: float = DEFAULT_RISK_FREE_RATE
     seed: int | None = None
+    watchlist: str = ""  # "" is the default preset; see datacentre.core.watchlist
     autostart: bool = True
     data_dir: Path = Path(DEFAULT_DATA_DIR)
 
@@ -104,13 +110,19 @@ class Settings:
             raise ConfigError(f"seed must be 0 or more, got {self.seed}")
         if not math.isfinite(self.risk_free_rate):
             raise ConfigError(f"risk-free rate must be a finite number, got {self.risk_free_rate}")
+        self.watch_list  # noqa: B018 (refuses a bad watch list here, not at the first snapshot)
+
+    @property
+    def watch_list(self) -> WatchList:
+        """The :class:`~datacentre.core.watchlist.WatchList` that ``watchlist`` names."""
+        return parse_watchlist(self.watchlist, self.atm_window)
 
     @classmethod
     def from_env(cls, **overrides) -> Settings:
         host = os.environ.get("DATACENTRE_WS_HOST") or DEFAULT_WS_HOST
         port = _env_int("DATACENTRE_WS_PORT", DEFAULT_WS_PORT)
         values = {
-            "db_url": os.environ.get("DATACENTRE_DB_URL") or DEFAULT_DB_URL,
+            "db_url": env_db_url() or DEFAULT_DB_URL,
             "ws_host": host,
             "ws_port": port,
             "ws_url": os.environ.get("DATACENTRE_WS_URL") or "",
@@ -119,6 +131,7 @@ class Settings:
             "atm_window": _env_int("DATACENTRE_ATM_WINDOW", DEFAULT_ATM_WINDOW),
             "risk_free_rate": _env_float("DATACENTRE_RISK_FREE_RATE", DEFAULT_RISK_FREE_RATE),
             "seed": _env_int("DATACENTRE_SEED", None),
+            "watchlist": os.environ.get("DATACENTRE_WATCHLIST") or "",
             "autostart": os.environ.get("DATACENTRE_AUTOSTART", "1").strip().lower()
             not in ("0", "false", "no", "off"),
             "data_dir": Path(os.environ.get("DATACENTRE_DATA_DIR") or DEFAULT_DATA_DIR),
@@ -189,8 +202,21 @@ def default_ws_url() -> str:
     return connectable_url(settings.ws_url if settings else make_ws_url(DEFAULT_WS_HOST, DEFAULT_WS_PORT))
 
 
+def env_db_url() -> str | None:
+    """``DATACENTRE_DB_URL``, else the original data centre's ``DATABASE_URL`` (its
+    ``postgres://`` spelling accepted), else None."""
+    ours = os.environ.get("DATACENTRE_DB_URL")
+    if ours:
+        return ours
+    theirs = (os.environ.get(ORIGINAL_DB_ENV) or "").strip()
+    if theirs.startswith("postgres://"):
+        theirs = "postgresql://" + theirs.removeprefix("postgres://")
+    return theirs or None
+
+
 def default_db_url() -> str:
-    """The configured store URL (``DATACENTRE_DB_URL``, else ``data/nifty_local.db``)."""
+    """The configured store URL (``DATACENTRE_DB_URL``, else ``DATABASE_URL``, else
+    ``data/nifty_local.db``)."""
     settings = load_settings()
     return settings.db_url if settings else DEFAULT_DB_URL
 

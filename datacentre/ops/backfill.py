@@ -21,6 +21,7 @@ from datacentre.core.config import (
 from datacentre.core.errors import ConfigError
 from datacentre.core.instruments import is_session_day, last_complete_session, session_bounds
 from datacentre.core.ticks import now_utc
+from datacentre.core.watchlist import WatchList
 from datacentre.sources import MarketSimulator
 from datacentre.store.tickstore import TickStore
 
@@ -69,8 +70,10 @@ def snapshots_per_session(interval: float) -> int:
 def backfill(store: TickStore, sessions: list[date], *, interval: float = DEFAULT_INTERVAL,
              seed: int | None = None, atm_window: int = DEFAULT_ATM_WINDOW,
              risk_free_rate: float = DEFAULT_RISK_FREE_RATE, progress: Progress | None = None,
-             batch_snapshots: int = 250) -> BackfillResult:
-    """Simulate and store each session in ``sessions``; ``progress(done, total)`` per batch."""
+             batch_snapshots: int = 250, watchlist: WatchList | None = None) -> BackfillResult:
+    """Simulate and store each session in ``sessions``; ``progress(done, total)`` per batch.
+
+    ``watchlist`` chooses what the simulator collects (default: ours, with ``atm_window``)."""
     check_interval(interval)
     skipped = [day for day in sessions if store.count(None, *session_bounds(day))]
     todo = [day for day in sessions if day not in skipped]
@@ -83,7 +86,7 @@ def backfill(store: TickStore, sessions: list[date], *, interval: float = DEFAUL
         # Numbered within ``sessions``, not the sessions still to do: a day's market is the
         # same whether or not the days before it were stored by an earlier run.
         sim = MarketSimulator(seed=None if seed is None else seed + number, atm_window=atm_window,
-                              risk_free_rate=risk_free_rate)
+                              risk_free_rate=risk_free_rate, watchlist=watchlist)
         with store.bulk_writer() as write:
             batch = []
             for moment, ticks in sim.session(day, interval):

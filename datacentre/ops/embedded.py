@@ -57,18 +57,18 @@ class DataCentre:
             if backfill_if_empty and self.store.max_id() == 0:
                 result = backfill(self.store, recent_sessions(1), interval=s.interval, seed=s.seed,
                                   atm_window=s.atm_window, risk_free_rate=s.risk_free_rate,
-                                  progress=progress)
+                                  progress=progress, watchlist=s.watch_list)
                 self.backfilled = result.rows
                 log.info("backfilled %s: %d rows in %.1f s", result.sessions, result.rows, result.seconds)
             source = self._source or MarketSimulator(
                 seed=s.seed, atm_window=s.atm_window, risk_free_rate=s.risk_free_rate,
-                resume_from=self.store.latest_all(limit=None))
+                resume_from=self.store.latest_all(limit=None), watchlist=s.watch_list)
             self.broadcaster = BroadcasterThread(self.store, host=s.ws_host, port=s.ws_port,
                                                  token=s.ws_token).start()
             collector = Collector(self.store, source, interval=s.interval,
                                   on_commit=lambda _ts, _rows: self.broadcaster.notify())
             try:
-                collector.collect_once()  # a first snapshot now, not one interval from now
+                collector.collect_if_open()  # a first snapshot now, not one interval from now
             except Exception:
                 log.warning("first snapshot failed; the collector will retry", exc_info=True)
             self.collector = CollectorThread(collector).start()

@@ -395,7 +395,8 @@ def service_status(settings: Settings) -> list[dict[str, Any]]:
 
     Each row has ``name``, ``pid``, ``alive``, ``state`` (``running``, ``stopped`` or
     ``stale pid file``), ``log``, ``pid_file``. The broadcaster adds ``url``,
-    ``port``, ``subscribers``, ``ticks_sent``, ``uptime_s`` (None when ``/health``
+    ``port``, ``subscribers``, ``ticks_sent``, ``past_rows`` (rows stored with older
+    timestamps, never broadcast), ``uptime_s`` (None when ``/health``
     does not answer, with ``health_error``); the collector adds ``last_tick_ts``,
     ``last_tick_age_s``, ``ticks_per_s`` (over the last minute) and ``last_id`` (rows ever
     written), or ``store_error``, and ``collector_state`` (its state file: ``state``
@@ -410,11 +411,12 @@ def service_status(settings: Settings) -> list[dict[str, Any]]:
                                "log": str(files.log_file), "pid_file": str(files.pid_file)}
         if name == "broadcaster":
             row.update(url=settings.ws_url, port=settings.ws_port, subscribers=None, ticks_sent=None,
-                       uptime_s=None)
+                       past_rows=None, uptime_s=None)
             try:
                 health = fetch_health(_service_url(settings), timeout=HEALTH_TIMEOUT)
                 row.update(subscribers=health.get("subscribers"), ticks_sent=health.get("ticks_sent"),
-                           uptime_s=health.get("uptime_s"), health_status=health.get("status"))
+                           past_rows=health.get("past_rows"), uptime_s=health.get("uptime_s"),
+                           health_status=health.get("status"))
             except (OSError, ValueError) as exc:
                 row["health_error"] = f"{health_url(_service_url(settings))} did not answer: {exc}"
         else:
@@ -447,6 +449,8 @@ def format_status(rows: list[dict[str, Any]]) -> str:
             if row.get("subscribers") is not None:
                 extra = (f"{row['url']}  subscribers {row['subscribers']}  ticks sent "
                          f"{row.get('ticks_sent', 0):,}  up {row.get('uptime_s') or 0:,.0f} s")
+                if row.get("past_rows"):
+                    extra += f"  past rows {row['past_rows']:,} (stored, not broadcast)"
             else:
                 extra = row.get("health_error", "")
         elif (row.get("collector_state") or {}).get("state") == "idle":

@@ -7,13 +7,16 @@ account. A source returns one snapshot's ticks, each a dict with exactly the 14 
 =============  ========================  ======  ===========================================
 name           class                     ticks   options of :func:`make_source` (keyword)
 =============  ========================  ======  ===========================================
-``sim``        :class:`MarketSimulator`  sim     resume_from, underlyings
-``smartapi``   :class:`SmartApiSource`   api     underlyings, broker_greeks,
+``sim``        :class:`MarketSimulator`  sim     resume_from, underlyings, watchlist
+``smartapi``   :class:`SmartApiSource`   api     underlyings, watchlist, broker_greeks,
                                                  min_request_interval, connect, totp
 ``csv``        :class:`CsvFileSource`    csv     path (required), loop
 =============  ========================  ======  ===========================================
 
 :func:`make_source` builds one by name for the command line.
+
+A source that keeps NSE market hours says so with ``market_hours = True`` (the collector
+then asks it for snapshots only while the exchange is open); without it, it runs at any hour.
 """
 from __future__ import annotations
 
@@ -40,8 +43,8 @@ class Source(Protocol):
 
 SOURCE_NAMES = ("sim", "smartapi", "csv")
 _OPTIONS = {
-    "sim": {"resume_from", "underlyings"},
-    "smartapi": {"underlyings", "broker_greeks", "min_request_interval", "connect", "totp"},
+    "sim": {"resume_from", "underlyings", "watchlist"},
+    "smartapi": {"underlyings", "watchlist", "broker_greeks", "min_request_interval", "connect", "totp"},
     "csv": {"path", "loop"},
 }
 
@@ -49,10 +52,13 @@ _OPTIONS = {
 def make_source(name: str, settings: Settings | None = None, **options) -> Source:
     """The source called ``name`` (one of :data:`SOURCE_NAMES`), configured from ``settings``.
 
-    ``sim`` takes seed, ATM window and rate from ``settings``; ``smartapi`` reads its
-    credentials from the environment (:meth:`SmartApiSource.from_env`) and window and rate from
-    ``settings``; ``csv`` needs ``path``. Options whose value is ``None`` are ignored; one the
-    source does not take raises :class:`ConfigError`, as does an unknown name.
+    ``sim`` takes seed, ATM window, rate and watch list from ``settings``; ``smartapi`` reads
+    its credentials from the environment (:meth:`SmartApiSource.from_env`) and window and rate
+    from ``settings``, and the watch list when one is configured (else the nearest expiry of
+    each underlying: fewer broker requests a snapshot); ``csv`` needs ``path``. A
+    ``watchlist`` option, or ``underlyings``, replaces the configured watch list. Options
+    whose value is ``None`` are ignored; one the source does not take raises
+    :class:`ConfigError`, as does an unknown name.
     """
     key = str(name).strip().lower()
     if key not in _OPTIONS:
@@ -63,6 +69,8 @@ def make_source(name: str, settings: Settings | None = None, **options) -> Sourc
         raise ConfigError(f"the {key} source does not take {', '.join(unexpected)}; it takes "
                           f"{', '.join(sorted(_OPTIONS[key]))}")
     settings = settings or Settings.from_env()
+    if key != "csv" and "underlyings" not in options and (key == "sim" or settings.watchlist):
+        options.setdefault("watchlist", settings.watch_list)
     if key == "sim":
         return MarketSimulator(seed=settings.seed, atm_window=settings.atm_window,
                                risk_free_rate=settings.risk_free_rate, **options)

@@ -7,7 +7,8 @@ One :meth:`SmartApiSource.snapshot` asks the broker's REST API, through the
   batches of at most :data:`MAX_TOKENS_PER_REQUEST` tokens. The first batches carry the
   indices, the current futures and the option tokens of the previous snapshot's window (the
   window rarely moves between two snapshots); once the index prices are known, the ATM +-
-  ``atm_window`` window of the nearest expiry is recomputed and only options that entered it
+  window of each chain of the watch list (:mod:`datacentre.core.watchlist`; by default the
+  nearest expiry at ATM +- ``atm_window``) is recomputed and only options that entered it
   are fetched in one more request. Steady state with both underlyings and ``atm_window=10``:
   88 tokens, two quote requests.
 * **Greeks** -- ``optionGreek({"name": "NIFTY", "expirydate": "06JAN2026"})``, one request
@@ -42,6 +43,9 @@ call (login, search, quotes, Greeks) waits until ``min_request_interval`` second
 since the previous one (``None`` turns that off); ``clock`` and ``sleep`` are injectable. A
 steady-state snapshot makes four requests (two quote batches, two optionGreek), about three
 seconds: keep the collector interval at 5 s or more, or pass ``broker_greeks=False``.
+
+Market hours: the source says ``market_hours = True``, so the collector asks it for
+snapshots only during NSE sessions (:mod:`datacentre.core.calendar`) and idles otherwise.
 
 Failures: any exception from the broker, a reply whose ``status`` is not true, or a reply
 without the fields above raises :class:`SourceError` with the broker's message, and the
@@ -78,7 +82,6 @@ from datacentre.core.instruments import (
     format_expiry,
     format_future,
     format_option,
-    nearest_option_expiry,
     parse_symbol,
     strike_window,
     time_to_expiry,
@@ -86,6 +89,7 @@ from datacentre.core.instruments import (
 )
 from datacentre.core.numbers import finite_or_none
 from datacentre.core.ticks import format_ts, parse_ts, trading_day
+from datacentre.core.watchlist import WatchList, nearest_chains
 from datacentre.store.tickstore import batched
 
 log = logging.getLogger(__name__)
@@ -213,14 +217,15 @@ class SmartApiSource:
     """
 
     name = SOURCE
+    market_hours = True  # a broker has nothing to say outside NSE sessions
 
     def __init__(self, *, client_code: str, api_key: str, pin: str, totp_secret: str,
                  underlyings: Sequence[str] = ("NIFTY", "BANKNIFTY"), atm_window: int = DEFAULT_ATM_WINDOW,
                  risk_free_rate: float = DEFAULT_RISK_FREE_RATE, connect: Callable[[], Any] | None = None,
                  totp: Callable[[], str] | None = None, broker_greeks: bool = True,
                  min_request_interval: float | None = DEFAULT_MIN_REQUEST_INTERVAL,
-                 clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep
-                 ) -> None:
+                 clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep,
+                 watchlist: WatchList | None = None) -> None:
         empty = [ENV_VARS[k] for k, v in (("client_code", client_code), ("api_key", api_key), ("pin", pin),
                                           ("totp_secret", totp_secret)) if not str(v or "").strip()]
         if empty:
@@ -238,6 +243,8 @@ class SmartApiSource:
             raise ConfigError("the smartapi source needs at least one underlying")
         self.client_code = str(client_code).strip()
         self.atm_window = int(atm_window)
+        self.watchlist = watchlist or nearest_chains(self.underlyings, self.atm_window)
+        self.underlyings = self.watchlist.bases
         self.risk_free_rate = float(risk_free_rate)
         self.broker_greeks = bool(broker_greeks)
         self.min_request_interval = min_request_interval
@@ -295,9 +302,9 @@ class SmartApiSource:
         quotes = self._quotes(indices + known)
 
         spots = {base: self._spot(base, quotes) for base in self.underlyings}
-        expiries = {base: nearest_option_expiry(base, moment) for base in self.underlyings}
-        wanted = [format_option(base, expiries[base], k, right) for base in self.underlyings
-                  for k in strike_window(spots[base], underlying(base).strike_step, self.atm_window)
+        chains = self.watchlist.chains(moment)
+        wanted = [format_option(c.base, c.expiry, k, right) for c in chains
+                  for k in strike_window(spots[c.base], underlying(c.base).strike_step, c.window)
                   for right in (CE, PE)]
         option_tokens = self._resolve(wanted)
         quotes.update(self._quotes([(DERIVATIVES_EXCHANGE, tok) for tok in option_tokens.values()
@@ -312,12 +319,14 @@ class SmartApiSource:
             fut_token = future_tokens.get(futures[base])
             if fut_token in quotes and quotes[fut_token]["ltp"] > 0:
                 ticks.append(_tick(futures[base], fut_token, ts, quotes[fut_token]))
-            options = [(s, tok) for s, tok in option_tokens.items()
-                       if parse_symbol(s).underlying == base and tok in quotes and quotes[tok]["ltp"] > 0]
-            fut_price = (quotes[fut_token]["ltp"] if fut_token in quotes
-                         and parse_symbol(futures[base]).expiry == expiries[base] else None)
-            ticks += self._option_ticks(base, expiries[base], spots[base], moment, ts, options, quotes,
-                                        fut_price)
+            for chain in (c for c in chains if c.base == base):
+                options = [(s, tok) for s, tok in option_tokens.items()
+                           if (parse_symbol(s).underlying, parse_symbol(s).expiry) == (base, chain.expiry)
+                           and tok in quotes and quotes[tok]["ltp"] > 0]
+                fut_price = (quotes[fut_token]["ltp"] if fut_token in quotes
+                             and parse_symbol(futures[base]).expiry == chain.expiry else None)
+                ticks += self._option_ticks(base, chain.expiry, spots[base], moment, ts, options, quotes,
+                                            fut_price)
         return ticks
 
     def _spot(self, base: str, quotes: dict[str, dict]) -> float:

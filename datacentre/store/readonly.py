@@ -1,6 +1,7 @@
 """Read-only raw SQL against the store: what :meth:`TickStore.query` runs.
 
-Clients' own SQL (the guide's ``?`` placeholders) must never change the store, whatever it
+Clients' own SQL (the guide's ``?``, the original data centre's ``%s``, or ``:name``
+placeholders, on either engine: :func:`bind_style`) must never change the store, whatever it
 says. On SQLite the statement runs on a connection of its own opened with ``mode=ro`` and
 ``query_only``, behind an authorizer that also refuses ATTACH, setting pragmas and loading
 extensions; on PostgreSQL it runs in a ``READ ONLY`` transaction on a connection that is
@@ -9,6 +10,7 @@ closed afterwards. Both stop a statement after ``timeout`` seconds and return at
 """
 from __future__ import annotations
 
+import re
 import sqlite3
 import time
 from collections.abc import Sequence
@@ -31,25 +33,109 @@ QUERY_MAX_ROWS = 100_000
 Params = Sequence[Any] | dict
 
 
-def placeholders_to_pyformat(sql: str) -> str:
-    """Turn the client guide's ``?`` placeholders (outside quotes) into psycopg's ``%s``.
+_NAMED = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_PYFORMAT_NAMED = re.compile(r"%\(([A-Za-z_][A-Za-z0-9_]*)\)s")
 
-    psycopg reads ``%`` everywhere, quoted or not, so every literal ``%`` is doubled.
+
+def _tokens(sql: str) -> list[tuple[str, str]]:
+    """``sql`` as ``("text", ...)``, ``("positional", "")`` and ``("named", name)`` pieces.
+
+    Placeholders are recognised outside quotes only: ``?`` and ``%s`` (positional),
+    ``:name`` and ``%(name)s`` (named; ``::type`` casts are not placeholders). ``%%`` is a
+    literal ``%`` (the psycopg habit), as is any other ``%``.
     """
-    out, quote = [], None
-    for ch in sql:
-        if ch == "%":
-            out.append("%%")
-        elif quote:
-            out.append(ch)
+    out: list[tuple[str, str]] = []
+    text: list[str] = []
+    quote = None
+    i, n = 0, len(sql)
+
+    def flush() -> None:
+        if text:
+            out.append(("text", "".join(text)))
+            text.clear()
+
+    while i < n:
+        ch = sql[i]
+        if quote:
+            if ch == "%" and sql.startswith("%%", i):
+                text.append("%")
+                i += 2
+                continue
+            text.append(ch)
             if ch == quote:
                 quote = None
-        elif ch in ("'", '"'):
+            i += 1
+            continue
+        if ch in ("'", '"'):
             quote = ch
-            out.append(ch)
+        elif ch == "?":
+            flush()
+            out.append(("positional", ""))
+            i += 1
+            continue
+        elif ch == "%":
+            if sql.startswith("%s", i):
+                flush()
+                out.append(("positional", ""))
+                i += 2
+                continue
+            named = _PYFORMAT_NAMED.match(sql, i)
+            if named:
+                flush()
+                out.append(("named", named.group(1)))
+                i = named.end()
+                continue
+            text.append("%")
+            i += 2 if sql.startswith("%%", i) else 1
+            continue
+        elif ch == ":" and not sql.startswith("::", i) and (i == 0 or sql[i - 1] != ":"):
+            named = _NAMED.match(sql, i + 1)
+            if named:
+                flush()
+                out.append(("named", named.group(0)))
+                i = named.end()
+                continue
+        text.append(ch)
+        i += 1
+    flush()
+    return out
+
+
+def bind_style(sql: str, params: Params, dialect: str) -> tuple[str, Params]:
+    """``sql`` with its placeholders (``?``, ``%s``, ``:name`` or ``%(name)s``) written the
+    way ``dialect``'s driver reads them, and ``params`` as a tuple or a dict.
+
+    SQLite gets ``?`` / ``:name``; PostgreSQL (psycopg) ``%s`` / ``%(name)s`` with every
+    literal ``%`` doubled. Raises :class:`StoreError` for mixed styles, or parameters
+    that do not match them (a list for names, a dict for ``?``).
+    """
+    tokens = _tokens(sql)
+    kinds = {kind for kind, _ in tokens if kind != "text"}
+    if len(kinds) > 1:
+        raise StoreError("query mixes positional (? or %s) and named (:name) placeholders: use one kind")
+    named = kinds == {"named"}
+    if isinstance(params, dict):
+        if kinds == {"positional"}:
+            raise StoreError("query has positional placeholders (? or %s) but its parameters are a "
+                             "dict: pass a tuple, or write :name placeholders")
+        args: Params = dict(params)
+    else:
+        if isinstance(params, (str, bytes)):
+            raise StoreError(f"query parameters must be a tuple or a list, not a single string "
+                             f"{params!r}: write ({params!r},)")
+        if named:
+            raise StoreError("query has named placeholders (:name) but its parameters are not a "
+                             "dict: pass {'name': value, ...}")
+        args = tuple(params)
+    pieces = []
+    for kind, value in tokens:
+        if kind == "text":
+            pieces.append(value.replace("%", "%%") if dialect == "postgresql" else value)
+        elif kind == "positional":
+            pieces.append("%s" if dialect == "postgresql" else "?")
         else:
-            out.append("%s" if ch == "?" else ch)
-    return "".join(out)
+            pieces.append(f"%({value})s" if dialect == "postgresql" else f":{value}")
+    return "".join(pieces), args
 
 
 # What a read-only query may do beyond mode=ro and query_only, which already refuse
@@ -104,7 +190,8 @@ def query_sqlite(path: Path, sql: str, params: Params = (), *, timeout: float = 
         conn.set_progress_handler(lambda: int(time.monotonic() > deadline), 10_000)
         conn.execute("PRAGMA query_only=ON")
         conn.set_authorizer(_authorize_read)
-        cur = conn.execute(sql, params)
+        statement, args = bind_style(sql, params, "sqlite")
+        cur = conn.execute(statement, args)
         names = [d[0] for d in cur.description or ()]
         return [dict(zip(names, row)) for row in cur.fetchmany(max_rows)]
     except (sqlite3.Error, ValueError) as exc:
@@ -124,10 +211,7 @@ def query_sqlite(path: Path, sql: str, params: Params = (), *, timeout: float = 
 def query_postgres(engine: Engine, sql: str, params: Params = (), *,
                    timeout: float = QUERY_TIMEOUT_S, max_rows: int = QUERY_MAX_ROWS) -> list[dict]:
     """Run one statement in a read-only transaction on a fresh connection of ``engine``."""
-    if isinstance(params, dict):
-        statement, args = sql, params
-    else:
-        statement, args = placeholders_to_pyformat(sql), tuple(params)
+    statement, args = bind_style(sql, params, "postgresql")
     try:
         # A connection of its own, closed afterwards: whatever the statement leaves in its
         # session (an advisory lock on the writers' key, SET, prepared statements) dies

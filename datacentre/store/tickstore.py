@@ -23,9 +23,12 @@ from sqlalchemy.engine import Engine
 
 from datacentre.core.config import DEFAULT_DB_URL
 from datacentre.core.errors import StoreError, SymbolError
-from datacentre.core.instruments import parse_symbol
-from datacentre.core.ticks import TICK_FIELDS, normalize_ts, tick_values
+from datacentre.core.instruments import has_expired, parse_symbol
+from datacentre.core.ticks import TICK_FIELDS, normalize_ts, now_utc, parse_ts, tick_values
+from datacentre.store.candles import CandleQueries
+from datacentre.store.compat import DISTINCT_SYMBOLS, NEWEST_PER_SYMBOL, CompatTables
 from datacentre.store.feedreads import FeedReads
+from datacentre.store.intraday import IntradayQueries
 from datacentre.store.maintenance import Maintenance
 from datacentre.store.notify import CommitListener, notify_commit
 from datacentre.store.partitions import tick_columns_ddl
@@ -46,7 +49,6 @@ from datacentre.store.schema import (
     make_engine,
     sqlite_path,
 )
-from datacentre.store.intraday import IntradayQueries
 from datacentre.store.series import DayQueries
 from datacentre.store.transfer import Transfers
 
@@ -106,7 +108,8 @@ class _Writer:
         return written
 
 
-class TickStore(DayQueries, IntradayQueries, Transfers, Maintenance, FeedReads):
+class TickStore(DayQueries, IntradayQueries, CandleQueries, CompatTables, Transfers, Maintenance,
+                FeedReads):
     """Ticks and instruments in one database.
 
     >>> store = TickStore("sqlite:///data/nifty_local.db")
@@ -138,8 +141,9 @@ class TickStore(DayQueries, IntradayQueries, Transfers, Maintenance, FeedReads):
         self.close()
 
     def create_schema(self) -> None:
-        """Create missing tables and indexes (safe when several processes start at once)."""
+        """Create missing tables, views and indexes (safe when several processes start at once)."""
         create_schema(self.engine, repr(self))
+        self.prepare_compat()
 
     # ------------------------------------------------------------------ writes
 
@@ -280,16 +284,25 @@ class TickStore(DayQueries, IntradayQueries, Transfers, Maintenance, FeedReads):
         return rows[0] if rows else None
 
     def latest_all(self, limit: int | None = 100) -> list[dict]:
-        """The newest tick of every symbol (up to ``limit`` symbols, by symbol)."""
-        newest = (sa.select(ltp_ticks.c.symbol, sa.func.max(ltp_ticks.c.ts).label("ts"))
-                  .group_by(ltp_ticks.c.symbol).subquery())
-        stmt = (sa.select(*TICK_COLUMNS)
-                .join(newest, sa.and_(ltp_ticks.c.symbol == newest.c.symbol,
-                                      ltp_ticks.c.ts == newest.c.ts))
-                .order_by(ltp_ticks.c.symbol))
+        """The newest tick of the ``limit`` symbols updated most recently (None: all).
+
+        Live symbols come first (indices, symbols that do not parse, and contracts that
+        have not expired at :func:`~datacentre.core.ticks.now_utc`), newest first, within a
+        snapshot indices, futures, then options; expired contracts follow, so a store
+        holding months of sessions answers with today's chain, never with old expiries.
+        Each symbol's newest time is one index seek, whatever the size of the store.
+        """
+        newest = {symbol: ts for symbol, ts in self._analytics_rows(NEWEST_PER_SYMBOL) if ts is not None}
+        chosen = recent_first(newest, now_utc())
         if limit is not None:
-            stmt = stmt.limit(limit)
-        return self._all(stmt)
+            chosen = chosen[:limit]
+        found: dict[str, dict] = {}
+        for part in batched(chosen, INSERT_BATCH):
+            stmt = sa.select(*TICK_COLUMNS).where(ltp_ticks.c.symbol.in_(part), ltp_ticks.c.ts == (
+                sa.select(sa.func.max(_newer.c.ts)).where(_newer.c.symbol == ltp_ticks.c.symbol)
+                .scalar_subquery()))
+            found.update((row["symbol"], row) for row in self._all(stmt))
+        return [found[s] for s in chosen if s in found]
 
     def history(self, symbol: str, start_ts=None, end_ts=None, limit: int | None = None) -> list[dict]:
         """Ticks of ``symbol`` with ``start_ts <= ts <= end_ts``, oldest first."""
@@ -309,11 +322,13 @@ class TickStore(DayQueries, IntradayQueries, Transfers, Maintenance, FeedReads):
     def symbols(self) -> list[str]:
         """Every symbol that has ticks, sorted."""
         stmt = sa.select(instruments.c.symbol).order_by(instruments.c.symbol)
-        found = [r["symbol"] for r in self._all(stmt)]
+        try:
+            found = [r["symbol"] for r in self._all(stmt)]
+        except StoreError:
+            found = []  # a store of another program, opened read-only: no instruments table
         if found:
             return found
-        return [r["symbol"] for r in self._all(
-            sa.select(ltp_ticks.c.symbol).distinct().order_by(ltp_ticks.c.symbol))]
+        return sorted(row[0] for row in self._analytics_rows(DISTINCT_SYMBOLS))
 
     def has_symbol(self, symbol: str) -> bool:
         if symbol in self._known_symbols:
@@ -427,6 +442,27 @@ class TickStore(DayQueries, IntradayQueries, Transfers, Maintenance, FeedReads):
     @cached_property
     def _query_engine(self) -> Engine:
         return sa.create_engine(self.engine.url, poolclass=sa.pool.NullPool)
+
+
+_newer = ltp_ticks.alias("newer")
+
+
+_KIND_ORDER = {"INDEX": 0, "FUT": 1}
+
+
+def recent_first(newest: dict[str, Any], moment: datetime) -> list[str]:
+    """Symbols ordered for :meth:`TickStore.latest_all`: live before expired at ``moment``,
+    then newest time first; within a snapshot indices, futures, then options, by symbol.
+    ``newest`` maps symbol -> its newest ts."""
+    def key(symbol: str):
+        try:
+            ins = parse_symbol(symbol)
+            expired = ins.expiry is not None and has_expired(ins.expiry, moment)
+            kind = _KIND_ORDER.get(ins.kind, 2)
+        except SymbolError:
+            expired, kind = False, 3
+        return expired, -parse_ts(newest[symbol]).timestamp(), kind, symbol
+    return sorted(newest, key=key)
 
 
 #: SQLite page cache while streaming a range: its pages are read once, so a big cache
