@@ -1,6 +1,7 @@
 """Store to store: incremental, idempotent, resumable, every IST day compared and filled."""
 from __future__ import annotations
 
+import json
 import signal
 import sqlite3
 import subprocess
@@ -12,11 +13,12 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
+import websocket
 from conftest import fresh_schema, synthetic_snapshot
 from support import wait_until
 
 from datacentre.core.errors import ConfigError
-from datacentre.core.ticks import TICK_FIELDS
+from datacentre.core.ticks import TICK_FIELDS, format_ts
 from datacentre.ops.sync import follow, sync
 from datacentre.store.schema import sqlite_path
 from datacentre.store.tickstore import TickStore
@@ -246,3 +248,33 @@ def test_sync_cli_check_exits_1_on_gaps_and_refuses_a_missing_source(new_url, tm
     missing = cli("sync", "--from", f"sqlite:///{tmp_path / 'none.db'}", "--to", target.url)
     assert missing.returncode == 2 and "no tick store" in missing.stderr
     assert not (tmp_path / "none.db").exists()
+
+
+@pytest.mark.parametrize("target_engine", ["sqlite", pytest.param("postgres", marks=PG)])
+def test_synced_past_days_are_history_to_the_targets_broadcaster(new_url, target_engine):
+    from datacentre.feed.broadcaster import BroadcasterThread
+
+    source, target = TickStore(new_url("sqlite")), TickStore(new_url(target_engine))
+    fill(source, DAY1, 3)  # the past, at the VPS
+    live = DAY2 + timedelta(hours=1)
+    server = BroadcasterThread(target, port=0, poll_interval=0.02).start()
+    received: list[dict] = []
+    ws = websocket.create_connection(server.url, timeout=5)
+    try:
+        assert json.loads(ws.recv())["type"] == "welcome"
+        target.write_snapshot(live, synthetic_snapshot(live))  # the desk's own live snapshot
+        server.notify()
+        while len(received) < target.count():
+            received.append(json.loads(ws.recv()))
+        sync(source, target)  # yesterday's rows arrive after it: stored, never broadcast
+        later = live + timedelta(seconds=5)
+        target.write_snapshot(later, synthetic_snapshot(later, step=1))
+        server.notify()
+        # Commit order: had the synced rows gone out, they would come before this snapshot.
+        while len(received) < 2 * len(synthetic_snapshot(live)):
+            received.append(json.loads(ws.recv()))
+    finally:
+        ws.close()
+        server.stop()
+    assert {m["ts"] for m in received} == {format_ts(live), format_ts(later)}
+    assert target.count(None, format_ts(DAY1), format_ts(DAY1 + timedelta(hours=1))) == source.count()
