@@ -4,7 +4,7 @@ import streamlit as st
 
 from datacentre import analytics
 from datacentre.analytics import intraday
-from datacentre.app import asof, daycharts, dayreads, ui
+from datacentre.app import asof, daycharts, dayreads, tables, ui
 from datacentre.app.formatting import fmt_change, fmt_delta, fmt_moment, fmt_oi, fmt_pct, fmt_price
 from datacentre.core.instruments import has_expired, nearest_future, parse_symbol, time_to_expiry, underlying
 from datacentre.core.ticks import parse_ts
@@ -16,7 +16,7 @@ u = underlying(ctx.underlying)
 
 controls = st.columns([2, 2, 4, 3, 1], vertical_alignment="bottom")
 when = asof.as_of_ui(ctx, "futures", controls[:3])
-start = dayreads.moment_of(ctx, when)
+start = dayreads.moment_of(ctx, when, options=False)
 trading = sorted((s for s in dayreads.symbols_of(ctx, "FUT") if start.ts and not has_expired(
     parse_symbol(s).expiry, start.ts)), key=lambda s: parse_symbol(s).expiry)
 nearest = nearest_future(trading, start.ts, u.base) if start.ts else None
@@ -26,7 +26,7 @@ future = controls[3].selectbox("Future", trading, index=trading.index(nearest.sy
 
 
 def futures_page() -> None:
-    m = dayreads.moment_of(ctx, when)
+    m = dayreads.moment_of(ctx, when, first=start)
     if not m.ts or future is None:
         st.info("No future of this underlying yet." if m.live else "No future stored at that moment.",
                 icon=":material/hourglass_top:")
@@ -42,27 +42,26 @@ def futures_page() -> None:
     days = time_to_expiry(parse_symbol(future).expiry, parse_ts(m.ts)) * 365.0
     carry = intraday.annualised_basis(now["basis"], now["spot"], days)
     buildup = analytics.classify_buildup(now["future"] - opening["future"], now["oi_change"])
-    cards = st.columns(6)
-    cards[0].metric(future, fmt_price(now["future"]), fmt_delta(now["future"], opening["future"]),
-                    border=True,
-                    help="The future's last price at the moment shown; change since the day's first snapshot")
-    cards[1].metric("Basis", fmt_change(now["basis"]), fmt_delta(now["basis"], opening["basis"]),
-                    delta_color="off", border=True,
-                    help="Future − spot, in points; change since the day's first snapshot")
-    cards[2].metric("Carry", fmt_pct(carry), f"{fmt_pct(now['basis_pct'])} of spot, {days:.1f} days left",
-                    delta_color="off", delta_arrow="off", border=True,
-                    help="The basis as a yearly rate: basis / spot × 365 / days to expiry")
-    cards[3].metric("Open interest", fmt_oi(now["oi"]), fmt_change(now["oi_change"], kind="oi"),
-                    delta_color="off", border=True,
-                    help="The future's OI; change since the day's first snapshot")
-    cards[4].metric("Since the open", buildup, delta_color="off", border=True,
-                    help="Price up with OI up is long build-up, price down with OI up short build-up, "
-                         "price up with OI down short covering, price down with OI down long unwinding")
-    cards[5].metric("Volume", fmt_oi(now["volume"]), border=True, help="Traded today, cumulative")
+    cards = st.columns(5)
+    badge = f":{tables.BUILDUP_BADGES.get(buildup, 'gray')}-badge[{buildup}]"
+    ui.metric(cards[0], f"{future} &nbsp; {badge}", fmt_price(now["future"]),
+              fmt_delta(now["future"], opening["future"]),
+              help="The future's last price at the moment shown and its change since the day's first "
+                   "snapshot; the badge is the build-up they show with the OI: price up with OI up is long "
+                   "build-up, price down with OI up short build-up, price up with OI down short covering, "
+                   "price down with OI down long unwinding")
+    ui.metric(cards[1], "Basis", fmt_change(now["basis"]), fmt_delta(now["basis"], opening["basis"]),
+              delta_color="off", help="Future − spot, in points; change since the day's first snapshot")
+    ui.metric(cards[2], "Carry", fmt_pct(carry), f"{fmt_pct(now['basis_pct'])} of spot · {days:.0f} d left",
+              delta_color="off", delta_arrow="off",
+              help="The basis as a yearly rate: basis / spot × 365 / days to expiry")
+    ui.metric(cards[3], "Open interest", fmt_oi(now["oi"]), fmt_change(now["oi_change"], kind="oi"),
+              delta_color="off", help="The future's OI; change since the day's first snapshot")
+    ui.metric(cards[4], "Volume", fmt_oi(now["volume"]), help="Traded today, cumulative, in lakh shares")
     st.plotly_chart(daycharts.futures_chart(frame, future, span=m.span(real["ts"])), key="futures_chart",
                     config={"displayModeBar": False})
-    st.caption(f"Price and spot in points, basis = future − spot in points, open interest in shares · "
-               f"as of {fmt_moment(m.ts)}")
+    st.caption(f"Price and spot in points, basis = future − spot in points, open interest in lakh shares (L) "
+               f"· as of {fmt_moment(m.ts)}")
 
 
 asof.run_live_or_once(ctx, when, futures_page)

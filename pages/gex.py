@@ -18,16 +18,17 @@ ctx = ui.context()
 ui.page_header("Gamma exposure", ctx)
 ui.require_store(ctx)
 
-controls = st.columns([2, 2, 4, 3, 1], vertical_alignment="bottom")
-when = asof.as_of_ui(ctx, "gex", controls[:3])
-scope = controls[3].segmented_control("Expiries", (THIS, ALL), default=THIS, required=True, key="gex_scope",
+controls = st.columns([2, 2, 4, 2, 3], vertical_alignment="bottom")
+when = asof.as_of_ui(ctx, "gex", controls[:4])
+start = dayreads.moment_of(ctx, when)
+scope = controls[4].segmented_control("Expiries", (THIS, ALL), default=THIS, required=True, key="gex_scope",
                                       persist_state="session",
                                       help="The sidebar's expiry, or every expiry in the snapshot summed "
                                            "by strike")
 
 
 def gex_page() -> None:
-    m = dayreads.moment_of(ctx, when)
+    m = dayreads.moment_of(ctx, when, first=start)
     if not m.ts or m.expiry is None:
         st.info("No options for this underlying yet." if m.live else "No options stored at that moment.",
                 icon=":material/hourglass_top:")
@@ -36,20 +37,20 @@ def gex_page() -> None:
     table = intraday.snapshot_gex(m.ticks, ctx.underlying, expiries)
     summary = intraday.gex_summary(table)
     cards = st.columns(6)
-    cards[0].metric("Net gamma exposure", daycharts.rupee_crore(summary.net), "per 1 % move",
-                    delta_color="off", delta_arrow="off", border=True,
-                    help="Calls plus puts (negative) over every strike shown")
-    cards[1].metric("Calls", daycharts.rupee_crore(summary.calls), border=True,
-                    help="Gamma exposure of the calls (positive by the sign convention)")
-    cards[2].metric("Puts", daycharts.rupee_crore(summary.puts), border=True,
-                    help="Gamma exposure of the puts (negative by the sign convention)")
-    cards[3].metric("Most positive", fmt_strike(summary.call_wall), border=True,
-                    help="The strike with the largest positive net exposure: dealers sell into a rise there")
-    cards[4].metric("Most negative", fmt_strike(summary.put_wall), border=True,
-                    help="The strike with the largest negative net exposure: dealers sell into a fall there")
+    ui.metric(cards[0], "Net gamma exposure", daycharts.rupee_crore(summary.net), "per 1 % move",
+              delta_color="off", delta_arrow="off",
+              help="Calls plus puts (negative) over every strike shown")
+    ui.metric(cards[1], "Calls", daycharts.rupee_crore(summary.calls),
+              help="Gamma exposure of the calls (positive by the sign convention)")
+    ui.metric(cards[2], "Puts", daycharts.rupee_crore(summary.puts),
+              help="Gamma exposure of the puts (negative by the sign convention)")
+    ui.metric(cards[3], "Most positive", fmt_strike(summary.call_wall),
+              help="The strike with the largest positive net exposure: dealers sell into a rise there")
+    ui.metric(cards[4], "Most negative", fmt_strike(summary.put_wall),
+              help="The strike with the largest negative net exposure: dealers sell into a fall there")
     spot = table.attrs.get("spot")
-    cards[5].metric("Spot", fmt_price(spot), fmt_moment(m.ts), delta_color="off", delta_arrow="off",
-                    border=True)
+    ui.metric(cards[5], "Spot", fmt_price(spot), fmt_moment(m.ts), delta_color="off", delta_arrow="off",
+              border=True)
     st.plotly_chart(daycharts.gex_chart(table, summary), key="gex_chart", config={"displayModeBar": False})
     which = (f"the {fmt_expiry(m.expiry)} expiry" if scope == THIS
              else ", ".join(fmt_expiry(e) for e in expiries) or MISSING)

@@ -4,7 +4,7 @@ import streamlit as st
 
 from datacentre.analytics import intraday
 from datacentre.app import asof, backfilljob, daycharts, dayreads, ui
-from datacentre.app.formatting import fmt_day, fmt_expiry, fmt_pct, fmt_time
+from datacentre.app.formatting import fmt_day, fmt_expiry, fmt_moment, fmt_pct, fmt_time
 
 LOOKBACKS = (20, 60, 120, 250)
 MIN_SESSIONS = 20  # fewer and a rank says little
@@ -17,7 +17,7 @@ ui.require_store(ctx)
 
 controls = st.columns([2, 2, 4, 3, 1], vertical_alignment="bottom")
 when = asof.as_of_ui(ctx, "iv_rank", controls[:3])
-start = dayreads.moment_of(ctx, when)
+start = dayreads.moment_of(ctx, when, options=False)
 lookback = controls[3].segmented_control("Sessions", LOOKBACKS, default=LOOKBACKS[-1], required=True,
                                          key="iv_rank_lookback", persist_state="session",
                                          help="How many stored sessions before the moment shown to rank "
@@ -25,7 +25,7 @@ lookback = controls[3].segmented_control("Sessions", LOOKBACKS, default=LOOKBACK
 
 
 def rank_page() -> None:
-    m = dayreads.moment_of(ctx, when)
+    m = dayreads.moment_of(ctx, when, first=start)
     if not m.ts:
         st.info("No snapshot of this underlying yet.", icon=":material/hourglass_top:")
         return
@@ -34,24 +34,25 @@ def rank_page() -> None:
     current, expiry = intraday.atm_iv_after(m.ticks, ctx.underlying, m.day)
     rank = intraday.iv_rank(history["atm_iv"], current)
     cards = st.columns(6)
-    cards[0].metric("ATM IV", fmt_pct(current), f"{fmt_expiry(expiry)} expiry" if expiry else None,
-                    delta_color="off", delta_arrow="off", border=True,
-                    help="Mean of the call and put IV at the strike nearest the spot, nearest expiry after "
-                         "the day, at the moment shown")
-    cards[1].metric("IV rank", fmt_pct(rank.rank, 0), border=True,
-                    help="(IV − low) / (high − low) over the sessions and now: 0 at the low, 100 at the high")
-    cards[2].metric("IV percentile", fmt_pct(rank.percentile, 0), border=True,
-                    help="The share of the sessions whose closing ATM IV was below the IV now")
-    cards[3].metric("Low", fmt_pct(rank.low), border=True)
-    cards[4].metric("High", fmt_pct(rank.high), border=True)
+    ui.metric(cards[0], "ATM IV", fmt_pct(current), f"{fmt_expiry(expiry)} expiry" if expiry else None,
+              delta_color="off", delta_arrow="off",
+              help="Mean of the call and put IV at the strike nearest the spot, nearest expiry after "
+                   "the day, at the moment shown")
+    ui.metric(cards[1], "IV rank", fmt_pct(rank.rank, 0),
+              help="(IV − low) / (high − low) over the sessions and now: 0 at the low, 100 at the high")
+    ui.metric(cards[2], "IV percentile", fmt_pct(rank.percentile, 0),
+              help="The share of the sessions whose closing ATM IV was below the IV now")
+    ui.metric(cards[3], "Low", fmt_pct(rank.low))
+    ui.metric(cards[4], "High", fmt_pct(rank.high))
     span = f"{fmt_day(history['day'].iloc[0])} – {fmt_day(history['day'].iloc[-1])}" if len(history) else None
-    cards[5].metric("Sessions", f"{rank.sessions}", span, delta_color="off", delta_arrow="off", border=True,
-                    help="Stored sessions before the moment shown with an ATM IV at their close")
+    ui.metric(cards[5], "Sessions", f"{rank.sessions}", span, delta_color="off", delta_arrow="off",
+              help="Stored sessions before the moment shown with an ATM IV at their close")
     now_label = f"{fmt_day(m.day)} {fmt_time(m.ts, seconds=False)}" + (" (live)" if m.live else "")
     st.plotly_chart(daycharts.iv_rank_chart(history, (now_label, current)), key="iv_rank_chart",
                     config={"displayModeBar": False})
-    st.caption("Each session's value is its last snapshot in the session (09:15–15:30 IST): ATM IV of the "
-               "nearest expiry after that day, at the strike nearest the spot · the star is the moment shown")
+    st.caption("Each session's value is its last snapshot in the session (09:15–15:30 IST): ATM IV of "
+               "the nearest expiry after that day, at the strike nearest the spot · the star is the moment "
+               f"shown, {fmt_moment(m.ts)}")
 
 
 def backfill_offer(stored: int, simulated: bool) -> None:

@@ -24,20 +24,21 @@ ui.page_header("OI history", ctx)
 ui.require_store(ctx)
 u = underlying(ctx.underlying)
 
-controls = st.columns([2, 2, 4, 5, 3, 2], vertical_alignment="bottom")
-when = asof.as_of_ui(ctx, "oi_history", controls[:3])
+controls = st.columns([2, 2, 4, 2, 4], vertical_alignment="bottom")
+when = asof.as_of_ui(ctx, "oi_history", controls[:4])
 start = dayreads.moment_of(ctx, when)
 strikes = dayreads.expiry_strikes(ctx, start.expiry)
 atm = dayreads.atm(start, ctx.underlying)
 around = [strikes[i] for i in range(len(strikes))
           if atm is not None and abs(strikes[i] - atm) <= u.strike_step * 1.01]
-picked = controls[3].multiselect("Strikes", strikes, default=around, format_func=fmt_strike,
+choices = st.columns([6, 3, 2, 3], vertical_alignment="bottom")
+picked = choices[0].multiselect("Strikes", strikes, default=around, format_func=fmt_strike,
                                  max_selections=MAX_STRIKES, key=f"oi_history_strikes_{start.expiry}",
                                  placeholder="choose strikes",
                                  help=f"Up to {MAX_STRIKES} strikes of the expiry (default: ATM and one "
                                       "either side)")
-sides = SIDES[controls[4].selectbox("Options", list(SIDES), key="oi_history_sides", persist_state="session")]
-shown = controls[5].segmented_control("Show", (OI, CHANGE), default=OI, required=True, key="oi_history_show",
+sides = SIDES[choices[1].selectbox("Options", list(SIDES), key="oi_history_sides", persist_state="session")]
+shown = choices[2].segmented_control("Show", (OI, CHANGE), default=OI, required=True, key="oi_history_show",
                                       persist_state="session",
                                       help="Open interest, or its change since the day's first snapshot")
 
@@ -51,7 +52,7 @@ def no_options(m) -> bool:
 
 
 def strikes_section() -> None:
-    m = dayreads.moment_of(ctx, when)
+    m = dayreads.moment_of(ctx, when, first=start)
     if no_options(m):
         return
     if not picked:
@@ -68,18 +69,17 @@ def strikes_section() -> None:
         name = "Calls" if side == CE else "Puts"
         total = mine["oi"].sum() if len(mine) else None
         change = mine["oi_change"].sum() if len(mine) else None
-        cards[n].metric(f"{name} OI, chosen strikes", fmt_oi(total) if side in sides else MISSING,
-                        fmt_change(change, kind="oi") if side in sides and len(mine) else None,
-                        delta_color="off", border=True,
-                        help=f"Open interest of the chosen {name.lower()} at the moment shown; "
-                             "change since the day's first snapshot")
+        ui.metric(cards[n], f"{name} OI, chosen strikes", fmt_oi(total) if side in sides else MISSING,
+                  fmt_change(change, kind="oi") if side in sides and len(mine) else None, delta_color="off",
+                  help=f"Open interest of the chosen {name.lower()} at the moment shown; change since the "
+                       "day's first snapshot")
     if len(latest):
         top = latest.loc[latest["oi_change"].idxmax()]
-        cards[2].metric("Most OI added", labels[top["symbol"]][0], fmt_change(top["oi_change"], kind="oi"),
-                        border=True,
-                        help="The chosen contract whose OI grew most since the day's first snapshot")
-    cards[3].metric("As of", fmt_moment(m.ts), "live" if m.live else "stored", delta_color="off",
-                    delta_arrow="off", border=True)
+        ui.metric(cards[2], "Most OI added", labels[top["symbol"]][0],
+                  fmt_change(top["oi_change"], kind="oi"),
+                  help="The chosen contract whose OI grew most since the day's first snapshot")
+    ui.metric(cards[3], "As of", fmt_moment(m.ts), "live" if m.live else "stored", delta_color="off",
+              delta_arrow="off")
     st.plotly_chart(daycharts.oi_history_chart(frame, labels, change=shown == CHANGE,
                                                span=m.span(frame["ts"])),
                     key="oi_history_chart", config={"displayModeBar": False})
@@ -88,7 +88,7 @@ def strikes_section() -> None:
 
 
 def pain_section() -> None:
-    m = dayreads.moment_of(ctx, when)
+    m = dayreads.moment_of(ctx, when, first=start)
     if no_options(m):
         return
     frame = intraday.pain_pcr_frame(m.rows(dayreads.chain_oi(ctx, m.day, m.expiry),
@@ -101,26 +101,28 @@ def pain_section() -> None:
     now = real.iloc[-1] if len(real) else None
     opening = real.iloc[0] if len(real) else None
     cards = st.columns(5)
-    cards[0].metric("PCR (OI)", fmt_ratio(now["pcr"]) if now is not None else MISSING,
-                    fmt_delta(now["pcr"], opening["pcr"]) if now is not None else None, border=True,
-                    help="Put OI / call OI of the strikes stored in the snapshot shown; change since the "
-                         "day's first snapshot")
-    cards[1].metric("Max pain", fmt_strike(now["max_pain"]) if now is not None else MISSING,
-                    None if now is None else f"from {fmt_strike(opening['max_pain'])} at the open",
-                    delta_color="off", delta_arrow="off", border=True,
-                    help="The strike at which option buyers would be paid least at expiry")
-    cards[2].metric("Call OI", fmt_oi(now["ce_oi"]) if now is not None else MISSING,
-                    fmt_delta(now["ce_oi"], opening["ce_oi"], kind="oi") if now is not None else None,
-                    delta_color="off", border=True)
-    cards[3].metric("Put OI", fmt_oi(now["pe_oi"]) if now is not None else MISSING,
-                    fmt_delta(now["pe_oi"], opening["pe_oi"], kind="oi") if now is not None else None,
-                    delta_color="off", border=True)
-    cards[4].metric("Strikes", f"{int(now['strikes'])}" if now is not None else MISSING, border=True,
-                    help="Strikes of the expiry stored in the snapshot shown, which every figure here covers")
+    ui.metric(cards[0], "PCR (OI)", fmt_ratio(now["pcr"]) if now is not None else MISSING,
+              fmt_delta(now["pcr"], opening["pcr"]) if now is not None else None,
+              help="Put OI / call OI of the strikes stored in the snapshot shown; change since the "
+                   "day's first snapshot")
+    ui.metric(cards[1], "Max pain", fmt_strike(now["max_pain"]) if now is not None else MISSING,
+              None if now is None else f"from {fmt_strike(opening['max_pain'])} at the open",
+              delta_color="off", delta_arrow="off",
+              help="The strike at which option buyers would be paid least at expiry")
+    ui.metric(cards[2], "Call OI", fmt_oi(now["ce_oi"]) if now is not None else MISSING,
+              fmt_delta(now["ce_oi"], opening["ce_oi"], kind="oi") if now is not None else None,
+              delta_color="off")
+    ui.metric(cards[3], "Put OI", fmt_oi(now["pe_oi"]) if now is not None else MISSING,
+              fmt_delta(now["pe_oi"], opening["pe_oi"], kind="oi") if now is not None else None,
+              delta_color="off")
+    ui.metric(cards[4], "Strikes", f"{int(now['strikes'])}" if now is not None else MISSING,
+              help="Strikes of the expiry stored in the snapshot shown, which every figure here covers")
     st.plotly_chart(daycharts.pain_pcr_chart(frame, spot, span=m.span(real["ts"])), key="pain_pcr_chart",
                     config={"displayModeBar": False})
     st.caption("Each point is the chain of one snapshot (about one a minute, and the moment shown), as the "
-               "option chain page computes it: nothing from after the moment is used.")
+               "option chain page computes it: nothing from after the moment is used. The figures cover the "
+               "strikes stored in each snapshot: when the collected window moves with the spot, a strike "
+               "entering or leaving it moves them.")
 
 
 asof.run_live_or_once(ctx, when, strikes_section)

@@ -16,16 +16,16 @@ ui.page_header("Straddle", ctx)
 ui.require_store(ctx)
 u = underlying(ctx.underlying)
 
-controls = st.columns([2, 2, 4, 2, 2], vertical_alignment="bottom")
-when = asof.as_of_ui(ctx, "straddle", controls[:3])
+controls = st.columns([2, 2, 4, 2, 3, 2], vertical_alignment="bottom")
+when = asof.as_of_ui(ctx, "straddle", controls[:4])
 start = dayreads.moment_of(ctx, when)
 strikes = dayreads.expiry_strikes(ctx, start.expiry)
 atm = dayreads.atm(start, ctx.underlying)
-mode = controls[3].segmented_control("Strike", (ROLLING, FIXED), default=ROLLING, required=True,
+mode = controls[4].segmented_control("Strike", (ROLLING, FIXED), default=ROLLING, required=True,
                                      key="straddle_strikes", persist_state="session",
                                      help="Rolling: at each snapshot the strike nearest the spot. "
                                           "Fixed: one strike all day")
-fixed = controls[4].selectbox("Fixed strike", strikes, index=dayreads.nearest_index(strikes, atm),
+fixed = controls[5].selectbox("Fixed strike", strikes, index=dayreads.nearest_index(strikes, atm),
                               format_func=fmt_strike, key="straddle_strike", disabled=mode != FIXED)
 
 
@@ -35,16 +35,16 @@ def premium_cards(frame, columns, name: str, strike=None) -> None:
     priced = frame["premium"].dropna()
     now = priced.iloc[-1] if len(priced) else None
     opening = priced.iloc[0] if len(priced) else None
-    columns[0].metric(name, fmt_price(now), fmt_delta(now, opening), border=True,
-                      help="Premium at the moment shown, in points; change since the day's first snapshot")
-    columns[1].metric("Day range", f"{fmt_price(priced.min())} – {fmt_price(priced.max())}" if len(priced)
-                      else MISSING, border=True,
-                      help="Lowest and highest premium of the day up to this moment")
+    ui.metric(columns[0], name, fmt_price(now), fmt_delta(now, opening),
+              help="Premium at the moment shown, in points; change since the day's first snapshot")
+    ui.metric(columns[1], "Day range", f"{fmt_price(priced.min())} – {fmt_price(priced.max())}" if len(priced)
+              else MISSING,
+              help="Lowest and highest premium of the day up to this moment")
     if strike is not None:
         low, high = intraday.breakevens(strike, now)
-        columns[2].metric("Breakevens", f"{fmt_price(low)} – {fmt_price(high)}" if low else MISSING,
-                          border=True,
-                          help="Strike ∓ premium: where a short straddle stops making money at expiry")
+        text = f"{fmt_strike(round(low))} – {fmt_strike(round(high))}" if low else MISSING
+        ui.metric(columns[2], "Breakevens", text,
+                  help="Strike ∓ premium: where a short straddle stops making money at expiry")
 
 
 def no_options(m) -> bool:
@@ -56,7 +56,7 @@ def no_options(m) -> bool:
 
 
 def straddle_section() -> None:
-    m = dayreads.moment_of(ctx, when)
+    m = dayreads.moment_of(ctx, when, first=start)
     if no_options(m):
         return
     if mode == ROLLING:
@@ -73,11 +73,11 @@ def straddle_section() -> None:
     strike = last["strike"].iloc[0] if len(last) else (fixed if mode == FIXED else None)
     cards = st.columns(5)
     premium_cards(frame, cards, "Straddle", strike)
-    cards[3].metric("Strike", fmt_strike(strike), "rolls with the spot" if mode == ROLLING else "fixed",
-                    delta_color="off", delta_arrow="off", border=True)
-    cards[4].metric("Call + put", f"{fmt_price(last['ce'].iloc[0])} + {fmt_price(last['pe'].iloc[0])}"
-                    if len(last) else MISSING, fmt_moment(m.ts), delta_color="off", delta_arrow="off",
-                    border=True, help="The two legs' last prices at the moment shown")
+    ui.metric(cards[3], "Strike", fmt_strike(strike), "rolls with the spot" if mode == ROLLING else "fixed",
+              delta_color="off", delta_arrow="off")
+    ui.metric(cards[4], "Call + put", f"{fmt_price(last['ce'].iloc[0])} + {fmt_price(last['pe'].iloc[0])}"
+              if len(last) else MISSING, fmt_moment(m.ts), delta_color="off", delta_arrow="off",
+              help="The two legs' last prices at the moment shown")
     st.plotly_chart(daycharts.straddle_chart(frame, span=m.span(frame["ts"].dropna())),
                     key="straddle_chart", config={"displayModeBar": False})
     how = ("at each snapshot the strike nearest the spot (halfway between two, the lower), the option "
@@ -88,7 +88,7 @@ def straddle_section() -> None:
 asof.run_live_or_once(ctx, when, straddle_section)
 
 st.markdown("##### Combined premium of two legs")
-leg_cols = st.columns([2, 1, 2, 1, 6], vertical_alignment="bottom")
+leg_cols = st.columns([2, 2, 2, 2, 4], vertical_alignment="bottom")
 chosen = []
 for n, (offset, side) in enumerate(LEG_DEFAULTS):
     guess = None if atm is None else atm + offset * u.strike_step
@@ -101,7 +101,7 @@ for n, (offset, side) in enumerate(LEG_DEFAULTS):
 
 
 def legs_section() -> None:
-    m = dayreads.moment_of(ctx, when)
+    m = dayreads.moment_of(ctx, when, first=start)
     if no_options(m) or not chosen:
         return
     legs = [(format_option(u.base, m.expiry, strike, right), f"{fmt_strike(strike)} {right}", right)

@@ -32,6 +32,7 @@ from datacentre.app.charts import (
     _has,
     _layout,
     _oi_ticks,
+    _oi_title,
     _texts,
     _time_axis,
     _vline,
@@ -52,6 +53,7 @@ LEG_DASHES = ("solid", "dash", "dot", "dashdot", "longdash", "longdashdot")
 CRORE = 1e7
 MAX_POINTS = 1_500  # snapshots a day chart draws
 LAKH = 100_000
+SHORT_SPAN = pd.Timedelta(minutes=15)
 RUPEE = "\u20b9"
 
 
@@ -83,6 +85,10 @@ def _finish(traces: list, layout: dict, frame: pd.DataFrame, span) -> go.Figure:
     """A day figure on the session's time axis (``span``: two moments, or None to fit the data)."""
     if span is not None:
         layout["xaxis"]["range"] = [analytics.wall_moment(m).isoformat() for m in span]
+    else:
+        times = frame["time"].dropna()
+        if len(times) and times.max() - times.min() < SHORT_SPAN:
+            layout["xaxis"]["tickformat"] = "%H:%M:%S"  # minutes alone would repeat on every tick
     return _day_figure(traces, layout, frame, None)
 
 
@@ -184,7 +190,7 @@ def oi_history_chart(frame: pd.DataFrame, labels: dict[str, tuple[str, str]], *,
             hovertemplate=f"{label} OI %{{customdata[0]:,.2f}} L (%{{customdata[1]:+,.2f}} L today)"
                           "<extra></extra>"))
     layout = _layout(title=title, height=height, hovermode="x unified", xaxis=_time_axis(),
-                     yaxis={"title": {"text": "OI change since the open" if change else "Open interest"},
+                     yaxis={**_oi_title("OI change since the open" if change else "Open interest"),
                             "zeroline": change, "zerolinecolor": "#999999",
                             **_oi_ticks(frame[column], from_zero=change)})
     return _finish(traces, layout, frame, span)
@@ -258,7 +264,7 @@ def futures_chart(frame: pd.DataFrame, label: str, *, span=None, title: str | No
                      yaxis={"title": {"text": "Price (points)"}, "tickformat": ",.0f"},
                      yaxis2={"title": {"text": "Basis (points)"}, "tickformat": "+,.0f", "zeroline": True,
                              "zerolinecolor": "#999999"},
-                     yaxis3={"title": {"text": "Open interest"}, **_oi_ticks(finite, from_zero=False),
+                     yaxis3={**_oi_title("Open interest"), **_oi_ticks(finite, from_zero=False),
                              **oi_range})
     _panels(layout, [(0.52, 1.0), (0.28, 0.46), (0.0, 0.22)])
     return _finish(traces, layout, frame, span)
@@ -342,7 +348,7 @@ def candles_chart(candles: pd.DataFrame, label: str, *, span=None, title: str | 
         traces.append(go.Bar(x=x, y=volume, name="Volume", yaxis="y2", marker_color=np.where(
             up, "rgba(21,128,61,0.45)", "rgba(185,28,28,0.45)").tolist(),
             customdata=volume / LAKH, hovertemplate="Volume %{customdata:,.2f} L<extra></extra>"))
-        layout["yaxis2"] = {"title": {"text": "Volume"}, **_oi_ticks(volume)}
+        layout["yaxis2"] = {**_oi_title("Volume"), **_oi_ticks(volume)}
         _panels(layout, [(0.3, 1.0), (0.0, 0.22)])
     return _finish(traces, layout, candles, span)
 

@@ -138,11 +138,24 @@ class Moment:
         return session_bounds(day)
 
 
-def moment_of(ctx: ui.Context, when: asof.AsOf) -> Moment:
-    """The live snapshot, or the stored one in force at ``when``, and its expiry (the
-    sidebar's when that snapshot carries it, else its nearest)."""
+def moment_of(ctx: ui.Context, when: asof.AsOf, *, first: Moment | None = None,
+              options: bool = True) -> Moment:
+    """The live snapshot, or the stored one in force at ``when``, and its expiry.
+
+    Live, the expiry is the sidebar's when the snapshot carries it, else its nearest
+    (:func:`asof.pick_expiry`); at a stored moment a picker in the as-of controls offers
+    every expiry the snapshot holds (:func:`asof.expiry_at`; ``options=False``: a page
+    without options draws none). A page reads its moment once at the top and passes it
+    as ``first`` to its live sections: a stored moment does not move, so it is reused
+    (and its picker drawn once); a live one is read again at each refresh.
+    """
+    if first is not None and not when.live:
+        return first
     ts, ticks = asof.market_at(ctx, when)
-    expiry, note = asof.pick_expiry(ctx, ticks)
+    if when.live or not options:
+        expiry, note = asof.pick_expiry(ctx, ticks)
+    else:
+        expiry, note = asof.expiry_at(ctx, when, ticks)
     return Moment(when.live, ts, ticks, expiry, note)
 
 
@@ -178,8 +191,9 @@ def nearest_index(options: Sequence[float], value: float | None) -> int | None:
 
 
 def stored_days_before(ctx: ui.Context, day: date | None, count: int) -> list[date]:
-    """Up to ``count`` stored session days before ``day``, oldest first."""
-    days = [d for d in reads.stored_days(ctx) if day is None or d < day]
+    """Up to ``count`` stored sessions before ``day``, oldest first (days of after-hours
+    ticks only are not sessions)."""
+    days = [d for d in reads.stored_sessions(ctx) if day is None or d < day]
     return sorted(days[:count])
 
 
