@@ -1,7 +1,8 @@
 """NIFTY Options Data Centre: the Streamlit app (``streamlit run app.py``).
 
-Page URLs are a contract (DESIGN section 9): ``/`` overview, ``/option_chain``,
-``/iv_smile``, ``/oi_buildup``, ``/replay``, ``/export``, ``/status``. Pages are thin
+Page URLs are a contract: ``/`` overview, ``/option_chain``, ``/iv_smile``,
+``/oi_buildup``, ``/replay``, ``/export``, ``/status``; the day charts add ``/straddle``,
+``/oi_history``, ``/futures``, ``/gex``, ``/candles`` and ``/iv_rank``. Pages are thin
 files in ``pages/``; shared resources and the sidebar come from ``datacentre.app.ui``.
 """
 import streamlit as st
@@ -19,6 +20,14 @@ PAGES = {
         st.Page("pages/iv_smile.py", title="IV smile", icon=":material/ssid_chart:", url_path="iv_smile"),
         st.Page("pages/oi_buildup.py", title="OI build-up", icon=":material/stacked_bar_chart:",
                 url_path="oi_buildup"),
+    ],
+    "Charts": [
+        st.Page("pages/straddle.py", title="Straddle", icon=":material/join:", url_path="straddle"),
+        st.Page("pages/oi_history.py", title="OI history", icon=":material/timeline:", url_path="oi_history"),
+        st.Page("pages/futures.py", title="Futures", icon=":material/trending_up:", url_path="futures"),
+        st.Page("pages/gex.py", title="Gamma exposure", icon=":material/bar_chart:", url_path="gex"),
+        st.Page("pages/candles.py", title="Candles", icon=":material/candlestick_chart:", url_path="candles"),
+        st.Page("pages/iv_rank.py", title="IV rank", icon=":material/percent:", url_path="iv_rank"),
     ],
     "History": [
         st.Page("pages/replay.py", title="Replay", icon=":material/replay:", url_path="replay"),
