@@ -120,8 +120,67 @@ def test_contents_of_each_snapshot(day):
             n = 5 if (b, expiry) == ("NIFTY", nifty_next) else 10
             step = UNDERLYINGS[b].strike_step
             atm = atm_strike(spot[b], step)
-            assert strikes == [atm + i * step for i in range(-n, n + 1)]
+            # contiguous, and at least the watch list's ATM +- n (the wings and the session add more)
+            assert strikes == [strikes[0] + i * step for i in range(len(strikes))]
+            assert strikes[0] <= atm - n * step and strikes[-1] >= atm + n * step
         assert 25_000 < spot["NIFTY"] < 27_000 and 56_500 < spot["BANKNIFTY"] < 61_500
+
+
+def wings(ticks) -> dict[tuple, tuple[float, float]]:
+    """(underlying, expiry) -> (delta of the lowest put, delta of the highest call)."""
+    low: dict[tuple, tuple] = {}
+    high: dict[tuple, tuple] = {}
+    for t in ticks:
+        inst = parse_symbol(t["symbol"])
+        key = (inst.underlying, inst.expiry)
+        if inst.kind == "PE" and (key not in low or inst.strike < low[key][0]):
+            low[key] = (inst.strike, t["delta"])
+        if inst.kind == "CE" and (key not in high or inst.strike > high[key][0]):
+            high[key] = (inst.strike, t["delta"])
+    return {key: (low[key][1], high[key][1]) for key in low}
+
+
+def test_every_expiry_reaches_its_10_delta_strikes_so_25_delta_skew_exists(day):
+    """The default window covers the 10-delta put and call of every collected expiry: wide
+    for BANKNIFTY's month, narrower for NIFTY's weekly; 25-delta skew is always quoted."""
+    from datacentre import analytics
+
+    widths = {}
+    for moment, ticks in zip(day["moments"][::150], day["snaps"][::150]):
+        for (base, expiry), (put_delta, call_delta) in wings(ticks).items():
+            assert -0.10 <= put_delta < 0 and 0 < call_delta <= 0.10, (moment, base, expiry)
+            chain = analytics.chain_table(ticks, base, expiry)
+            skew = analytics.skew_metrics(chain)
+            assert math.isfinite(skew.risk_reversal_25d) and math.isfinite(skew.butterfly_25d)
+            widths[base] = max(widths.get(base, 0), len(chain))
+    # +-10 strikes is +-1.7 % of BANKNIFTY: its month needs far more to reach 10 delta
+    assert widths["BANKNIFTY"] > 2 * 10 + 1 + 20
+
+
+def test_a_strike_published_in_a_session_stays_until_it_ends(day):
+    """The window grows with spot and never drops a strike, so totals over a snapshot move
+    only with open interest; ATM is always inside it."""
+    near = option_expiries("NIFTY", DAY, 1)[0]
+    windows = [sorted(parse_symbol(t["symbol"]).strike for t in ticks
+                      if parse_symbol(t["symbol"]).kind == "CE"
+                      and parse_symbol(t["symbol"]).expiry == near) for ticks in day["snaps"]]
+    assert all(set(a) <= set(b) for a, b in zip(windows, windows[1:]))
+    assert len(windows[-1]) > len(windows[0])  # it grew as spot moved
+    for w, s in zip(windows, day["spot"]["NIFTY"]):
+        assert w[0] < atm_strike(s, 50) < w[-1]
+
+
+def test_after_the_session_the_window_starts_afresh_and_a_restart_keeps_it():
+    sim = MarketSimulator(seed=4)
+    close = datetime(2026, 1, 7, 10, 0, tzinfo=UTC)  # 15:30 IST
+    ticks = [sim.snapshot(close - timedelta(minutes=60 - m)) for m in range(0, 61, 5)]
+    in_session = {t["symbol"] for t in ticks[-1]}
+    after = {t["symbol"] for t in sim.snapshot(close + timedelta(minutes=1))}
+    assert after < in_session or after != in_session  # the stretch after hours has its own window
+    # a collector restarted mid-session resumes with every strike the session published
+    resumed = MarketSimulator(seed=5, resume_from=ticks[-2])
+    again = {t["symbol"] for t in resumed.snapshot(close - timedelta(seconds=1))}
+    assert {t["symbol"] for t in ticks[-2]} <= again
 
 
 def test_field_types_and_nulls_by_kind(day):
@@ -355,22 +414,17 @@ def test_open_interest_magnitudes(day):
     atm = {t["symbol"]: t["oi"] for t in first
            if parse_symbol(t["symbol"]).expiry == near and parse_symbol(t["symbol"]).is_option
            and abs(parse_symbol(t["symbol"]).strike - spot) <= 100}
-    assert 5e6 <= np.median(list(atm.values())) <= 2e7  # 50 lakh to 2 crore units
+    assert 3e6 <= np.median(list(atm.values())) <= 2e7  # 30 lakh to 2 crore units (seeds: 43-68 lakh)
 
 
-def test_window_follows_spot_and_new_strikes_have_history(day):
+def test_new_strikes_arrive_with_history(day):
     near = option_expiries("NIFTY", DAY, 1)[0]
-    windows = [sorted(parse_symbol(t["symbol"]).strike for t in ticks
-                      if parse_symbol(t["symbol"]).kind == "CE"
-                      and parse_symbol(t["symbol"]).expiry == near) for ticks in day["snaps"]]
-    assert len({(w[0], w[-1]) for w in windows}) >= 3
-    spot = day["spot"]["NIFTY"]
-    for w, s in zip(windows, spot):
-        assert w[10] == atm_strike(s, 50)
+    windows = [{parse_symbol(t["symbol"]).strike for t in ticks if parse_symbol(t["symbol"]).kind == "CE"
+                and parse_symbol(t["symbol"]).expiry == near} for ticks in day["snaps"]]
     # a strike that enters the window arrives with open interest already built
-    entered = [set(b) - set(a) for a, b in zip(windows, windows[1:])]
+    entered = [b - a for a, b in zip(windows, windows[1:])]
     i = next(i for i, e in enumerate(entered) if e)
-    strike = entered[i].pop()
+    strike = min(entered[i], key=lambda k: abs(k - day["spot"]["NIFTY"][i + 1]))
     tick = next(t for t in day["snaps"][i + 1] if parse_symbol(t["symbol"]).strike == strike
                 and parse_symbol(t["symbol"]).expiry == near)
     assert tick["oi"] > 0
@@ -401,7 +455,8 @@ def test_snapshot_runs_at_any_hour_and_moves_with_elapsed_time():
     sim = MarketSimulator(seed=3)
     night = datetime(2026, 1, 10, 22, 30, tzinfo=UTC)  # a Saturday night
     ticks = [sim.snapshot(night + timedelta(seconds=s)) for s in (0, 5, 10, 10.5, 3600)]
-    assert [len(t) for t in ticks] == [110] * 5
+    sizes = [len(t) for t in ticks]  # the wings' strikes, and never fewer (one stretch after hours)
+    assert sizes == sorted(sizes) and sizes[0] > 110
     assert ticks[3][0]["ts"] == "2026-01-10T22:30:10.500+00:00"
     spots = [t[0]["ltp"] for t in ticks]
     assert len(set(spots)) == 5
@@ -421,7 +476,8 @@ def test_day_volume_resets_at_ist_midnight_but_oi_carries():
     fut = next(s for s in a if parse_symbol(s).kind == "FUT")
     assert a[fut]["volume"] > 0
     common = [s for s in a if s in b and parse_symbol(s).kind != "INDEX"]
-    assert all(b[s]["volume"] <= a[s]["volume"] for s in common)
+    busy = sorted(common, key=lambda s: a[s]["volume"])[len(common) // 2:]  # far wings barely trade
+    assert all(b[s]["volume"] < a[s]["volume"] for s in busy)
     assert sum(b[s]["volume"] for s in common) < sum(a[s]["volume"] for s in common) / 5
     assert all(abs(b[s]["oi"] - a[s]["oi"]) <= b[s]["volume"] for s in common)
 
@@ -523,8 +579,12 @@ def test_constructor_validates():
     with pytest.raises(ConfigError):
         MarketSimulator().session(DAY, 0.01)
     moment = datetime(2026, 1, 7, 5, 0, tzinfo=UTC)
-    assert len(MarketSimulator(seed=1, next_expiry_window=None).snapshot(moment)) == 88
-    only = MarketSimulator(seed=1, underlyings=("BANKNIFTY",), atm_window=3)
+    with pytest.raises(ConfigError):
+        MarketSimulator(wing_delta=0.6)
+    # without the wings a snapshot is exactly the watch list's ATM +- N
+    assert len(MarketSimulator(seed=1, next_expiry_window=None, wing_delta=None).snapshot(moment)) == 88
+    assert len(MarketSimulator(seed=1, next_expiry_window=None).snapshot(moment)) > 88
+    only = MarketSimulator(seed=1, underlyings=("BANKNIFTY",), atm_window=3, wing_delta=None)
     ticks = only.snapshot(datetime(2026, 1, 7, 5, 0, tzinfo=UTC))
     assert {parse_symbol(t["symbol"]).underlying for t in ticks} == {"BANKNIFTY"}
     assert len(ticks) == 2 + 2 * 7

@@ -31,11 +31,17 @@ def test_the_default_is_our_110_symbols_and_the_simulator_collects_them():
     symbols = watch.symbols(moment, SPOTS)
     assert len(symbols) == len(set(symbols)) == 110
     sim = MarketSimulator(seed=3)
-    collected = {t["symbol"] for t in sim.snapshot(moment)}
+    ticks = sim.snapshot(moment)
+    collected = {t["symbol"] for t in ticks}
     assert sim.watchlist == watch
-    assert len(collected) == 110
+    # the watch list's windows are the minimum: the simulator adds the 10-delta wings
+    spots = {t["symbol"]: t["ltp"] for t in ticks if parse_symbol(t["symbol"]).kind == "INDEX"}
+    assert set(watch.symbols(moment, spots)) <= collected
+    assert len(collected) > 110
     assert {parse_symbol(s).expiry for s in collected if parse_symbol(s).is_option} == \
         {c.expiry for c in watch.chains(moment)}
+    exact = MarketSimulator(seed=3, wing_delta=None, sticky=False).snapshot(moment)
+    assert len(exact) == 110
 
 
 def test_the_original_preset_is_nifty_its_future_and_the_nearest_weekly_at_atm_5():
@@ -47,9 +53,12 @@ def test_the_original_preset_is_nifty_its_future_and_the_nearest_weekly_at_atm_5
     options = [parse_symbol(s) for s in symbols[2:]]
     assert len(options) == 22 and {o.expiry for o in options} == {date(2026, 12, 8)}
     assert sorted({o.strike for o in options}) == [25750.0 + 50 * i for i in range(11)]
-    ticks = MarketSimulator(seed=3, watchlist=watch).snapshot(moment)
+    ticks = MarketSimulator(seed=3, watchlist=watch, wing_delta=None).snapshot(moment)
     assert len(ticks) == 24 and {t["symbol"] for t in ticks[:2]} == {"NIFTY 50", "NIFTY29DEC26FUT"}
     assert {parse_symbol(t["symbol"]).expiry for t in ticks[2:]} == {date(2026, 12, 8)}
+    # by default the simulator reaches the 10-delta strikes beyond the original's ATM +- 5
+    wide = MarketSimulator(seed=3, watchlist=watch).snapshot(moment)
+    assert len(wide) > 24 and {parse_symbol(t["symbol"]).expiry for t in wide[2:]} == {date(2026, 12, 8)}
 
 
 def test_the_text_form_reads_back_to_the_same_watch_list():
@@ -93,3 +102,4 @@ def test_the_environment_chooses_unless_a_value_is_given(monkeypatch):
     assert configured_watchlist(10, "NIFTY:weekly=2").spec == "NIFTY:weekly=2"
     monkeypatch.delenv("DATACENTRE_WATCHLIST")
     assert configured_watchlist(6) == default_watchlist(6)
+

@@ -9,9 +9,13 @@ The model (the spot, the volatility surface, prices, quotes, volume and open int
 its parameters are in :mod:`datacentre.sources.market_model`.
 
 Snapshots carry: both indices, each one's current monthly future, options on the nearest
-expiry (NIFTY weekly, BANKNIFTY monthly) at ATM +- ``atm_window`` strikes, and NIFTY's next
-weekly at ATM +- ``next_expiry_window`` strikes (term structure). The strike window follows
-spot; a strike entering it already has a history (OI and volume are kept for a wider grid).
+expiry (NIFTY weekly, BANKNIFTY monthly) and NIFTY's next weekly (term structure). Which
+strikes of each expiry a snapshot holds is :mod:`datacentre.sources.window`'s policy: at
+least ATM +- the watch list's window (``atm_window``, ``next_expiry_window``), out past
+the 10-delta put and call (``wing_delta``), and every strike published earlier in the
+session (``sticky``), so the window grows with spot and never drops a strike before the
+session ends. A strike entering it already has a history (OI and volume are kept for a
+wider grid).
 
 Randomness comes from one ``numpy.random.default_rng(seed)``: the same seed and the same
 sequence of calls give identical ticks.
@@ -74,6 +78,7 @@ from datacentre.sources.market_model import (
     ticks_of,
     volume_shape,
 )
+from datacentre.sources.window import WING_DELTA, published_range, stretch, wing_strikes
 
 SOURCE = "sim"
 MAX_STEP_SECONDS = 900.0  # a longer gap between calls moves the market by 15 minutes only
@@ -126,7 +131,10 @@ class MarketSimulator:
     volume when the first snapshot falls on the same IST date. Rows it cannot use are
     ignored. ``next_expiry_window=None`` leaves NIFTY's next weekly out. ``watchlist`` (a
     :class:`~datacentre.core.watchlist.WatchList`) chooses the underlyings, expiries and
-    windows instead of ``underlyings``, ``atm_window`` and ``next_expiry_window``.
+    windows instead of ``underlyings``, ``atm_window`` and ``next_expiry_window``; those
+    windows are the minimum a snapshot holds (:mod:`~datacentre.sources.window`): with
+    ``wing_delta`` (None: off) out to that delta's put and call, with ``sticky`` every
+    strike the session (or the hours outside it) has published so far.
     """
 
     name = SOURCE
@@ -136,12 +144,16 @@ class MarketSimulator:
                  underlyings: Sequence[str] = ("NIFTY", "BANKNIFTY"),
                  resume_from: Iterable[dict] | None = None,
                  next_expiry_window: int | None = NEXT_EXPIRY_WINDOW,
-                 watchlist: WatchList | None = None) -> None:
+                 watchlist: WatchList | None = None, wing_delta: float | None = WING_DELTA,
+                 sticky: bool = True) -> None:
         if int(atm_window) < 1:
             raise ConfigError(f"ATM window must be at least 1 strike, got {atm_window}")
         if next_expiry_window is not None and int(next_expiry_window) < 1:
             raise ConfigError(f"next expiry window must be at least 1 strike or None, "
                               f"got {next_expiry_window}")
+        if wing_delta is not None and not 0.0 < wing_delta < 0.5:
+            raise ConfigError(f"wing delta must be between 0 and 0.5 (or None), got {wing_delta}")
+        self.wing_delta, self.sticky = wing_delta, bool(sticky)
         self.atm_window = int(atm_window)
         self.next_expiry_window = None if next_expiry_window is None else int(next_expiry_window)
         self.risk_free_rate = float(risk_free_rate)
@@ -174,6 +186,9 @@ class MarketSimulator:
         self._resume_oi: dict[str, int] = {}
         self._resume_volume: dict[str, int] = {}
         self._resume_day: date | None = None
+        # (base, expiry) -> the lowest and highest strike published in the current stretch
+        self._published: dict[tuple[str, date], tuple[float, float]] = {}
+        self._stretch: tuple[date, bool] | None = None
         if resume_from:
             self._resume(resume_from)
 
@@ -230,11 +245,17 @@ class MarketSimulator:
         if not newest:
             return
         self._resume_day = trading_day(max(m for m, _ in newest.values()))
+        # the strikes this stretch has published so far stay published after a restart
+        self._stretch = stretch(max(m for m, _ in newest.values()))
         candidates: dict[str, list[tuple]] = {}
         for symbol, (moment, row) in newest.items():
             inst = parse_symbol(symbol)
             if inst.underlying not in self.underlyings:
                 continue
+            if inst.is_option and stretch(moment) == self._stretch:
+                key = (inst.underlying, inst.expiry)
+                low, high = self._published.get(key, (inst.strike, inst.strike))
+                self._published[key] = (min(low, inst.strike), max(high, inst.strike))
             u = self.underlyings.index(inst.underlying)
             if inst.kind == INDEX:
                 ltp = finite_or_none(row.get("ltp"))
@@ -263,8 +284,7 @@ class MarketSimulator:
     # ------------------------------------------------------------ the market step
 
     def _layout(self, moment: datetime) -> tuple:
-        return (trading_day(moment), current_future_expiry(moment),
-                tuple(self._chain_specs(moment)))
+        return (stretch(moment), current_future_expiry(moment), tuple(self._chain_specs(moment)))
 
     def _chain_specs(self, moment: datetime) -> list[_ChainSpec]:
         return [_ChainSpec(c.base, c.expiry, c.window, *_CHAIN_SCALES.get(c.rule, (1.0, 1.0)))
@@ -314,6 +334,8 @@ class MarketSimulator:
         day = trading_day(moments[0])
         if day != self._day:
             self._start_day(day, keep_resumed_volume=True)
+        if stretch(moments[0]) != self._stretch:  # a session, or the hours outside it, begins
+            self._stretch, self._published = stretch(moments[0]), {}
         self._last = moments[-1]
 
         spot, state, shocks = self._evolve(dt)
@@ -325,7 +347,9 @@ class MarketSimulator:
         fut_cols = self._future_columns(moments, dt, spot, state, activity)
         option_parts = [self._option_columns(spec, moments, dt, spot, state, activity)
                         for spec in self._chain_specs(moments[0])]
+        # each part: its columns and, last, which of its rows each step publishes
         columns = [np.concatenate(parts, axis=1).tolist() for parts in zip(*option_parts)]
+        published = columns.pop()
 
         out = []
         for t, (moment, spots) in enumerate(zip(moments, spot.tolist())):
@@ -337,7 +361,8 @@ class MarketSimulator:
             rows += [{"symbol": s, "token": k, "ts": ts, "ltp": p, "bid": b or None, "ask": a,
                       "volume": v, "oi": o, "delta": de, "gamma": g, "theta": th, "vega": ve,
                       "iv": iv, "source": SOURCE}
-                     for s, k, p, b, a, v, o, de, g, th, ve, iv in zip(*(c[t] for c in columns))]
+                     for s, k, p, b, a, v, o, de, g, th, ve, iv, shown
+                     in zip(*(c[t] for c in columns), published[t]) if shown]
             out.append(rows)
         return out
 
@@ -358,18 +383,45 @@ class MarketSimulator:
                         price_of(ask).tolist(), volume[:, 0].tolist(), oi[:, 0].tolist()))
         return out
 
+    def _published_range(self, spec: _ChainSpec, S: np.ndarray, T: np.ndarray, vol_at
+                         ) -> tuple[np.ndarray, np.ndarray]:
+        """The lowest and highest strike each step publishes (:mod:`~datacentre.sources.window`),
+        remembered for the rest of the stretch when the window is sticky."""
+        step = float(underlying(spec.base).strike_step)
+        atm = np.rint(S[:, 0] / step) * step  # as instruments.atm_strike (ties to even)
+        forward = S * np.exp(self.risk_free_rate * T)
+        if self.wing_delta is None:
+            wing_low = wing_high = atm
+        else:
+            wing_low, wing_high = (w[:, 0] for w in wing_strikes(forward, T, lambda k: vol_at(k, forward),
+                                                                 self.wing_delta))
+        key = (spec.base, spec.expiry)
+        low, high = published_range(atm, wing_low, wing_high, step, spec.window,
+                                    self._published.get(key) if self.sticky else None)
+        if self.sticky:
+            self._published[key] = (float(low[-1]), float(high[-1]))
+        return low, high
+
     def _option_columns(self, spec: _ChainSpec, moments: list[datetime], dt: np.ndarray,
                         spot: np.ndarray, state: np.ndarray, activity: np.ndarray) -> list:
-        """Per-step arrays (steps x window rows, CE then PE per strike) of one expiry."""
+        """Per-step arrays (steps x rows, CE then PE per strike) of one expiry over the
+        strikes any of the steps publishes, and last which rows each step publishes."""
         u = self.underlyings.index(spec.base)
         model, lot = self._models[u], underlying(spec.base).lot_size
         S = spot[:, u:u + 1]
-        chain = self._chain(spec, S[:, 0])
+        T = np.array([[option_time(spec.expiry, m)] for m in moments])
+        level, skew, curvature = state[:, u, 0:1], state[:, u, 1:2], state[:, u, 2:3]
+        atm_sigma = atm_vol(level, T, tuple(model.atm_iv_bounds))
+
+        def vol_at(strike, forward):
+            return smile(strike, forward, T, atm_sigma, skew, curvature)
+
+        low, high = self._published_range(spec, S, T, vol_at)
+        chain = self._chain(spec, S[:, 0], float(low.min()), float(high.max()))
         step = chain.step
         strikes = chain.strikes
         contract_strikes = np.repeat(strikes, 2)
         contract_rights = np.tile(RIGHTS, len(strikes))
-        T = np.array([[option_time(spec.expiry, m)] for m in moments])
 
         otm_all = contract_rights * (contract_strikes - S) / step
         near_expiry = 1.0 + 2.0 * math.exp(-T[0, 0] * 365.0)
@@ -377,15 +429,15 @@ class MarketSimulator:
                 * volume_shape(otm_all) * activity[:, u:u + 1])
         volume, oi = chain.book.advance(self._rng, dt, rate)
 
-        # the published window: ATM +- window strikes at each step
-        atm = np.rint(S[:, 0] / step) * step  # as instruments.atm_strike (ties to even)
-        atm_index = np.rint((atm - chain.first_strike) / step).astype(np.int64)
-        strike_index = atm_index[:, None] + np.arange(-spec.window, spec.window + 1)
+        # every strike any step publishes, priced at every step; each step shows its own range
+        first = int(np.rint((low.min() - chain.first_strike) / step))
+        count = int(np.rint((high.max() - low.min()) / step)) + 1
+        strike_index = np.broadcast_to(first + np.arange(count), (len(moments), count))
         K = chain.first_strike + step * strike_index
-        level, skew, curvature = state[:, u, 0:1], state[:, u, 1:2], state[:, u, 2:3]
+        shown = (low[:, None] - step / 2 <= K) & (high[:, None] + step / 2 >= K)
         r = self.risk_free_rate
         forward = S * np.exp(r * T)
-        sigma = smile(K, forward, T, atm_vol(level, T, tuple(model.atm_iv_bounds)), skew, curvature)
+        sigma = vol_at(K, forward)
         sigma = np.round(sigma * 100, 4) / 100
         Sb, Tb = np.broadcast_to(S, K.shape), np.broadcast_to(T, K.shape)
         call = np.asarray(pricing.bs_price("c", Sb, K, Tb, r, sigma), dtype=float)
@@ -422,7 +474,7 @@ class MarketSimulator:
             flat(price_of(ticks)), flat(np.where(bid >= 1, price_of(bid), 0.0)), flat(price_of(ask)),
             np.take_along_axis(volume, at, axis=1), np.take_along_axis(oi, at, axis=1),
             pair("delta", 4), pair("gamma", 6), pair("theta", 4), pair("vega", 4),
-            flat(np.round(sig * 100, 4)),
+            flat(np.round(sig * 100, 4)), np.repeat(shown, 2, axis=1),
         ]
 
     # ------------------------------------------------------------ contracts
@@ -458,11 +510,11 @@ class MarketSimulator:
         return self._new_book(spec.base, symbols, self._typical_oi(spec, strikes, spot, weight),
                               weight)
 
-    def _chain(self, spec: _ChainSpec, spot_path: np.ndarray) -> _Chain:
-        """The chain of ``spec``, created or widened to cover the window along ``spot_path``."""
+    def _chain(self, spec: _ChainSpec, spot_path: np.ndarray, lowest: float, highest: float) -> _Chain:
+        """The chain of ``spec``, created or widened to cover the strikes ``lowest`` to
+        ``highest`` (the published range along ``spot_path``) and a strike beyond."""
         step = float(underlying(spec.base).strike_step)
-        low = round(spot_path.min() / step) * step - (spec.window + 1) * step
-        high = round(spot_path.max() / step) * step + (spec.window + 1) * step
+        low, high = lowest - step, highest + step
         spot = float(spot_path[0])
         key = (spec.base, spec.expiry)
         chain = self._chains.get(key)
