@@ -405,6 +405,25 @@ def test_health(feed, store):
     ws.close()
 
 
+def test_welcome_and_health_say_whether_the_market_is_simulated(store):
+    write(store, 0)  # the simulator's rows (source "sim"), stored before the broadcaster starts
+    server = BroadcasterThread(store, port=0, poll_interval=0.02).start()
+    try:
+        ws = websocket.create_connection(server.url, timeout=5)
+        welcome = recv(ws)
+        assert (welcome["source"], welcome["simulated"]) == ("sim", True)
+        ts = format_ts(T0 + timedelta(seconds=5))
+        store.write_snapshot(ts, [{**t, "source": "csv"} for t in snapshot(1)])
+        server.notify()
+        assert all(recv(ws)["source"] == "csv" for _ in SYMBOLS)
+        with urllib.request.urlopen(f"http://127.0.0.1:{server.port}/health", timeout=5) as response:
+            health = json.loads(response.read())
+        assert (health["source"], health["simulated"]) == ("csv", False)
+        ws.close()
+    finally:
+        server.stop()
+
+
 def test_slow_client_is_disconnected_and_others_keep_receiving(store, stalled_client):
     server = BroadcasterThread(store, port=0, poll_interval=0.02, max_buffer_bytes=64 * 1024).start()
     stalled_client(server)

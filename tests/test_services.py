@@ -212,6 +212,8 @@ def test_start_status_verify_stop_through_the_cli(tmp_path):
         assert "RUNNING" in status.stdout and f"ws://127.0.0.1:{port}" in status.stdout
         rows = {r["name"]: r for r in service_status(settings)}
         assert rows["broadcaster"]["subscribers"] == 0 and rows["broadcaster"]["ticks_sent"] > 0
+        # the source is the simulator, and the status says so
+        assert rows["broadcaster"]["simulated"] is True and "SIMULATED market" in status.stdout
         assert rows["collector"]["last_tick_age_s"] < 5 and rows["collector"]["ticks_per_s"] > 0
 
         checks = run_verify(settings.ws_url, timeout=10, db_url=db, interval=0.5)

@@ -140,6 +140,10 @@ class Broadcaster(FeedServer):
         head = await self._read(self.store.feed_head)
         if head is not None:
             self.cursor, self.newest_ts = head
+            # the welcome and /health say where the market comes from before the next row does
+            newest = await self._read(self.store.after, max(self.cursor - 1, 0), 1) if self.cursor else None
+            if newest:
+                self.last_source = newest[-1].get("source")
 
     async def _feed(self) -> None:
         wake = self._wake

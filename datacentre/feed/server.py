@@ -167,6 +167,7 @@ class FeedServer(RequestAnswers):
         self.messages_sent = 0  # frames written to clients, summed over clients
         self.bytes_sent = 0
         self.last_tick_ts: str | None = None
+        self.last_source: str | None = None  # the newest row's source: "sim" is the simulator
         self.connections_total = 0
         self.dropped_clients = 0
         self.refused_connections = 0
@@ -259,6 +260,7 @@ class FeedServer(RequestAnswers):
             "messages_sent": self.messages_sent,
             "bytes_sent": self.bytes_sent,
             "last_tick_ts": self.last_tick_ts,
+            **self._source_fields(),
             "uptime_s": round(time.monotonic() - self._started, 3),
             "connections_total": self.connections_total,
             "dropped_clients": self.dropped_clients,
@@ -313,7 +315,13 @@ class FeedServer(RequestAnswers):
     # ------------------------------------------------------------------ connections
 
     def _welcome_fields(self) -> dict[str, Any]:
-        return {"mode": self.mode}
+        return {"mode": self.mode, **self._source_fields()}
+
+    def _source_fields(self) -> dict[str, Any]:
+        """``source`` of the newest row sent and ``simulated`` (True for the market simulator),
+        so a client can tell a simulated market from the exchange's; None before any row."""
+        source = self.last_source
+        return {"source": source, "simulated": None if source is None else source == "sim"}
 
     def _prepare(self, client: Client) -> dict[str, Any]:
         """Set ``client`` up from its request (``client.ws.request``); return its own welcome fields."""
@@ -367,6 +375,7 @@ class FeedServer(RequestAnswers):
         if rows:
             self.ticks_sent += len(rows)
             self.last_tick_ts = rows[-1]["ts"]
+            self.last_source = rows[-1].get("source")
         if not self._clients or not (rows or cursor is not None):
             return
         clients = list(self._clients)

@@ -396,7 +396,8 @@ def service_status(settings: Settings) -> list[dict[str, Any]]:
     Each row has ``name``, ``pid``, ``alive``, ``state`` (``running``, ``stopped`` or
     ``stale pid file``), ``log``, ``pid_file``. The broadcaster adds ``url``,
     ``port``, ``subscribers``, ``ticks_sent``, ``past_rows`` (rows stored with older
-    timestamps, never broadcast), ``uptime_s`` (None when ``/health``
+    timestamps, never broadcast), ``source`` and ``simulated`` (the market simulator is
+    the source), ``uptime_s`` (None when ``/health``
     does not answer, with ``health_error``); the collector adds ``last_tick_ts``,
     ``last_tick_age_s``, ``ticks_per_s`` (over the last minute) and ``last_id`` (rows ever
     written), or ``store_error``, and ``collector_state`` (its state file: ``state``
@@ -416,7 +417,8 @@ def service_status(settings: Settings) -> list[dict[str, Any]]:
                 health = fetch_health(_service_url(settings), timeout=HEALTH_TIMEOUT)
                 row.update(subscribers=health.get("subscribers"), ticks_sent=health.get("ticks_sent"),
                            past_rows=health.get("past_rows"), uptime_s=health.get("uptime_s"),
-                           health_status=health.get("status"))
+                           health_status=health.get("status"), source=health.get("source"),
+                           simulated=health.get("simulated"))
             except (OSError, ValueError) as exc:
                 row["health_error"] = f"{health_url(_service_url(settings))} did not answer: {exc}"
         else:
@@ -451,6 +453,8 @@ def format_status(rows: list[dict[str, Any]]) -> str:
                          f"{row.get('ticks_sent', 0):,}  up {row.get('uptime_s') or 0:,.0f} s")
                 if row.get("past_rows"):
                     extra += f"  past rows {row['past_rows']:,} (stored, not broadcast)"
+                if row.get("simulated"):
+                    extra += "  SIMULATED market (source sim)"
             else:
                 extra = row.get("health_error", "")
         elif (row.get("collector_state") or {}).get("state") == "idle":
