@@ -79,7 +79,7 @@ def test_oi_snapshots_hold_each_contracts_last_tick_of_the_minute(store):
     rows = store.query("SELECT symbol, token, ts, oi, volume, delta, gamma, theta, vega, iv "
                        "FROM oi_snapshots WHERE ts = (SELECT max(ts) FROM oi_snapshots) ORDER BY symbol")
     contracts = sorted(s for s, t in latest_in_minute.items() if t["oi"] is not None)
-    assert [r["symbol"] for r in rows] == contracts and len(contracts) == 108  # no indices
+    assert [r["symbol"] for r in rows] == contracts and len(contracts) >= 108  # no indices
     for row in rows:
         tick = latest_in_minute[row["symbol"]]
         assert row == {k: tick[k] for k in row}

@@ -41,9 +41,10 @@ def test_market_state(moment, is_open, reason, opens):
 def test_the_calendar_is_dated_and_a_year_can_be_added(tmp_path, monkeypatch, caplog):
     assert holiday(date(2025, 10, 21)) == "Diwali Laxmi Pujan" and not is_trading_day(date(2025, 10, 21))
     assert is_trading_day(date(2026, 3, 4)) and not is_trading_day(date(2026, 3, 7))
-    with caplog.at_level(logging.WARNING, "datacentre.core.calendar"):
+    with caplog.at_level(logging.WARNING, "datacentre.core.calendar"), frozen_clock("2030-12-20T05:00:00Z"):
         assert is_trading_day(date(2031, 1, 27))
-    assert "no NSE holiday list for 2031" in caplog.text
+        assert is_trading_day(date(2099, 1, 27))  # far from now: no warning
+    assert "no NSE holiday list for 2031" in caplog.text and "2099" not in caplog.text
     extra = tmp_path / "holidays_2031.csv"
     extra.write_text("# from NSE's circular for 2031\ndate,description\n2031-01-27,Republic Day (observed)\n")
     monkeypatch.setenv("DATACENTRE_HOLIDAYS", str(extra))

@@ -25,6 +25,10 @@ EXPIRY_DAY_EVENING = datetime(2026, 12, 29, 11, 0, tzinfo=UTC)
 SPOTS = {"NIFTY": 26010.0, "NIFTY BANK": 59040.0}
 
 
+def spots_of(ticks: list[dict]) -> dict[str, float]:
+    return {t["symbol"]: t["ltp"] for t in ticks if parse_symbol(t["symbol"]).kind == "INDEX"}
+
+
 def test_the_default_is_our_110_symbols_and_the_simulator_collects_them():
     moment = datetime(2026, 12, 2, 5, 0, tzinfo=UTC)
     watch = default_watchlist(10)
@@ -34,14 +38,10 @@ def test_the_default_is_our_110_symbols_and_the_simulator_collects_them():
     ticks = sim.snapshot(moment)
     collected = {t["symbol"] for t in ticks}
     assert sim.watchlist == watch
-    # the watch list's windows are the minimum: the simulator adds the 10-delta wings
-    spots = {t["symbol"]: t["ltp"] for t in ticks if parse_symbol(t["symbol"]).kind == "INDEX"}
-    assert set(watch.symbols(moment, spots)) <= collected
-    assert len(collected) > 110
-    assert {parse_symbol(s).expiry for s in collected if parse_symbol(s).is_option} == \
-        {c.expiry for c in watch.chains(moment)}
-    exact = MarketSimulator(seed=3, wing_delta=None, sticky=False).snapshot(moment)
-    assert len(exact) == 110
+    # the watch list's windows are the simulator's minimum (it may publish wider wings)
+    assert set(watch.symbols(moment, spots_of(ticks))) <= collected
+    assert {(parse_symbol(s).underlying, parse_symbol(s).expiry) for s in collected
+            if parse_symbol(s).is_option} == {(c.base, c.expiry) for c in watch.chains(moment)}
 
 
 def test_the_original_preset_is_nifty_its_future_and_the_nearest_weekly_at_atm_5():
@@ -53,12 +53,12 @@ def test_the_original_preset_is_nifty_its_future_and_the_nearest_weekly_at_atm_5
     options = [parse_symbol(s) for s in symbols[2:]]
     assert len(options) == 22 and {o.expiry for o in options} == {date(2026, 12, 8)}
     assert sorted({o.strike for o in options}) == [25750.0 + 50 * i for i in range(11)]
-    ticks = MarketSimulator(seed=3, watchlist=watch, wing_delta=None).snapshot(moment)
-    assert len(ticks) == 24 and {t["symbol"] for t in ticks[:2]} == {"NIFTY 50", "NIFTY29DEC26FUT"}
+    ticks = MarketSimulator(seed=3, watchlist=watch).snapshot(moment)
+    assert {parse_symbol(t["symbol"]).underlying for t in ticks} == {"NIFTY"}
+    assert [t["symbol"] for t in ticks if not parse_symbol(t["symbol"]).is_option] == \
+        ["NIFTY 50", "NIFTY29DEC26FUT"]
     assert {parse_symbol(t["symbol"]).expiry for t in ticks[2:]} == {date(2026, 12, 8)}
-    # by default the simulator reaches the 10-delta strikes beyond the original's ATM +- 5
-    wide = MarketSimulator(seed=3, watchlist=watch).snapshot(moment)
-    assert len(wide) > 24 and {parse_symbol(t["symbol"]).expiry for t in wide[2:]} == {date(2026, 12, 8)}
+    assert set(watch.symbols(moment, spots_of(ticks))) <= {t["symbol"] for t in ticks}
 
 
 def test_the_text_form_reads_back_to_the_same_watch_list():

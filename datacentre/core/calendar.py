@@ -3,12 +3,14 @@
 The holidays come from ``nse_holidays.csv`` beside this module (dated, with the NSE
 circulars they come from) and from any files named by ``DATACENTRE_HOLIDAYS``
 (separated by the system's path separator, ``:`` or ``;``), in the same ``date,description``
-format. A year that no file covers is taken as having no holidays, with one warning: add
-its rows when NSE publishes them (each December for the next year).
+format. A year that no file covers is taken as having no holidays (with a warning for the
+years around now): add its rows when NSE publishes them (each December for the next year).
 
 Real sources (SmartAPI) collect only while :func:`market_state` says the market is open;
 the simulator runs at any hour. Both session ends are included, as in
-:func:`datacentre.core.instruments.session_of`.
+:func:`datacentre.core.instruments.session_of`; that module's session functions
+(``is_session_day``, ``session_of``, ``next_session_open``, ``last_complete_session``)
+skip these holidays too, through :func:`is_trading_day`.
 """
 from __future__ import annotations
 
@@ -16,13 +18,13 @@ import csv
 import logging
 import os
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from functools import lru_cache
 from pathlib import Path
 
 from datacentre.core.errors import ConfigError
-from datacentre.core.instruments import session_bounds
-from datacentre.core.ticks import IST, parse_ts
+from datacentre.core.instruments import next_session_open, session_bounds
+from datacentre.core.ticks import IST, now_utc, parse_ts
 
 log = logging.getLogger(__name__)
 
@@ -70,9 +72,13 @@ def _warn_uncovered(year: int) -> None:
 
 
 def holiday(day: date) -> str | None:
-    """What closes the exchange on ``day`` (a weekday holiday), or None."""
+    """What closes the exchange on ``day`` (a weekday holiday), or None.
+
+    A year the files do not cover has none; for the years around now, where collection
+    happens, that is logged once as a warning.
+    """
     known = holidays()
-    if not any(d.year == day.year for d in known):
+    if abs(day.year - now_utc().year) <= 1 and not any(d.year == day.year for d in known):
         _warn_uncovered(day.year)
     return known.get(day)
 
@@ -103,28 +109,19 @@ class MarketState:
         return f"closed ({self.reason}) until {self.next_open.astimezone(IST):%a %d %b %Y %H:%M} IST"
 
 
-def _next_open_after(day: date) -> datetime:
-    day += timedelta(days=1)
-    while not is_trading_day(day):
-        day += timedelta(days=1)
-    return session_bounds(day)[0]
-
-
 def market_state(moment: datetime | str) -> MarketState:
     """Whether NSE is open at ``moment`` (sessions include both ends), and if not, why."""
     m = parse_ts(moment)
     day = m.astimezone(IST).date()
     opens, closes = session_bounds(day)
     if day.weekday() >= 5:
-        return MarketState(False, "weekend", _next_open_after(day))
+        return MarketState(False, "weekend", next_session_open(m))
     name = holiday(day)
     if name is not None:
-        return MarketState(False, f"holiday: {name}", _next_open_after(day))
-    if m < opens:
-        return MarketState(False, "before the open", opens)
-    if m > closes:
-        return MarketState(False, "after the close", _next_open_after(day))
-    return MarketState(True, "open", opens, closes)
+        return MarketState(False, f"holiday: {name}", next_session_open(m))
+    if opens <= m <= closes:
+        return MarketState(True, "open", opens, closes)
+    return MarketState(False, "before the open" if m < opens else "after the close", next_session_open(m))
 
 
 def next_open(moment: datetime | str) -> datetime:

@@ -262,8 +262,9 @@ def time_to_expiry(expiry: date, moment: datetime | date) -> float:
 
 
 def is_session_day(day: date) -> bool:
-    """Monday to Friday (exchange holidays are not modelled)."""
-    return day.weekday() < 5
+    """Monday to Friday, except NSE trading holidays (:mod:`datacentre.core.calendar`)."""
+    from datacentre.core.calendar import is_trading_day  # it builds on this module
+    return is_trading_day(day)
 
 
 def session_bounds(day: date) -> tuple[datetime, datetime]:

@@ -42,21 +42,17 @@ log = logging.getLogger(__name__)
 VIEW = "v_ltp_ticks_backtest"
 _BIG = sa.BigInteger().with_variant(sa.Integer, "sqlite")
 
+def _columns(kind, *names: str) -> list[sa.Column]:
+    return [sa.Column(name, kind) for name in names]
+
+
 ohlc_1min = sa.Table(
     "ohlc_1min", metadata,
     sa.Column("symbol", sa.Text, nullable=False),
     sa.Column("ts", Timestamp, nullable=False),
-    sa.Column("open", sa.Float),
-    sa.Column("high", sa.Float),
-    sa.Column("low", sa.Float),
-    sa.Column("close", sa.Float),
-    sa.Column("volume", _BIG),
-    sa.Column("oi", _BIG),
-    sa.Column("delta", sa.Float),
-    sa.Column("iv", sa.Float),
-    sa.Column("gamma", sa.Float),
-    sa.Column("theta", sa.Float),
-    sa.Column("vega", sa.Float),
+    *_columns(sa.Float, "open", "high", "low", "close"),
+    *_columns(_BIG, "volume", "oi"),
+    *_columns(sa.Float, "delta", "iv", "gamma", "theta", "vega"),
     sa.UniqueConstraint("symbol", "ts", name="uq_ohlc_1min_symbol_ts"),
     sa.Index("ix_ohlc_1min_ts", "ts"),
 )
@@ -66,13 +62,8 @@ oi_snapshots = sa.Table(
     sa.Column("symbol", sa.Text, nullable=False),
     sa.Column("token", sa.Text),
     sa.Column("ts", Timestamp, nullable=False),
-    sa.Column("oi", _BIG),
-    sa.Column("volume", _BIG),
-    sa.Column("delta", sa.Float),
-    sa.Column("gamma", sa.Float),
-    sa.Column("theta", sa.Float),
-    sa.Column("vega", sa.Float),
-    sa.Column("iv", sa.Float),
+    *_columns(_BIG, "oi", "volume"),
+    *_columns(sa.Float, "delta", "gamma", "theta", "vega", "iv"),
     sa.UniqueConstraint("symbol", "ts", name="uq_oi_snapshots_symbol_ts"),
     sa.Index("ix_oi_snapshots_ts", "ts"),
 )

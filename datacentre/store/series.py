@@ -167,7 +167,7 @@ class DayQueries:
         out = []
         for ts, spot, strike, fut, ce_iv, pe_iv in self._analytics_rows(per_tick):
             ce_oi, pe_oi = totals.get(ts, (None, None))
-            ivs = [v for v in (ce_iv, pe_iv) if v is not None]
+            ivs = [v for v in (ce_iv, pe_iv) if v]  # an IV of 0 is "unknown" in older stores
             out.append({"ts": ts, "spot": spot, "future": fut,
                         "ce_oi": None if ce_oi is None else int(ce_oi),
                         "pe_oi": None if pe_oi is None else int(pe_oi),
