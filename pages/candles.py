@@ -4,7 +4,7 @@ import streamlit as st
 
 from datacentre.analytics import intraday
 from datacentre.app import asof, daycharts, dayreads, ui
-from datacentre.app.formatting import MISSING, fmt_delta, fmt_moment, fmt_oi, fmt_price, fmt_strike
+from datacentre.app.formatting import MISSING, fmt_day, fmt_delta, fmt_oi, fmt_price, fmt_strike, fmt_time
 from datacentre.core.instruments import (
     CE,
     PE,
@@ -65,9 +65,10 @@ def candles_page() -> None:
     ui.metric(cards[3], "VWAP", fmt_price(vwap), fmt_delta(last["close"], vwap) if last is not None else None,
               delta_description="price vs VWAP", delta_color="off",
               help="Volume-weighted average price of the day's trades so far (none for an index)")
-    ui.metric(cards[4], "Volume", fmt_oi(frame["volume"].sum()) if len(frame) else MISSING,
+    traded = frame["volume"].sum() if len(frame) else 0
+    ui.metric(cards[4], "Volume", fmt_oi(traded) if traded else MISSING,
               help="Traded today up to the moment shown")
-    ui.metric(cards[5], "As of", fmt_moment(m.ts), "live" if m.live else "stored", delta_color="off",
+    ui.metric(cards[5], "As of", fmt_time(m.ts), "live" if m.live else fmt_day(m.day), delta_color="off",
               delta_arrow="off")
     st.plotly_chart(daycharts.candles_chart(frame, symbol, span=m.span(frame["ts"])), key="candles_chart",
                     config={"displayModeBar": False})

@@ -5,7 +5,7 @@ import streamlit as st
 from datacentre import analytics
 from datacentre.analytics import intraday
 from datacentre.app import asof, daycharts, dayreads, ui
-from datacentre.app.formatting import MISSING, fmt_expiry, fmt_moment, fmt_price, fmt_strike
+from datacentre.app.formatting import MISSING, fmt_expiry, fmt_moment, fmt_price, fmt_strike, fmt_time
 
 THIS, ALL = "This expiry", "All expiries"
 CONVENTION = ("Sign convention: dealers are long the calls and short the puts customers hold, so calls "
@@ -37,7 +37,7 @@ def gex_page() -> None:
     table = intraday.snapshot_gex(m.ticks, ctx.underlying, expiries)
     summary = intraday.gex_summary(table)
     cards = st.columns(6)
-    ui.metric(cards[0], "Net gamma exposure", daycharts.rupee_crore(summary.net), "per 1 % move",
+    ui.metric(cards[0], "Net GEX", daycharts.rupee_crore(summary.net), "per 1 % move",
               delta_color="off", delta_arrow="off",
               help="Calls plus puts (negative) over every strike shown")
     ui.metric(cards[1], "Calls", daycharts.rupee_crore(summary.calls),
@@ -49,7 +49,7 @@ def gex_page() -> None:
     ui.metric(cards[4], "Most negative", fmt_strike(summary.put_wall),
               help="The strike with the largest negative net exposure: dealers sell into a fall there")
     spot = table.attrs.get("spot")
-    ui.metric(cards[5], "Spot", fmt_price(spot), fmt_moment(m.ts), delta_color="off", delta_arrow="off",
+    ui.metric(cards[5], "Spot", fmt_price(spot), fmt_time(m.ts), delta_color="off", delta_arrow="off",
               border=True)
     st.plotly_chart(daycharts.gex_chart(table, summary), key="gex_chart", config={"displayModeBar": False})
     which = (f"the {fmt_expiry(m.expiry)} expiry" if scope == THIS

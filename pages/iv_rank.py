@@ -44,10 +44,10 @@ def rank_page() -> None:
               help="The share of the sessions whose closing ATM IV was below the IV now")
     ui.metric(cards[3], "Low", fmt_pct(rank.low))
     ui.metric(cards[4], "High", fmt_pct(rank.high))
-    span = f"{fmt_day(history['day'].iloc[0])} – {fmt_day(history['day'].iloc[-1])}" if len(history) else None
+    span = f"{history['day'].iloc[0]:%d %b %y} – {history['day'].iloc[-1]:%d %b %y}" if len(history) else None
     ui.metric(cards[5], "Sessions", f"{rank.sessions}", span, delta_color="off", delta_arrow="off",
               help="Stored sessions before the moment shown with an ATM IV at their close")
-    now_label = f"{fmt_day(m.day)} {fmt_time(m.ts, seconds=False)}" + (" (live)" if m.live else "")
+    now_label = f"{m.day:%d %b %y} {fmt_time(m.ts, seconds=False)}" + (" (live)" if m.live else "")
     st.plotly_chart(daycharts.iv_rank_chart(history, (now_label, current)), key="iv_rank_chart",
                     config={"displayModeBar": False})
     st.caption("Each session's value is its last snapshot in the session (09:15–15:30 IST): ATM IV of "

@@ -7,11 +7,12 @@ from datacentre.app import asof, daycharts, dayreads, ui
 from datacentre.app.formatting import (
     MISSING,
     fmt_change,
+    fmt_day,
     fmt_delta,
-    fmt_moment,
     fmt_oi,
     fmt_ratio,
     fmt_strike,
+    fmt_time,
 )
 from datacentre.core.instruments import CE, PE, format_option, underlying
 
@@ -78,7 +79,7 @@ def strikes_section() -> None:
         ui.metric(cards[2], "Most OI added", labels[top["symbol"]][0],
                   fmt_change(top["oi_change"], kind="oi"),
                   help="The chosen contract whose OI grew most since the day's first snapshot")
-    ui.metric(cards[3], "As of", fmt_moment(m.ts), "live" if m.live else "stored", delta_color="off",
+    ui.metric(cards[3], "As of", fmt_time(m.ts), "live" if m.live else fmt_day(m.day), delta_color="off",
               delta_arrow="off")
     st.plotly_chart(daycharts.oi_history_chart(frame, labels, change=shown == CHANGE,
                                                span=m.span(frame["ts"])),

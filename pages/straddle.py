@@ -37,7 +37,9 @@ def premium_cards(frame, columns, name: str, strike=None) -> None:
     opening = priced.iloc[0] if len(priced) else None
     ui.metric(columns[0], name, fmt_price(now), fmt_delta(now, opening),
               help="Premium at the moment shown, in points; change since the day's first snapshot")
-    ui.metric(columns[1], "Day range", f"{fmt_price(priced.min())} – {fmt_price(priced.max())}" if len(priced)
+    places = 0 if len(priced) and priced.max() >= 1000 else 2  # a card holds about 16 characters
+    ui.metric(columns[1], "Day range",
+              f"{fmt_price(priced.min(), places)} – {fmt_price(priced.max(), places)}" if len(priced)
               else MISSING,
               help="Lowest and highest premium of the day up to this moment")
     if strike is not None:

@@ -29,7 +29,7 @@ CARDS = {
     "straddle": {"Straddle", "Day range", "Breakevens", "Strike", "Call + put"},
     "oi_history": {"Calls OI, chosen strikes", "Puts OI, chosen strikes", "PCR (OI)", "Max pain", "Strikes"},
     "futures": {"Basis", "Carry", "Open interest", "Volume"},
-    "gex": {"Net gamma exposure", "Calls", "Puts", "Most positive", "Most negative", "Spot"},
+    "gex": {"Net GEX", "Calls", "Puts", "Most positive", "Most negative", "Spot"},
     "candles": {"NIFTY 50", "Day high", "Day low", "VWAP", "Volume", "As of"},
     "iv_rank": {"ATM IV", "IV rank", "IV percentile", "Low", "High", "Sessions"},
 }
@@ -189,7 +189,7 @@ def test_gex_cards_by_hand(app_env):
     puts = (chain["pe_gamma"].fillna(0) * chain["pe_oi"].fillna(0)).sum() * spot ** 2 * 0.01
     assert card(at, "Calls").value == daycharts.rupee_crore(calls)
     assert card(at, "Puts").value == daycharts.rupee_crore(-puts)
-    assert card(at, "Net gamma exposure").value == daycharts.rupee_crore(calls - puts)
+    assert card(at, "Net GEX").value == daycharts.rupee_crore(calls - puts)
     assert card(at, "Spot").value == fmt_price(spot)
 
 

@@ -310,13 +310,13 @@ def gex_chart(table: pd.DataFrame, summary, *, title: str | None = None, height:
 def _rupee_crore(value) -> str:
     if value is None or not np.isfinite(value):
         return MISSING
-    text = f"{abs(value):,.2f}"
+    text = f"{abs(value):,.0f}" if abs(value) >= 100 else f"{abs(value):,.2f}"
     sign = "" if text.strip("0.,") == "" else "+" if value > 0 else "−"
     return f"{sign}{RUPEE}{text} Cr"
 
 
 def rupee_crore(rupees) -> str:
-    """Rupees as ``'+₹12.34 Cr'`` (a gamma exposure)."""
+    """Rupees as ``'+₹12.34 Cr'``, ``'−₹1,476 Cr'`` (a gamma exposure; whole crores from 100)."""
     return _rupee_crore(None if rupees is None else float(rupees) / CRORE)
 
 
@@ -361,12 +361,13 @@ def iv_rank_chart(history: pd.DataFrame, current=None, *, title: str | None = No
     (``(label, iv)``, e.g. the moment shown) as a star."""
     if not _has(history, "atm_iv") and current is None:
         return empty_figure("No stored session has an ATM IV yet", title=title, height=height)
-    days = [fmt_day(d) for d in history["day"]]
-    data = np.column_stack([_texts(fmt_strike, history["strike"]), _texts(fmt_expiry, history["expiry"])]) \
+    days = [f"{d:%d %b %y}" for d in history["day"]]
+    data = np.column_stack([_texts(fmt_strike, history["strike"]), _texts(fmt_expiry, history["expiry"]),
+                            _texts(fmt_day, history["day"])]) \
         if len(history) else None
     traces = [go.Scatter(x=days, y=history["atm_iv"], name="ATM IV at the close", mode="lines+markers",
                          line={"color": IV_COLOR, "width": 2}, marker={"size": 6}, customdata=data,
-                         hovertemplate="%{x}<br>ATM IV %{y:.2f}% at %{customdata[0]}"
+                         hovertemplate="%{customdata[2]}<br>ATM IV %{y:.2f}% at %{customdata[0]}"
                                        " (%{customdata[1]} expiry)<extra></extra>")]
     values = history["atm_iv"].to_numpy(dtype=float)
     if current is not None and current[1] is not None and np.isfinite(current[1]):
