@@ -296,12 +296,14 @@ class TickStore(DayQueries, IntradayQueries, CandleQueries, CompatTables, Transf
         chosen = recent_first(newest, now_utc())
         if limit is not None:
             chosen = chosen[:limit]
+        # The exact (symbol, ts) pairs, one index seek each; on SQLite the stored text as it
+        # is (a store of another program may hold other spellings of the time).
+        ts = sa.type_coerce(ltp_ticks.c.ts, sa.Text) if self.dialect == "sqlite" else ltp_ticks.c.ts
         found: dict[str, dict] = {}
-        for part in batched(chosen, INSERT_BATCH):
-            stmt = sa.select(*TICK_COLUMNS).where(ltp_ticks.c.symbol.in_(part), ltp_ticks.c.ts == (
-                sa.select(sa.func.max(_newer.c.ts)).where(_newer.c.symbol == ltp_ticks.c.symbol)
-                .scalar_subquery()))
-            found.update((row["symbol"], row) for row in self._all(stmt))
+        for part in batched(chosen, 200):
+            # OR of pairs, not a row-value IN: SQLite plans the IN list as a scan of the table
+            pairs = sa.or_(*(sa.and_(ltp_ticks.c.symbol == s, ts == newest[s]) for s in part))
+            found.update((row["symbol"], row) for row in self._all(sa.select(*TICK_COLUMNS).where(pairs)))
         return [found[s] for s in chosen if s in found]
 
     def history(self, symbol: str, start_ts=None, end_ts=None, limit: int | None = None) -> list[dict]:
@@ -442,9 +444,6 @@ class TickStore(DayQueries, IntradayQueries, CandleQueries, CompatTables, Transf
     @cached_property
     def _query_engine(self) -> Engine:
         return sa.create_engine(self.engine.url, poolclass=sa.pool.NullPool)
-
-
-_newer = ltp_ticks.alias("newer")
 
 
 _KIND_ORDER = {"INDEX": 0, "FUT": 1}
