@@ -116,3 +116,16 @@ def test_rebuild_rewrites_a_day_from_the_ticks(store, db_url, capsys):
     assert store.query("SELECT count(*) AS n FROM oi_snapshots")[0]["n"] == \
         sum(r["oi"] is not None for r in after)
     assert main(["candles", "--date", "2026-01-02", "--db", db_url]) == 2
+
+
+def test_a_collector_started_late_catches_up_a_few_minutes_a_snapshot(store):
+    start = OPEN + timedelta(minutes=40)
+    collect(store, 5, start=OPEN)  # the day's first snapshot, 09:15
+    collector = Collector(store, MarketSimulator(seed=7), interval=5)
+    collector.collect_once(start)  # 09:55: 40 minutes are complete, one has ticks
+    assert minutes(store) == ["2026-01-02T03:45:00+00:00"]
+    assert store._minutes_done == OPEN + timedelta(minutes=15)  # one step of 15 minutes
+    collector.collect_once(start + timedelta(seconds=5))  # the rest: no ticks, one step
+    assert store._minutes_done == start
+    assert store.update_minutes(start + timedelta(minutes=1)) > 100  # and 09:55 itself
+    assert minutes(store) == ["2026-01-02T03:45:00+00:00", "2026-01-02T04:25:00+00:00"]

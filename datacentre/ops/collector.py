@@ -47,6 +47,8 @@ CommitHook = Callable[[str, int], None]
 
 #: Longest single wait while idle: the wall clock is looked at again at least this often.
 IDLE_CHECK_S = 30.0
+#: Minutes of ``ohlc_1min`` written after one snapshot at most (a late start catches up in steps).
+MINUTES_PER_SNAPSHOT = 15
 
 
 def grid_moment(epoch_seconds: float, interval: float) -> datetime:
@@ -112,9 +114,9 @@ class Collector:
             return None
         return self.collect_once()
 
-    def _update_minutes(self, through: str) -> None:
+    def _update_minutes(self, through: str, max_minutes: int | None = MINUTES_PER_SNAPSHOT) -> None:
         try:
-            self.store.update_minutes(through)
+            self.store.update_minutes(through, max_minutes)
         except DataCentreError as exc:
             log.warning("ohlc_1min not updated through %s (retried at the next minute): %s", through, exc)
 
@@ -139,7 +141,7 @@ class Collector:
             log.info("market %s: %s idles", market.describe(), self.source.name)
             if self.last_ts is not None:
                 # nothing more comes before the open: the last minute is complete
-                self._update_minutes(format_ts(parse_ts(self.last_ts) + timedelta(minutes=1)))
+                self._update_minutes(format_ts(parse_ts(self.last_ts) + timedelta(minutes=1)), None)
         self._set_state("idle", reason=market.reason, next_open=format_ts(market.next_open),
                         detail=market.describe())
         wait = (market.next_open - now_utc()).total_seconds()

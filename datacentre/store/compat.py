@@ -35,7 +35,7 @@ import sqlalchemy as sa
 
 from datacentre.core.errors import StoreError
 from datacentre.core.ticks import format_ts, now_utc, parse_ts, trading_day, trading_day_start
-from datacentre.store.schema import Timestamp, instruments, metadata
+from datacentre.store.schema import Timestamp, instruments, ltp_ticks, metadata
 
 log = logging.getLogger(__name__)
 
@@ -190,10 +190,12 @@ class CompatTables:
             ohlc_1min.c.ts >= format_ts(day_start)))
         return parse_ts(last) + MINUTE if last else day_start
 
-    def update_minutes(self, through) -> int:
+    def update_minutes(self, through, max_minutes: int | None = None) -> int:
         """Write ``ohlc_1min`` and ``oi_snapshots`` for every minute that ended at or before
         ``through`` (all ticks up to it are stored) and is not written yet, from the start
-        of ``through``'s IST day at the earliest. Returns the candles written.
+        of ``through``'s IST day at the earliest; at most ``max_minutes`` of them (the
+        oldest) per call, so a collector started late in the day catches up in steps
+        instead of stalling a snapshot. Returns the candles written.
 
         Rows already there (the original's, or written before) are left as they are.
         """
@@ -201,6 +203,14 @@ class CompatTables:
         start = self._first_minute_to_build(trading_day_start(trading_day(end)))
         if start >= end:
             return 0
+        first = self._scalar(sa.select(sa.func.min(ltp_ticks.c.ts)).where(
+            ltp_ticks.c.ts >= format_ts(start), ltp_ticks.c.ts < format_ts(end)))
+        if first is None:  # no ticks in the whole stretch (a night, a holiday)
+            self._minutes_done = end
+            return 0
+        start = max(start, minute_start(first))
+        if max_minutes is not None:
+            end = min(end, start + max_minutes * MINUTE)
         candles = self._candle_rows(None, 1, start, end)
         try:
             with self.engine.begin() as conn:
