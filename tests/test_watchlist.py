@@ -103,3 +103,22 @@ def test_the_environment_chooses_unless_a_value_is_given(monkeypatch):
     monkeypatch.delenv("DATACENTRE_WATCHLIST")
     assert configured_watchlist(6) == default_watchlist(6)
 
+
+
+def test_the_original_watch_list_keeps_their_like_filters_to_one_expiry(store):
+    from datacentre.core.config import Settings
+    from datacentre.ops.collector import Collector
+    from datacentre.sources import make_source
+
+    settings = Settings.from_env(watchlist="original")
+    source = make_source("sim", settings)
+    assert source.watchlist == original_watchlist()
+    collector = Collector(store, source, interval=5)
+    for n in range(3):
+        collector.collect_once(datetime(2026, 12, 2, 5, 0, 5 * n, tzinfo=UTC))
+    calls = store.query("SELECT DISTINCT symbol FROM ltp_ticks WHERE symbol LIKE %s", ("NIFTY%CE",))
+    assert calls and {parse_symbol(r["symbol"]).expiry for r in calls} == {date(2026, 12, 8)}
+    bank = store.query("SELECT count(*) AS n FROM ltp_ticks WHERE symbol LIKE %s", ("%BANKNIFTY%",))
+    assert bank == [{"n": 0}]
+    with pytest.raises(ConfigError, match="watch list"):
+        Settings.from_env(watchlist="NIFTY:daily=5")
