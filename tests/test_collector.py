@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from datetime import datetime
@@ -118,27 +120,34 @@ def test_killed_processes_leave_whole_snapshots_only(tmp_path):
     from datacentre.store.tickstore import TickStore
     db = tmp_path / "k.db"
     url = f"sqlite:///{db}"
-    backfill = subprocess.Popen([sys.executable, "-m", "datacentre", "backfill", "--date", "2026-11-27",
-                                 "--interval", "1", "--db", url, "--no-progress"],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     collect = subprocess.Popen([sys.executable, "-m", "datacentre", "collect", "--interval", "0.1",
                                 "--db", url], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    backfill = None
+    opened: list[TickStore] = []
     try:
-        opened: list[TickStore] = []
-
         def live_snapshots() -> int:
             if not opened and db.exists():
                 opened.append(TickStore(url))
             return len(opened[0].timestamps(start_ts="2026-11-28")) if opened else 0
 
-        assert wait_until(lambda: live_snapshots() >= 10, 120), "the collector took no 10 snapshots"
-        time.sleep(1.0)  # the backfill is now inside its session transaction
+        # The backfill's session is one transaction, which holds the collector's commits
+        # back: the live snapshots first, then the backfill.
+        assert wait_until(lambda: live_snapshots() >= 10, 60), "the collector took no 10 snapshots"
+        backfill = subprocess.Popen([sys.executable, "-m", "datacentre", "backfill", "--date", "2026-11-27",
+                                     "--interval", "1", "--db", url],
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        drawn: list[str] = []
+        threading.Thread(target=lambda: drawn.extend(iter(lambda: backfill.stderr.read(64), "")),
+                         daemon=True).start()
+        # its progress bar counts snapshots written inside that transaction
+        assert wait_until(lambda: re.search(r"\b[1-9]\d*/22501\b", "".join(drawn)), 90), "".join(drawn)
         backfill.send_signal(signal.SIGKILL)
         collect.send_signal(signal.SIGKILL)
         backfill.wait(10)
         collect.wait(10)
     finally:
-        backfill.kill()
+        if backfill is not None:
+            backfill.kill()
         collect.kill()
         for opened_store in opened:
             opened_store.close()
