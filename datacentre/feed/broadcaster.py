@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from functools import partial
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -48,7 +49,7 @@ from websockets.protocol import State
 
 from datacentre.core.config import DEFAULT_WS_HOST, DEFAULT_WS_PORT
 from datacentre.core.errors import ConfigError
-from datacentre.feed import fanout, protocol, resume
+from datacentre.feed import fanout, protocol, resume, slow
 from datacentre.feed.server import DEFAULT_MAX_BUFFER_BYTES, Client, FeedServer, PoolClosed, in_thread
 from datacentre.feed.thread import ServerThread
 from datacentre.store.notify import CommitListener
@@ -221,6 +222,7 @@ class Broadcaster(FeedServer):
                 head = self.cursor
                 if position == head:
                     client.resume_from = None
+                    client.drain.drained_at = time.monotonic()  # live from here: the stall clock starts
                     self._send_text(client, protocol.resume_message("resumed", cursor=position, rows=sent))
                     super()._admit(client)
                     return
@@ -239,7 +241,7 @@ class Broadcaster(FeedServer):
                 self._write(client, blob + marker, count + 1)
                 sent += len(live)
                 self.resent_rows += len(live)
-                await ws.drain()
+                await slow.drained(ws)
         except (ConnectionClosed, OSError):
             pass
         except PoolClosed:

@@ -444,11 +444,12 @@ class FeedServer(RequestAnswers):
                 transport = client.ws.transport
                 if client.dropped or client.ws.state is not State.OPEN or transport.is_closing():
                     continue
-                undrained = client.drain.look(now, client.written, slow.unsent_bytes(transport),
-                                              pacing=client.resume_from is not None)
-                reason = slow.verdict(undrained, transport.get_write_buffer_size(),
+                pacing = client.resume_from is not None  # a catch-up writes only what was read
+                unsent = slow.unsent_bytes(transport)
+                undrained = client.drain.look(now, client.written, unsent, pacing=pacing)
+                reason = slow.verdict(undrained, 0 if pacing else transport.get_write_buffer_size(),
                                       stall_timeout=self.stall_timeout,
-                                      max_buffer_bytes=self.max_buffer_bytes)
+                                      max_buffer_bytes=self.max_buffer_bytes, unsent=unsent)
                 if reason is not None:
                     self._drop(client, reason)
 

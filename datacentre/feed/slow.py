@@ -85,17 +85,31 @@ class DrainWatch:
         return now - self.drained_at
 
 
-def verdict(undrained_s: float, buffered: int, *, stall_timeout: float, max_buffer_bytes: int) -> str | None:
-    """Why a client must be cut, or None."""
+async def drained(ws: ServerConnection, below: int = DRAINED_BELOW, poll: float = 0.005) -> None:
+    """Wait until ``ws`` has at most ``below`` bytes unsent, kernel included, or is closed.
+
+    For a catch-up, which writes the next batch only then: what it has in flight stays
+    small, so the client joins the live feed with nothing of the catch-up left unsent.
+    """
+    await ws.drain()
+    while ws.state is State.OPEN and unsent_bytes(ws.transport) > below:
+        await asyncio.sleep(poll)
+
+
+def verdict(undrained_s: float, buffered: int, *, stall_timeout: float, max_buffer_bytes: int,
+            unsent: int = 0) -> str | None:
+    """Why a client must be cut, or None (``unsent``, kernel included, only goes in the reason)."""
     if buffered > max_buffer_bytes:
         return f"too slow: {buffered:,} bytes unsent (limit {max_buffer_bytes:,})"
     if undrained_s > stall_timeout:
-        return f"too slow: nothing drained for {undrained_s:.1f} s (limit {stall_timeout:g} s)"
+        return (f"too slow: {unsent:,} bytes undrained for {undrained_s:.1f} s "
+                f"(limit {stall_timeout:g} s)")
     return None
 
 
-def close_behind_backlog(ws: ServerConnection, code: int, reason: str, grace: float = CLOSE_GRACE) -> None:
-    """Queue a close frame after whatever is unsent, then abort the connection ``grace`` s later.
+def close_behind_backlog(ws: ServerConnection, code: int, reason: str, grace: float | None = None) -> None:
+    """Queue a close frame after whatever is unsent, then abort the connection ``grace`` s
+    (default :data:`CLOSE_GRACE`) later.
 
     Not ``ws.close()``: that waits for the backlog to drain before it starts its own timeout.
     """
@@ -106,4 +120,4 @@ def close_behind_backlog(ws: ServerConnection, code: int, reason: str, grace: fl
     except Exception:
         log.debug("could not queue a close frame", exc_info=True)
     transport = ws.transport
-    asyncio.get_running_loop().call_later(grace, transport.abort)
+    asyncio.get_running_loop().call_later(CLOSE_GRACE if grace is None else grace, transport.abort)
