@@ -30,6 +30,7 @@ import sqlite3
 import textwrap
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -538,16 +539,28 @@ def run(code: str, namespace: dict | None = None, name: str = "sample") -> dict:
     return namespace
 
 
-def ctrl_c_after(seconds: float) -> Callable[[], bool]:
-    """A keep-alive condition that presses Ctrl-C (raises KeyboardInterrupt) after ``seconds``."""
-    deadline = time.monotonic() + seconds
+def ctrl_c_when(condition: Callable[[], object], timeout: float = 30) -> Callable[[], bool]:
+    """A keep-alive condition that presses Ctrl-C (raises KeyboardInterrupt) once
+    ``condition()`` holds, or after ``timeout`` seconds (the test's checks then say what is missing)."""
+    deadline = time.monotonic() + timeout
 
     def _keep_running() -> bool:
-        if time.monotonic() >= deadline:
+        if condition() or time.monotonic() >= deadline:
             raise KeyboardInterrupt
         return True
 
     return _keep_running
+
+
+class Printed:
+    """What a running sample has printed so far (``capsys`` read as it goes)."""
+
+    def __init__(self, capsys) -> None:
+        self.capsys, self.text = capsys, ""
+
+    def __call__(self) -> str:
+        self.text += self.capsys.readouterr().out
+        return self.text
 
 
 def literal_after(prefix: str, out: str):
@@ -663,15 +676,17 @@ def test_quick_reference(live_broadcaster, market):
 def test_simple_client_then_available_methods(with_store, store, seed_day, live_broadcaster, market,
                                               configure, capsys, caplog):
     configure(with_store)
-    ns = {"_keep_running": ctrl_c_after(1.5)}
+    printed = Printed(capsys)
+    tick_line = r"^(.+?): LTP=(\S+), Volume=(\S+), Delta=(\S+), IV=(\S+)%$"
+    ns = {"_keep_running": ctrl_c_when(lambda: len(re.findall(tick_line, printed(), re.M)) > 50)}
     try:
         run(adapt("simple_client", port=live_broadcaster.port, keep_alive=True), ns, name="simple_client")
-        out = capsys.readouterr().out
+        out = printed()
         latest = literal_after("Latest NIFTY 50: ", out)
         assert latest["symbol"] == "NIFTY 50" and latest["ltp"] > 0 and latest["ts"] > seed_day[-1]
         available = int(re.search(r"^Available symbols: (\d+)$", out, re.M).group(1))
         assert 0 < available <= len(store.symbols())
-        ticks = re.findall(r"^(.+?): LTP=(\S+), Volume=(\S+), Delta=(\S+), IV=(\S+)%$", out, re.M)
+        ticks = re.findall(tick_line, out, re.M)
         assert len(ticks) > 50
         assert ("NIFTY 50" in {t[0] for t in ticks})
         assert "welcome" not in out and "pong" not in out
@@ -702,17 +717,21 @@ def test_simple_client_then_available_methods(with_store, store, seed_day, live_
 
 
 def test_plain_websocket_client(live_broadcaster, market, capsys):
-    ns = {"_keep_running": ctrl_c_after(1.5)}
+    printed = Printed(capsys)
+    index_line = r"^NIFTY 50: LTP=[\d.]+, Volume=0, Delta=None, IV=None%$"
+    call_line = r"^NIFTY\w+CE: LTP=[\d.]+, Volume=\d+, Delta=0\.\d+, IV=[\d.]+%$"
+    ns = {"_keep_running": ctrl_c_when(lambda: re.search(index_line, printed(), re.M)
+                                       and re.search(call_line, printed.text, re.M))}
     run(adapt("websocket_client", port=live_broadcaster.port, keep_alive=True), ns,
         name="websocket_client")
     # ws.close() ran in the sample's Ctrl-C handler: the server sees the client go at once
     # (websocket-client's own thread may sit in select() for up to 10 s more: a daemon, harmless).
     assert wait_until(lambda: live_broadcaster.stats()["subscribers"] == 0, 5)
-    out = capsys.readouterr().out
+    out = printed()
     assert "WebSocket connection established" in out
     assert "Connected: Connected to Real-Time Data Centre" in out
-    assert re.search(r"^NIFTY 50: LTP=[\d.]+, Volume=0, Delta=None, IV=None%$", out, re.M)
-    assert re.search(r"^NIFTY\w+CE: LTP=[\d.]+, Volume=\d+, Delta=0\.\d+, IV=[\d.]+%$", out, re.M)
+    assert re.search(index_line, out, re.M)
+    assert re.search(call_line, out, re.M)
     assert "Error decoding message" not in out and "WebSocket error" not in out
     assert "Disconnected" in out
 
@@ -919,13 +938,23 @@ def test_log_important_events(market, caplog):
 
 @pytest.mark.parametrize("name", ["price_monitor", "greeks_monitor", "volume_alert"])
 def test_example_projects(name, store, market, capsys, caplog):
-    ns = {"_keep_running": ctrl_c_after(1.5)}
+    printed = Printed(capsys)
+    def twice(pattern: str) -> bool:
+        return max(Counter(re.findall(pattern, printed(), re.M)).values(), default=0) >= 2
+
+    enough = {  # a second snapshot: every kind of tick of the first has reached the sample
+        "price_monitor": lambda: twice(r"^(NIFTY 50): "),
+        "greeks_monitor": lambda: twice(r"^(NIFTY\w+(?:CE|PE)):$"),
+        "volume_alert": lambda: market.snapshots >= started + 3,
+    }[name]
+    started = market.snapshots
+    ns = {"_keep_running": ctrl_c_when(enough)}
     try:
         with pytest.raises(KeyboardInterrupt):  # these samples leave Ctrl-C to Python
             run(adapt(name, keep_alive=True), ns, name=name)
     finally:
         ns["client"].close()
-    out = capsys.readouterr().out
+    out = printed()
     no_callback_errors(caplog)
     if name == "price_monitor":
         assert ns["prices"]["NIFTY 50"] > 0
