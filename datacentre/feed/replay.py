@@ -19,7 +19,8 @@ end)`` and each snapshot's rows instead of the id cursor.
   end of the range every client gets ``{"type": "replay_end", ...}``; the server
   stays up (a ``seek`` starts again) until it is stopped.
 * ``get_latest`` / ``get_latest_all`` answer with what the replay has sent so far
-  (since the last seek), so a client sees a consistent past; ``get_history`` and
+  (since the last seek; ``get_latest_all`` in the live broadcaster's order, contracts
+  expired at the replayed moment last), so a client sees a consistent past; ``get_history`` and
   ``get_symbols`` read the store as usual.
 """
 from __future__ import annotations
@@ -37,7 +38,7 @@ from datacentre.core.ticks import normalize_ts, parse_ts
 from datacentre.feed import protocol
 from datacentre.feed.server import DEFAULT_MAX_BUFFER_BYTES, Client, FeedServer, PoolClosed, in_thread
 from datacentre.feed.thread import ServerThread
-from datacentre.store.tickstore import TickStore
+from datacentre.store.tickstore import TickStore, recent_first
 
 log = logging.getLogger(__name__)
 
@@ -149,7 +150,12 @@ class Replayer(FeedServer):
         return self._replayed.get(symbol)
 
     async def _latest_all(self, limit: int | None) -> Sequence[Mapping[str, Any]]:
-        return [self._replayed[s] for s in sorted(self._replayed)][:limit]
+        # as the live broadcaster orders them, with "expired" judged at the replayed moment
+        newest = {s: t["ts"] for s, t in self._replayed.items()}
+        moment = max((parse_ts(ts) for ts in newest.values()), default=None)
+        if moment is None:
+            return []
+        return [self._replayed[s] for s in recent_first(newest, moment)][:limit]
 
     def _signal(self) -> None:
         if self._control is not None:
