@@ -57,6 +57,19 @@ def snapshot_sizes(path: Path, *, check: bool = True) -> Counter:
         return Counter(n for (n,) in conn.execute("SELECT count(*) FROM ltp_ticks GROUP BY ts"))
 
 
+def recording(folder: Path, snapshots: int = 10, strikes: int = 40) -> tuple[Path, int]:
+    """A CSV recording of ``snapshots`` synthetic snapshots of one size, for ``--source csv``
+    (so every snapshot the collector plays has that size); returns its path and the size."""
+    path = folder / "recording.csv"
+    with TickStore(f"sqlite:///{folder / 'recorded.db'}") as recorded:
+        for n in range(snapshots):
+            moment = now_utc().replace(microsecond=0) - timedelta(minutes=snapshots - n)
+            recorded.write_snapshot(moment, synthetic_snapshot(moment, strikes=strikes, step=n))
+        with open(path, "w", newline="", encoding="utf-8") as out:
+            export_csv(recorded, out)
+        return path, recorded.count() // snapshots
+
+
 # ---------------------------------------------------------------- kill -9 of the broadcaster
 
 
@@ -125,20 +138,13 @@ def test_killing_the_collector_mid_write_leaves_no_partial_snapshot(tmp_path, mo
     """The collector plays a recording of 328-row snapshots back (``--source csv``, so every
     snapshot has the same size) and is killed at random moments, most of them mid-write."""
     isolate_config(monkeypatch, tmp_path)
-    recording = tmp_path / "recording.csv"
-    with TickStore(f"sqlite:///{tmp_path / 'recorded.db'}") as recorded:
-        for n in range(10):
-            moment = now_utc().replace(microsecond=0) - timedelta(minutes=10 - n)
-            recorded.write_snapshot(moment, synthetic_snapshot(moment, strikes=40, step=n))
-        with open(recording, "w", newline="", encoding="utf-8") as out:
-            export_csv(recorded, out)
-        size = recorded.count() // 10
+    played, size = recording(tmp_path)
     path = tmp_path / "ticks.db"
     url = f"sqlite:///{path}"
     TickStore(url).close()
     rng = random.Random(7)
     for _ in range(6):
-        proc = cli("collect", "--db", url, "--interval", "0.1", "--source", "csv", "--csv", str(recording),
+        proc = cli("collect", "--db", url, "--interval", "0.1", "--source", "csv", "--csv", str(played),
                    "--loop", cwd=tmp_path)
         before = sum(snapshot_sizes(path, check=False).values())
         assert wait_until(lambda b=before, p=proc: p.poll() is not None
@@ -169,8 +175,9 @@ def _small_disk(folder: Path, size: str) -> bool:
 @pytest.fixture
 def full_disk(tmp_path):
     """``(store URL, fill(), free())``: a store on a 4 MiB file system, and a ballast file that
-    fills it and goes away. Where this machine cannot mount one, a store capped at the same
-    size by SQLite's ``max_page_count`` refuses writes the same way ("database or disk is full")."""
+    fills it and goes away. Where this machine cannot mount one, ``fill()`` caps the store at its
+    size with SQLite's ``max_page_count``: it refuses writes the same way ("database or disk is
+    full") until ``free()`` lifts the cap."""
     folder = tmp_path / "disk"
     ballast = folder / "ballast"
     if _small_disk(folder, "4m"):
@@ -191,15 +198,14 @@ def full_disk(tmp_path):
         return
     cap = {"pages": None}
 
-    def limit(dbapi_conn, _record) -> None:
-        if cap["pages"] is not None:
-            dbapi_conn.execute(f"PRAGMA max_page_count = {cap['pages']}")
+    def limit(dbapi_conn, _record, _proxy) -> None:  # at every checkout, so pooled connections too
+        dbapi_conn.execute(f"PRAGMA max_page_count = {cap['pages'] or 1_073_741_823}")
 
-    sa.event.listen(sa.engine.Engine, "connect", limit)
+    sa.event.listen(sa.pool.Pool, "checkout", limit)
     url = f"sqlite:///{folder / 'ticks.db'}"
 
     def fill_pages() -> None:
-        with sqlite3.connect(folder / "ticks.db") as conn:
+        with closing(sqlite3.connect(folder / "ticks.db")) as conn:
             cap["pages"] = conn.execute("PRAGMA page_count").fetchone()[0]
 
     def free_pages() -> None:
@@ -208,7 +214,7 @@ def full_disk(tmp_path):
     try:
         yield url, fill_pages, free_pages
     finally:
-        sa.event.remove(sa.engine.Engine, "connect", limit)
+        sa.event.remove(sa.pool.Pool, "checkout", limit)
 
 
 def test_a_full_disk_stops_the_collector_clearly_and_it_carries_on_when_space_returns(full_disk, caplog):
@@ -279,19 +285,22 @@ def test_a_read_only_store_stops_the_collector_clearly_and_it_carries_on(pg_url,
 @pytest.mark.timeout(300)
 @pytest.mark.usefixtures("release_app_resources")
 def test_readers_of_every_kind_while_the_collector_writes_ten_times_faster(tmp_path, monkeypatch):
-    """The collector (its own process) every 0.5 s instead of 5 s; meanwhile 20 clients, the
-    app's live feed and pages, and an export read. Nobody sees "database is locked" or half a
-    snapshot."""
+    """The collector (its own process) writes a 328-row snapshot every 0.5 s, ten times the
+    normal rate; meanwhile 20 clients query the store, two take the live feed, the app runs
+    its option-chain page and its live feed, and an export reads everything. Nobody sees
+    "database is locked" or half a snapshot."""
     isolate_config(monkeypatch, tmp_path)
+    played, full = recording(tmp_path)
     url = f"sqlite:///{tmp_path / 'ticks.db'}"
     store = TickStore(url)
-    collector = cli("collect", "--db", url, "--interval", "0.5", "--seed", "4", cwd=tmp_path)
+    collector = cli("collect", "--db", url, "--interval", "0.5", "--source", "csv", "--csv", str(played),
+                    "--loop", cwd=tmp_path)
     server = BroadcasterThread(store, port=0, poll_interval=0.05).start()
     errors: list[str] = []
     half: list[str] = []
     stop = threading.Event()
-    clients: list[RealtimeDataClient] = []
-    by_client: list[Counter] = []
+    queriers = [RealtimeDataClient(server.url, db_url=url) for _ in range(20)]
+    live: list[tuple[RealtimeDataClient, Counter]] = []
 
     def client_reads(client: RealtimeDataClient) -> None:
         while not stop.is_set():
@@ -299,39 +308,36 @@ def test_readers_of_every_kind_while_the_collector_writes_ten_times_faster(tmp_p
                 newest = client.get_latest_all(10_000)
                 rows = client.query("SELECT ts, count(*) AS n FROM ltp_ticks "
                                     "WHERE ts = (SELECT max(ts) FROM ltp_ticks) GROUP BY ts")
+                client.get_historical("NIFTY 50", rows[0]["ts"] if rows else None)
             except Exception as exc:  # noqa: BLE001 - every failure is the finding
                 errors.append(f"{type(exc).__name__}: {exc}")
                 continue
             if rows and rows[0]["n"] != full:
                 half.append(f"query saw {rows[0]['n']} rows at {rows[0]['ts']}")
-            last = max(t["ts"] for t in newest)
-            if sum(t["ts"] == last for t in newest) != full:
+            last = max((t["ts"] for t in newest), default=None)
+            if last is not None and sum(t["ts"] == last for t in newest) != full:
                 half.append(f"get_latest_all gave {sum(t['ts'] == last for t in newest)} ticks at {last}")
-            time.sleep(0.05)
+            time.sleep(0.1)
 
+    readers = [threading.Thread(target=client_reads, args=(c,), daemon=True) for c in queriers]
     try:
         assert wait_until(lambda: store.count() > 0 or collector.poll() is not None, 60)
         assert collector.poll() is None, collector.stderr.read()
-        first = store.first_ts()
-        full = store.count(start_ts=first, end_ts=first)  # one snapshot, written whole
         monkeypatch.setenv("DATACENTRE_DB_URL", url)
         monkeypatch.setenv("DATACENTRE_WS_PORT", str(server.port))
         monkeypatch.setenv("DATACENTRE_AUTOSTART", "0")
-        for _ in range(20):
+        for _ in range(2):
             counts: Counter = Counter()
-            by_client.append(counts)
-            client = RealtimeDataClient(server.url, db_url=url,
-                                        on_data_callback=lambda t, c=counts: c.update([t["ts"]]))
-            client.connect(10)
-            clients.append(client)
-        readers = [threading.Thread(target=client_reads, args=(c,), daemon=True) for c in clients]
+            client = RealtimeDataClient(server.url, on_data_callback=lambda t, c=counts: c.update([t["ts"]]))
+            assert client.connect(10)
+            live.append((client, counts))
         for reader in readers:
             reader.start()
         feed = LiveFeed(server.url).start()
         export = cli("export", "--db", url, "--out", str(tmp_path / "export.csv"), cwd=tmp_path)
         started = time.monotonic()
         pages = 0
-        while time.monotonic() - started < 10 or export.poll() is None:
+        while time.monotonic() - started < 10 or export.poll() is None or not pages:
             at = app_test()
             at.switch_page("pages/option_chain.py").run()
             assert not at.exception, [e.value for e in at.exception]
@@ -339,7 +345,7 @@ def test_readers_of_every_kind_while_the_collector_writes_ten_times_faster(tmp_p
             snap = feed.snapshot()
             if snap is not None and len(snap["ticks"]) != full:
                 half.append(f"the app's feed showed {len(snap['ticks'])} ticks at {snap['ts']}")
-            assert time.monotonic() - started < 120
+            assert time.monotonic() - started < 200
         assert export.wait(60) == 0, export.stderr.read()
         stop.set()
         for reader in readers:
@@ -349,21 +355,28 @@ def test_readers_of_every_kind_while_the_collector_writes_ten_times_faster(tmp_p
         top = store.max_id()
         # every tick handed on and every callback run: then each client's snapshots are whole
         assert wait_until(lambda: all(c._feed.cursor == top and c._callbacks._queue.empty()
-                                      for c in clients), 30)
+                                      for c, _ in live), 60)
         time.sleep(0.1)  # the last callback of each client returns
+        feed.stop()
+        stamps = store.timestamps()
     finally:
         stop.set()
-        for client in clients:
+        for client in [*queriers, *(c for c, _ in live)]:
             client.close()
-        collector.send_signal(signal.SIGTERM)
+        if collector.poll() is None:
+            collector.kill()
         collector.wait(30)
         server.stop()
         store.close()
     lines = (tmp_path / "export.csv").read_text().splitlines()
     exported = Counter(line.split(",")[2] for line in lines[1:])
-    assert set(exported.values()) == {full}, "the export holds half a snapshot"
-    assert not [e for e in errors if "locked" in e], errors
+    assert exported and set(exported.values()) == {full}, "the export holds half a snapshot"
+    assert not [e for e in errors if "locked" in e], errors[:5]
     assert not errors and not half, (errors[:5], half[:5])
-    assert pages >= 2
-    for counts in by_client:
+    # Under this load a client whose process cannot read for a few seconds is cut and resumes:
+    # still every snapshot it receives is whole, and it receives every one.
+    print(f"\n{pages} page runs, {len(lines) - 1} rows exported, {server.stats()['dropped_clients']} "
+          f"slow clients cut (and resumed)")
+    for _, counts in live:
         assert counts and set(counts.values()) == {full}, counts
+        assert sorted(counts) == [ts for ts in stamps if ts >= min(counts)]
