@@ -5,12 +5,17 @@ Page URLs are a contract: ``/`` overview, ``/option_chain``, ``/iv_smile``,
 ``/oi_history``, ``/futures``, ``/gex``, ``/candles`` and ``/iv_rank``. Pages are thin
 files in ``pages/``; shared resources and the sidebar come from ``datacentre.app.ui``.
 """
+from pathlib import Path
+
 import streamlit as st
 
 from datacentre.app import ui
 
-st.set_page_config(page_title="NIFTY Options Data Centre", page_icon=":material/candlestick_chart:",
-                   layout="wide", initial_sidebar_state="expanded")
+# A file served by the app itself: a Material icon as favicon is fetched from the internet.
+FAVICON = Path(__file__).resolve().parent / "assets" / "favicon.png"
+
+st.set_page_config(page_title="NIFTY Options Data Centre", page_icon=FAVICON, layout="wide",
+                   initial_sidebar_state="expanded")
 
 PAGES = {
     "Live": [

@@ -28,7 +28,7 @@ ctx = ui.context()
 ui.page_header("IV smile", ctx)
 ui.require_store(ctx)
 
-controls = st.columns([2, 2, 4, 2, 3, 2], vertical_alignment="bottom")
+controls = st.columns([3, 2, 4, 2, 3, 2], vertical_alignment="bottom")
 when = asof.as_of_ui(ctx, "smile", controls[:4])
 overlays = controls[4].multiselect("Compare with", OVERLAYS, default=[OPEN], key="smile_overlays",
                                    persist_state="session", placeholder="nothing",

@@ -30,7 +30,7 @@ ctx = ui.context()
 ui.page_header("OI build-up", ctx)
 ui.require_store(ctx)
 
-controls = st.columns([2, 2, 4, 2, 2, 2], vertical_alignment="bottom")
+controls = st.columns([3, 2, 4, 2, 2, 2], vertical_alignment="bottom")
 when = asof.as_of_ui(ctx, "buildup", [*controls[:3], controls[5]])
 since = controls[3].selectbox("Change since", BASES, key="buildup_base", persist_state="session",
                               help="OI and price changes, and the build-up they imply, are measured "
@@ -120,10 +120,10 @@ def buildup_page() -> None:
               delta_color="off", delta_arrow="off",
               help=f"Strike with the most put OI (put writers defend it) of {scope}; "
                    f"where it was at {label}")
-    ui.metric(n[2], "Most call OI added", fmt_strike(ce_k),
+    ui.metric(n[2], "Call writing", fmt_strike(ce_k),
               None if ce_k is None else fmt_change(ce_add, kind="oi"), delta_color="blue", delta_arrow="off",
               help=f"Strike whose call OI grew most since {label}: fresh resistance")
-    ui.metric(n[3], "Most put OI added", fmt_strike(pe_k),
+    ui.metric(n[3], "Put writing", fmt_strike(pe_k),
               None if pe_k is None else fmt_change(pe_add, kind="oi"), delta_color="orange",
               delta_arrow="off",
               help=f"Strike whose put OI grew most since {label}: fresh support")

@@ -15,14 +15,14 @@ from datacentre.app.formatting import (
     fmt_strike,
 )
 
-WINDOW_STEPS = (5, 10, 15, 20, 30)
+WINDOW_STEPS = (5, 10, 20)
 ALL = 0
 DEFAULT_WINDOW = 10
 
 ctx = ui.context()
 ui.page_header("Option chain", ctx)
 
-controls = st.columns([3, 2, 2, 2, 4, 2], vertical_alignment="bottom")
+controls = st.columns([3, 1.5, 3, 2, 4, 2], vertical_alignment="bottom")
 when = asof.as_of_ui(ctx, "chain", [*controls[2:5], controls[5]]) if ctx.store is not None \
     else asof.AsOf(live=True)
 
@@ -47,9 +47,9 @@ window = controls[0].segmented_control(
     "Strikes around ATM", choices, format_func=lambda w: f"±{w}" if w else "All", required=True,
     key="chain_window", persist_state="session",
     help="ATM and this many strikes either side; only windows the stored chain fills")
-show_greeks = controls[1].toggle("Gamma, theta, vega", key="chain_greeks", persist_state="session",
-                                 help="Show gamma, theta and vega at the outer edges of the table, "
-                                      "in place of bid and ask")
+show_greeks = controls[1].toggle("Greeks", key="chain_greeks", persist_state="session",
+                                 help="Delta, gamma, theta and vega in place of volume, the price change "
+                                      "and the quotes")
 
 
 def chain_page() -> None:

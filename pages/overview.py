@@ -54,13 +54,13 @@ def live() -> None:
               help=f"Future minus spot; change {vs}")
     ui.metric(top[3], "Day change", fmt_change(change),
               None if change_pct is None else fmt_change(change_pct, kind="pct"),
-              delta_description=f"since {ref_label}" if ref_label else None,
+              delta_description=ref_label,
               help=f"Spot {vs}" if vs else "No earlier session stored to compare with")
     age, warning = ui.freshness(ctx, ts)
-    ui.metric(top[4], "Last tick", age, " · ".join(filter(None, (warning or fmt_moment(ts), after_hours))),
+    ui.metric(top[4], "Last tick", age, " · ".join(filter(None, (warning, after_hours))) or fmt_moment(ts),
               delta_color="red" if warning else "orange" if after_hours else "green", delta_arrow="off",
-              help="Age of the newest snapshot" + ("; taken after hours, outside the exchange's session"
-                                                   if after_hours else ""))
+              help=f"Age of the newest snapshot, {fmt_moment(ts)}" +
+                   ("; taken after hours, outside the exchange's session" if after_hours else ""))
 
     scope = ui.oi_scope(oi, chain)
     bottom = st.columns(5)

@@ -55,7 +55,7 @@ SESSION_KEY = "session"  # also the query parameter: /replay?session=2026-12-01
 ATM_WINDOW = 8
 
 ctx = ui.context()
-ui.page_header("Replay", ctx)
+ui.page_header("Replay", ctx, caption=f"{ctx.index_symbol} · a stored session")
 ui.require_store(ctx)
 days = reads.stored_sessions(ctx)
 if not days:
@@ -69,7 +69,7 @@ def stop_playing() -> None:
     st.session_state[PLAYING_KEY] = False
 
 
-controls = st.columns([3, 3, 4, 2, 4], vertical_alignment="bottom")  # session, expiry, speed, play, note
+controls = st.columns([3, 3, 5, 2], vertical_alignment="bottom")  # session, expiry, speed, play
 options = [d.isoformat() for d in days]
 default = reads.default_session(ctx, days).isoformat()
 if st.session_state.get(SESSION_KEY) not in options:
@@ -118,9 +118,8 @@ def toggle_play() -> None:
 controls[3].button("Pause" if playing else "Play", type="primary", on_click=toggle_play, width="stretch",
                    icon=":material/pause:" if playing else ":material/play_arrow:", key="replay_play")
 per_step = max(1, round(advance_s / interval))
-controls[4].caption(f"{len(times):,} snapshots every {interval:g} s · at {speed}× each step moves the "
-                    f"market {advance_s:g} s ({per_step} snapshot{'s' if per_step > 1 else ''}) "
-                    f"every {period:g} s")
+cadence = (f"{len(times):,} snapshots every {interval:g} s · at {speed}× each step moves the market "
+           f"{advance_s:g} s ({per_step} snapshot{'s' if per_step > 1 else ''}) every {period:g} s")
 
 labels = snapshot_labels(times)  # the slider's positions are the snapshots, labelled IST
 
@@ -171,6 +170,7 @@ def player() -> None:
                   key="replay_next", width="stretch")
     bar[4].button("", icon=":material/last_page:", help="Last snapshot", on_click=jump, args=(-1,),
                   key="replay_last", width="stretch")
+    st.caption(cadence)
 
     ticks = reads.ticks_at(ctx, ts)
     # the session's day charts up to this snapshot: nothing from after it
@@ -205,8 +205,8 @@ def player() -> None:
     ui.metric(m[4], "Max pain", fmt_strike(oi.max_pain), fmt_from_spot(oi.max_pain, spot),
               delta_color="off", delta_arrow="off",
               help=f"Settlement price at which option buyers would be paid least, over {scope}")
-    ui.metric(m[5], "As of", fmt_time(ts), f"snapshot {i + 1:,} of {len(times):,}", delta_color="gray",
-              delta_arrow="off", help=fmt_moment(ts))
+    ui.metric(m[5], "As of", fmt_time(ts), f"{i + 1:,} of {len(times):,}", delta_color="gray",
+              delta_arrow="off", help=f"Snapshot {i + 1:,} of the session's {len(times):,}: {fmt_moment(ts)}")
 
     st.plotly_chart(frame.figures["spot"], key="replay_spot", config={"displayModeBar": False})
     left, right = st.columns(2, gap="medium")

@@ -146,7 +146,7 @@ def test_column_formatters_cover_the_chain():
     assert formatters["pe_iv"](11.25) == "11.25%"
     assert formatters["ce_ltp"](120.5) == "120.50"
     assert formatters["ce_delta"](0.5234) == "0.52"
-    assert formatters["pe_gamma"](0.00112) == "0.0011"
+    assert formatters["pe_gamma"](0.00112) == "0.00112"
     assert formatters["ce_volume"](65_000) == "0.65"
     assert formatters["pe_bid"](None) == MISSING
     built = column_formatters(["oi_change_pct", "pcr", "buildup"])

@@ -136,7 +136,7 @@ def test_oi_buildup_live(app_env):
     store, days = app_env
     at = run("oi_buildup")
     for label in ("NIFTY 50", "Call OI", "Put OI", "PCR (OI)", "Resistance", "Support", "Max pain",
-                  "Most call OI added", "Most put OI added", "As of"):
+                  "Call writing", "Put writing", "As of"):
         metric(at, label)
     future = metric(at, "Future")
     assert "NIFTY" in future.label and "FUT" in future.label
@@ -263,7 +263,7 @@ def test_replay_starts_at_the_first_snapshot(app_env):
     assert at.selectbox(key="session").value == days[-1].isoformat()  # the last complete session
     assert replay_ts(at) == times[0]
     assert metric(at, "As of").value == ist(times[0])
-    assert metric(at, "As of").delta == f"snapshot 1 of {len(times):,}"
+    assert metric(at, "As of").delta == f"1 of {len(times):,}"
     assert len(at.get("plotly_chart")) == 3  # spot with cursor, smile, OI
     # the expiry nearest to expiring that traded at the open: on an expiry day, the expiring weekly
     shown = date.fromisoformat(str(at.selectbox(key=f"replay_expiry_{days[-1].isoformat()}").value))
@@ -292,7 +292,7 @@ def test_replay_slider_moves_over_the_snapshots(app_env):
     assert ist(expected) == "13:07:00"
     assert replay_ts(at) == expected
     assert metric(at, "As of").value == ist(expected) == "13:07:00"
-    assert metric(at, "As of").delta == f"snapshot {chosen + 1:,} of {len(times):,}"
+    assert metric(at, "As of").delta == f"{chosen + 1:,} of {len(times):,}"
     spot = next(t for t in store.snapshot_at(expected, "NIFTY") if t["symbol"] == "NIFTY 50")
     assert number(metric(at, "NIFTY 50").value) == pytest.approx(spot["ltp"], abs=0.005)
     # the change is against the day's first snapshot
@@ -490,15 +490,16 @@ def test_chain_view_styles_the_exchange_layout():
     columns = tables.exchange_columns(greeks=True)
     assert columns[:4] == ["ce_gamma", "ce_theta", "ce_vega", "ce_oi"] and columns[-1] == "pe_gamma"
     # the Greeks take the quotes' place, so both OI columns stay on a 1600-pixel screen
-    assert len(columns) == len(plain) + 2 and not {"ce_bid", "pe_ask"} & set(columns)
-    assert columns[-3:] == ["pe_vega", "pe_theta", "pe_gamma"] and "pe_oi" in columns
-    styler = tables.chain_view(chain, columns, peaks=peaks)
-    assert styler.data.attrs == {} and list(styler.data.columns) == columns
+    assert len(columns) == len(plain) == 17 and not {"ce_bid", "pe_ask"} & set(columns)
+    assert columns[-3:] == ["pe_vega", "pe_theta", "pe_gamma"] and {"ce_delta", "pe_oi"} <= set(columns)
+    assert list(tables.chain_view(chain, columns, peaks=peaks).data.columns) == columns
+    styler = tables.chain_view(chain, plain, peaks=peaks)
+    assert styler.data.attrs == {} and list(styler.data.columns) == plain
     css = styler._compute().ctx  # (row, column position) -> [(property, value)]
 
     def style(strike: float, column: str) -> dict:
         row = int(chain.index[chain["strike"] == strike][0])
-        return dict(css[row, columns.index(column)])
+        return dict(css[row, plain.index(column)])
 
     assert style(26000.0, "ce_oi")["background-color"] == "#bcd4fa"  # the ATM row
     assert style(25950.0, "ce_ltp")["background-color"] == "#fbf3d5"  # calls below spot: in the money
@@ -507,7 +508,7 @@ def test_chain_view_styles_the_exchange_layout():
     assert style(peaks.support, "pe_oi")["color"] == charts.PUT_COLOR
     assert style(25950.0, "ce_ltp_change")["color"] == "#15803d"  # calls rose with the spot
     # no data cell is bold (a bold value overflows the width measured for regular text)
-    bold = {columns[c] for (_, c), props in css.items() if ("font-weight", "700") in props}
+    bold = {plain[c] for (_, c), props in css.items() if ("font-weight", "700") in props}
     assert bold == {"strike"}
 
 

@@ -7,16 +7,11 @@ OI is in lakhs everywhere (axis titles say "(L)"), time axes read IST wall-clock
 Figures have a fixed height and no width, so ``st.plotly_chart(fig)`` fills a wide
 layout. Empty or missing input gives :func:`empty_figure` with a message, never an exception.
 
-Inputs are what :mod:`datacentre.analytics` returns: a chain (``chain_table``), a smile
-(``smile``), a day series (``series_frame``, or the store's ``underlying_series`` rows
-as they are), a term structure, a build-up table. A day series' pauses longer than
-:data:`analytics.SERIES_GAP` (the market closed, the collector stopped) are cut out of
-the time axis, so the session keeps its width however long the evening's ticks run.
-
-Figures are built from plain dicts in one go with a small template (a clean white
-look like plotly's ``plotly_white``): plotly validates everything it is given, and
-the stock template and ``make_subplots`` alone cost tens of milliseconds a figure,
-which a replay step cannot afford.
+Inputs are what :mod:`datacentre.analytics` returns (a chain, a smile, a day series or
+the store's ``underlying_series`` rows, a term structure, a build-up table). A day
+series' pauses longer than :data:`analytics.SERIES_GAP` are cut out of the time axis.
+Figures are built from plain dicts with a small template: plotly's stock template and
+``make_subplots`` cost tens of milliseconds a figure, which a replay step cannot afford.
 """
 from __future__ import annotations
 
@@ -143,9 +138,8 @@ def _oi_title(text: str) -> dict:
 
 
 def _oi_ticks(values, *, from_zero: bool = True) -> dict:
-    """Tick positions labelled in lakhs for an OI axis spanning ``values`` (and zero,
-    for bars; a line through the day uses ``from_zero=False``); the axis title carries
-    the unit (:func:`_oi_title`)."""
+    """Tick positions labelled in lakhs for an OI axis spanning ``values`` (and zero for
+    bars; not for a line through the day); :func:`_oi_title` gives the unit."""
     data = np.asarray(values, dtype=float)
     data = data[np.isfinite(data)]
     if not len(data):
@@ -163,11 +157,8 @@ def _oi_ticks(values, *, from_zero: bool = True) -> dict:
 
 
 def _vline(layout: dict, x, label: str, color: str, dash: str, *, left: bool = False) -> None:
-    """A vertical marker across the plot, labelled at the top.
-
-    Each further marker's label sits a line lower, so labels of close markers (spot
-    and max pain, spot and ATM) never print over each other.
-    """
+    """A vertical marker across the plot, labelled at the top; each further marker's
+    label sits a line lower, so close markers' labels never print over each other."""
     if x is None:
         return
     below = len(layout["shapes"])
@@ -263,7 +254,7 @@ def spot_chart(series, cursor_ts=None, *, show_future: bool = True, title: str |
                          hovertemplate="Spot %{y:,.2f}<extra></extra>")]
     layout = _layout(title=title, height=height, hovermode="x unified", xaxis=_time_axis(),
                      yaxis={"title": {"text": "Spot (points)", "font": {"color": SPOT_COLOR}},
-                            "tickformat": ",.0f"})
+                            "tickformat": ",.2~f"})
     if show_future and _has(frame, "future"):
         traces.append(go.Scatter(
             x=x, y=frame["future"], name="Future", mode="lines", yaxis="y2",
@@ -271,8 +262,8 @@ def spot_chart(series, cursor_ts=None, *, show_future: bool = True, title: str |
             customdata=frame["basis"].to_numpy(dtype=float),
             hovertemplate="Future %{y:,.2f} (basis %{customdata:+,.2f})<extra></extra>"))
         layout["yaxis2"] = {"title": {"text": "Future (points)", "font": {"color": FUTURE_COLOR}},
-                            "overlaying": "y", "side": "right", "showgrid": False, "tickformat": ",.0f",
-                            "automargin": True, "ticks": "", "linecolor": GRID}
+                            "overlaying": "y", "side": "right", "showgrid": False, "tickformat": ",.2~f",
+                            "tickmode": "auto", "automargin": True, "ticks": "", "linecolor": GRID}
     return _day_figure(traces, layout, frame, cursor_ts, span)
 
 
@@ -305,8 +296,7 @@ def oi_series_chart(series, cursor_ts=None, *, title: str | None = None,
 
 
 def _min_span(values, span: float) -> dict:
-    """An axis range at least ``span`` wide: a flat series would otherwise get ticks closer
-    together than its two-decimal labels can tell apart."""
+    """An axis range at least ``span`` wide (a flat series' ticks would repeat their labels)."""
     finite = pd.to_numeric(values, errors="coerce").dropna()
     if finite.empty or finite.max() - finite.min() >= span:
         return {}

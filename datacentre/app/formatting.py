@@ -148,10 +148,11 @@ def fmt_delta(now, then, decimals: int = 2, *, kind: Literal["price", "oi", "lak
 
 
 def fmt_from_spot(strike, spot) -> str | None:
-    """How far a strike (max pain, a wall) is from the spot, for a metric's delta:
-    ``'+213.65 pts from spot'``; None when either is missing."""
+    """How far a strike (max pain, a wall) is from the spot, for a metric's delta (short,
+    so a card at 1280 pixels shows it whole): ``'+213.65 vs spot'``; None when either is
+    missing."""
     a, b = finite_or_none(strike), finite_or_none(spot)
-    return None if a is None or b is None else f"{fmt_change(a - b)} pts from spot"
+    return None if a is None or b is None else f"{fmt_change(a - b)} vs spot"
 
 
 def fmt_ratio(x, decimals: int = 2) -> str:
@@ -235,7 +236,7 @@ def _column_formatter(name: str) -> Callable[[object], str] | None:
     if name.endswith("delta"):
         return lambda x: fmt_number(x, 2)
     if name.endswith("gamma"):
-        return lambda x: fmt_number(x, 4)
+        return lambda x: fmt_number(x, 5)
     if name == "pcr":
         return fmt_ratio
     return None

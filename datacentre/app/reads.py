@@ -31,7 +31,6 @@ import streamlit as st
 from datacentre import analytics
 from datacentre.app import ui
 from datacentre.app.days import ist_ts, today
-from datacentre.app.formatting import fmt_moment
 from datacentre.core.errors import StoreError
 from datacentre.core.instruments import (
     last_complete_session,
@@ -39,7 +38,7 @@ from datacentre.core.instruments import (
     session_of,
     underlying,
 )
-from datacentre.core.ticks import format_ts, now_utc, parse_ts, trading_day
+from datacentre.core.ticks import IST, format_ts, now_utc, parse_ts, trading_day
 
 OPEN_DAY_TTL_S = 15.0
 DAYS_TTL_S = 30.0
@@ -269,7 +268,8 @@ def reference_close(ctx: ui.Context, ts: str | None) -> tuple[str | None, list[d
         return None, []
     then, ticks = previous_close(ctx, ts)
     if ticks:
-        return (PREVIOUS_CLOSE if session_of(ts) else f"the close ({fmt_moment(then)})"), ticks
+        # after hours "Tue close": short enough for a card, and never "the open" of the night
+        return (PREVIOUS_CLOSE if session_of(ts) else f"{parse_ts(then).astimezone(IST):%a} close"), ticks
     day = session_of(ts)
     then, ticks = day_open(ctx, day) if day else (None, [])
     return (DAY_OPEN, ticks) if ticks else (None, [])

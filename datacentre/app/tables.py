@@ -30,10 +30,11 @@ def mirrored(fields: Sequence[str]) -> list[str]:
 
 CHAIN_COLUMNS = mirrored(("oi", "oi_change", "volume", "iv", "ltp", "ltp_change"))
 # The exchange's chain: as mirrored, but bid comes before ask on both sides.
-EXCHANGE_CALLS = ("oi", "oi_change", "volume", "iv", "delta", "ltp", "ltp_change", "bid", "ask")
-EXCHANGE_PUTS = ("bid", "ask", "ltp_change", "ltp", "delta", "iv", "volume", "oi_change", "oi")
-OUTER_GREEKS = ("gamma", "theta", "vega")
-QUOTES = ("bid", "ask")
+EXCHANGE_CALLS = ("oi", "oi_change", "volume", "iv", "ltp", "ltp_change", "bid", "ask")
+EXCHANGE_PUTS = ("bid", "ask", "ltp_change", "ltp", "iv", "volume", "oi_change", "oi")
+# With the Greeks: gamma, theta and vega at the outer edges, delta by the IV, in place of
+# volume, the price change and the quotes (so the table still fits a 1600-pixel screen).
+GREEK_CALLS = ("gamma", "theta", "vega", "oi", "oi_change", "iv", "delta", "ltp")
 BUILDUP_FIELDS = ("buildup", "oi", "oi_change", "oi_change_pct", "ltp_change", "ltp")
 BUILDUP_COLUMNS = mirrored(BUILDUP_FIELDS)
 FUTURE_COLUMNS = ("symbol", "ltp", "ltp_change", "ltp_change_pct", "oi", "oi_change", "oi_change_pct",
@@ -59,12 +60,11 @@ FIELD_LABELS = {"oi": (f"OI ({LAKH_UNIT})", f"open interest, {IN_LAKHS}"),
 
 
 def exchange_columns(*, greeks: bool = False) -> list[str]:
-    """The option-chain page's columns; ``greeks`` adds gamma, theta and vega at the
-    outer edges in place of bid and ask (LTP stays), so the table still fits a
-    1600-pixel screen with both OI columns in view."""
-    extra = OUTER_GREEKS if greeks else ()
-    calls = [f for f in (*extra, *EXCHANGE_CALLS) if not (greeks and f in QUOTES)]
-    puts = [f for f in (*EXCHANGE_PUTS, *reversed(extra)) if not (greeks and f in QUOTES)]
+    """The option-chain page's columns, eight a side: OI, its change, volume, IV, LTP, its
+    change, bid and ask, or with ``greeks`` the four Greeks beside OI, IV and LTP; either
+    way the table fits a 1600-pixel screen with both OI columns in view."""
+    calls = GREEK_CALLS if greeks else EXCHANGE_CALLS
+    puts = tuple(reversed(GREEK_CALLS)) if greeks else EXCHANGE_PUTS
     return [*(f"ce_{f}" for f in calls), "strike", *(f"pe_{f}" for f in puts)]
 
 
@@ -119,6 +119,7 @@ def chain_view(chain: pd.DataFrame, columns: Sequence[str] = CHAIN_COLUMNS, *,
         css["strike"] = STRIKE_CSS
         if atm is not None:
             css.loc[strikes == atm, :] = ATM_CSS
+            css.loc[strikes == atm, "strike"] = f"{ATM_CSS}; font-weight: 700"
         if peaks is not None:
             for column, strike, peak_css in (("ce_oi", peaks.resistance, RESISTANCE_CSS),
                                              ("pe_oi", peaks.support, SUPPORT_CSS)):
