@@ -8,7 +8,7 @@ from datacentre.app.formatting import fmt_day, fmt_expiry, fmt_moment, fmt_pct, 
 
 LOOKBACKS = (20, 60, 120, 250)
 MIN_SESSIONS = 20  # fewer and a rank says little
-BACKFILL_INTERVALS = (60, 30, 15, 5)
+BACKFILL_INTERVALS = (300, 60, 30, 15, 5)  # seconds; a session's closing IV needs few snapshots
 
 ctx = ui.context()
 ui.page_header("IV rank", ctx,

@@ -8,6 +8,7 @@ instead of letting the app backfill a whole session at one a second.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -222,6 +223,93 @@ def test_other_pages_open(app_url, page, path):
     open_page(page, app_url + path)
     no_exception(page)
     assert "Expiry" in page.locator('[data-testid="stSidebar"]').inner_text()
+
+
+# ---------------------------------------------------------------- the day charts
+
+DAY_CHARTS = {  # page -> (its charts' keys, a card it always shows)
+    "/straddle": (("straddle_chart", "legs_chart"), "Straddle"),
+    "/oi_history": (("oi_history_chart", "pain_pcr_chart"), "PCR (OI)"),
+    "/futures": (("futures_chart",), "Basis"),
+    "/gex": (("gex_chart",), "Net GEX"),
+    "/candles": (("candles_chart",), "VWAP"),
+    "/iv_rank": (("iv_rank_chart",), "IV rank"),
+}
+
+
+def charts_drawn(page, keys) -> None:
+    """Each chart of ``keys`` drawn by plotly: a trace of it has a drawn path (a line, bars
+    or candles), not an empty figure's message."""
+    for key in keys:
+        page.locator(f".st-key-{key} .js-plotly-plot").first.wait_for(timeout=PAGE_TIMEOUT_MS)
+        page.wait_for_function(
+            "(key) => [...document.querySelectorAll(`.st-key-${key} .js-plotly-plot .trace path`)]"
+            ".some(p => (p.getAttribute('d') || '').length > 10)", arg=key, timeout=PAGE_TIMEOUT_MS)
+
+
+def pick_last(page, combobox) -> None:
+    """Open ``combobox`` and pick its last option; again if a rerun closed the list first
+    (a live page reruns every second)."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    combobox.wait_for(timeout=PAGE_TIMEOUT_MS)
+    for attempt in range(3):
+        combobox.click()
+        try:
+            page.get_by_role("option").last.click(timeout=5_000)
+            return
+        except PlaywrightTimeout:
+            if attempt == 2:
+                raise
+
+
+def main_text(page) -> str:
+    return page.locator('[data-testid="stMain"]').inner_text()
+
+
+@pytest.mark.parametrize("path", DAY_CHARTS)
+def test_day_chart_live_then_as_of_the_stored_session(app_url, page, path):
+    keys, card = DAY_CHARTS[path]
+    open_page(page, app_url + path)
+    no_exception(page)
+    assert card in metric_labels(page), metric_labels(page)
+    charts_drawn(page, keys)
+    # live: the fragment redraws with the feed (a new snapshot every second), in place
+    page.evaluate("window.__notReloaded = true")
+    before = main_text(page)
+    page.wait_for_function("(before) => document.querySelector('[data-testid=\"stMain\"]').innerText"
+                           " !== before", arg=before, timeout=30_000)
+    assert page.evaluate("window.__notReloaded") is True
+    no_exception(page)
+
+    # replay: the oldest stored session (the backfilled one), at its last minute
+    page.get_by_role("radiogroup", name="As of").get_by_role("radio", name="Stored").click()
+    pick_last(page, page.get_by_role("combobox", name=re.compile("^(Day|Session)$")))
+    settle(page)
+    no_exception(page)
+    assert card in metric_labels(page), metric_labels(page)
+    charts_drawn(page, keys)
+    page.get_by_text("15:30:00").first.wait_for(timeout=PAGE_TIMEOUT_MS)  # the session's last snapshot
+    no_exception(page)
+
+
+def test_iv_rank_backfills_sessions_from_the_page(app_url, page):
+    open_page(page, app_url + "/iv_rank")
+    no_exception(page)
+    page.get_by_text("IV rank needs at least 20 stored sessions").wait_for(timeout=PAGE_TIMEOUT_MS)
+    sessions = int(metric_value(page, "Sessions"))
+    box = page.get_by_label("Sessions to backfill")
+    box.fill("2")
+    box.press("Enter")
+    page.get_by_text("backfill --days 2 --interval 300").wait_for(timeout=PAGE_TIMEOUT_MS)
+    page.get_by_role("button", name="Backfill").click()
+    page.get_by_text("Backfilled").wait_for(timeout=PAGE_TIMEOUT_MS)
+    page.wait_for_function(
+        "(before) => [...document.querySelectorAll('[data-testid=\"stMetric\"]')].some(m =>"
+        " m.querySelector('[data-testid=\"stMetricLabel\"]').innerText.trim() === 'Sessions' &&"
+        " parseInt(m.querySelector('[data-testid=\"stMetricValue\"]').innerText) > before)",
+        arg=sessions, timeout=PAGE_TIMEOUT_MS)
+    no_exception(page)
 
 
 # ---------------------------------------------------------------- an imported real day

@@ -231,7 +231,7 @@ def test_iv_rank_against_the_earlier_sessions(app_env):
     assert card(at, "Low").value == fmt_pct(min(*past, current))
     # too few sessions: the backfill is offered, with its command
     assert any("needs at least 20 stored sessions" in w.value for w in at.warning)
-    assert any("python -m datacentre backfill --days 20" in c.value for c in at.code)
+    assert any("python -m datacentre backfill --days 20 --interval 300" in c.value for c in at.code)
     assert at.button(key="iv_rank_backfill")
 
 
