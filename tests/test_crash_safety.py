@@ -135,10 +135,11 @@ def test_killing_the_broadcaster_ten_times_loses_no_row_for_a_resuming_client(tm
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_killing_the_collector_mid_write_leaves_no_partial_snapshot(tmp_path, monkeypatch):
-    """The collector plays a recording of 328-row snapshots back (``--source csv``, so every
-    snapshot has the same size) and is killed at random moments, most of them mid-write."""
+    """The collector plays a recording of 3,208-row snapshots back (``--source csv``, so every
+    snapshot has the same size), each write taking longer than the interval, and is killed at
+    random moments: most of them land mid-write."""
     isolate_config(monkeypatch, tmp_path)
-    played, size = recording(tmp_path)
+    played, size = recording(tmp_path, strikes=400)
     path = tmp_path / "ticks.db"
     url = f"sqlite:///{path}"
     TickStore(url).close()

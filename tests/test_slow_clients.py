@@ -117,8 +117,9 @@ def test_stalled_clients_are_cut_within_the_bound_and_a_reader_keeps_its_latency
             sock.close()
         server.stop()
     cuts = [r for r in caplog.records if "disconnecting client" in r.getMessage()]
-    assert len(cuts) == 3 and all("close code 1008" in r.getMessage() and "too slow" in r.getMessage()
-                                  for r in cuts)
+    # cut by the clock (nothing drained), long before the byte limit: the kernel holds the backlog
+    assert len(cuts) == 3 and all("close code 1008" in r.getMessage() and "undrained for" in r.getMessage()
+                                  for r in cuts), [r.getMessage() for r in cuts]
     to_cut = sorted(r.created - start_wall for r in cuts)
     latencies.sort()
     p50, p99 = latencies[len(latencies) // 2], latencies[int(len(latencies) * 0.99)]
