@@ -2,19 +2,17 @@
 and never broadcast. Real stores, a real broadcaster, real clients, the real CLI."""
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
-import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-import websocket
 from conftest import make_tick
 from support import isolate_config, wait_until
 
 from datacentre import RealtimeDataClient
+from datacentre.clients.connection import FeedConnection
 from datacentre.core.instruments import session_bounds
 from datacentre.core.ticks import format_ts, now_utc
 from datacentre.feed.broadcaster import BroadcasterThread
@@ -32,34 +30,16 @@ def at(seconds: float) -> str:
     return format_ts(T0 + timedelta(seconds=seconds))
 
 
-class Inbox(threading.Thread):
-    """A plain WebSocket client (no resume) that keeps every message it receives."""
+class Inbox:
+    """A plain client (it never asks to resume) that keeps every tick it receives."""
 
     def __init__(self, url: str) -> None:
-        super().__init__(daemon=True)
-        self.ws = websocket.create_connection(url, timeout=0.2)
-        self.welcome = json.loads(self.ws.recv())
-        self.messages: list[dict] = []
-        self.stopped = threading.Event()
-        self.start()
-
-    def run(self) -> None:
-        while not self.stopped.is_set():
-            try:
-                self.messages.append(json.loads(self.ws.recv()))
-            except websocket.WebSocketTimeoutException:
-                continue
-            except (websocket.WebSocketException, OSError):
-                return
-
-    @property
-    def ticks(self) -> list[dict]:
-        return [m for m in list(self.messages) if "type" not in m]
+        self.ticks: list[dict] = []
+        self.conn = FeedConnection(url, on_tick=self.ticks.append, resume=False).start()
+        assert self.conn.wait_connected(10)
 
     def close(self) -> None:
-        self.stopped.set()
-        self.join(5)
-        self.ws.close()
+        self.conn.stop()
 
 
 @pytest.fixture

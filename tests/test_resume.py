@@ -72,10 +72,8 @@ def db_url(any_db_url):
 
 
 @pytest.fixture
-def feed(store):
-    server = BroadcasterThread(store, port=0, poll_interval=0.02).start()
-    yield server
-    server.stop()
+def feed(live_broadcaster):
+    return live_broadcaster
 
 
 # ---------------------------------------------------------------- planning, from the store alone
