@@ -188,12 +188,12 @@ def test_a_bad_cursor_is_refused_with_a_clear_answer(feed):
 
 
 def test_a_long_catch_up_is_paced_not_cut_off(store):
-    """20,000 missed rows through a 64 KiB buffer and a 1 s stall limit: the catch-up waits
-    for the client, which keeps reading, so it is never taken for a stalled one."""
+    """20,000 missed rows (6 MB) through a 64 KiB buffer and a 3 s stall limit: the catch-up
+    waits for the client, which keeps reading, so it is never taken for a stalled one."""
     symbols = [f"NIFTY06JAN26{26000 + 50 * i}CE" for i in range(100)]
     write(store, 0, symbols)
     server = BroadcasterThread(store, port=0, poll_interval=0.02, max_buffer_bytes=64 * 1024,
-                               stall_timeout=1.0).start()
+                               stall_timeout=3.0).start()
     try:
         for n in range(1, 201):
             write(store, n, symbols)
