@@ -133,6 +133,8 @@ def test_a_backfill_into_a_running_store_sends_no_tick(tmp_path, monkeypatch):
             assert not [t for t in ticks if opens <= t["ts"] <= closes]
             assert [t["ts"] for t in ticks] == sorted(t["ts"] for t in ticks)
         stats = server.stats()
+        print(f"\nbackfill of {day}: {backfilled:,} rows stored; live ticks received meanwhile: "
+              f"{len(inbox.ticks):,} and {len(received):,}, none of that day")
         assert stats["past_rows"] == backfilled and stats["dropped_clients"] == 0
         assert f"past rows {backfilled:,} (stored, not broadcast)" in format_status(
             [{"name": "broadcaster", "state": "running", "pid": 1, "log": "-", "url": server.url,
