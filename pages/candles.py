@@ -48,9 +48,7 @@ elif what == OPTION:
 
 def candles_page() -> None:
     m = dayreads.moment_of(ctx, when, first=start)
-    if not m.ts or symbol is None:
-        st.info("Nothing of this contract stored yet." if m.live else "Nothing of it stored at that moment.",
-                icon=":material/hourglass_top:")
+    if dayreads.nothing_to_show(m, symbol is not None, "ticks of this contract"):
         return
     frame = intraday.candle_frame(dayreads.candles(ctx, symbol, interval, m))
     last = frame.iloc[-1] if len(frame) else None

@@ -27,9 +27,7 @@ future = controls[3].selectbox("Future", trading, index=trading.index(nearest.sy
 
 def futures_page() -> None:
     m = dayreads.moment_of(ctx, when, first=start)
-    if not m.ts or future is None:
-        st.info("No future of this underlying yet." if m.live else "No future stored at that moment.",
-                icon=":material/hourglass_top:")
+    if dayreads.nothing_to_show(m, future is not None, "future of this underlying"):
         return
     symbols = [u.index_symbol, future]
     frame = intraday.futures_frame(m.rows(dayreads.contracts(ctx, m.day, symbols, "ltp", "oi", "volume"),

@@ -29,9 +29,7 @@ scope = controls[4].segmented_control("Expiries", (THIS, ALL), default=THIS, req
 
 def gex_page() -> None:
     m = dayreads.moment_of(ctx, when, first=start)
-    if not m.ts or m.expiry is None:
-        st.info("No options for this underlying yet." if m.live else "No options stored at that moment.",
-                icon=":material/hourglass_top:")
+    if dayreads.nothing_to_show(m, m.expiry is not None):
         return
     expiries = [m.expiry] if scope == THIS else analytics.expiries(m.ticks, ctx.underlying)
     table = intraday.snapshot_gex(m.ticks, ctx.underlying, expiries)

@@ -26,8 +26,7 @@ lookback = controls[3].segmented_control("Sessions", LOOKBACKS, default=LOOKBACK
 
 def rank_page() -> None:
     m = dayreads.moment_of(ctx, when, first=start)
-    if not m.ts:
-        st.info("No snapshot of this underlying yet.", icon=":material/hourglass_top:")
+    if dayreads.nothing_to_show(m, what="snapshot of this underlying"):
         return
     days = dayreads.stored_days_before(ctx, m.day, lookback)
     history = intraday.atm_iv_history(dayreads.session_iv(ctx, days))

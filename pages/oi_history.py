@@ -44,17 +44,9 @@ shown = choices[2].segmented_control("Show", (OI, CHANGE), default=OI, required=
                                       help="Open interest, or its change since the day's first snapshot")
 
 
-def no_options(m) -> bool:
-    if m.ts and m.expiry is not None:
-        return False
-    st.info("No options for this underlying yet." if m.live else "No options stored at that moment.",
-            icon=":material/hourglass_top:")
-    return True
-
-
 def strikes_section() -> None:
     m = dayreads.moment_of(ctx, when, first=start)
-    if no_options(m):
+    if dayreads.nothing_to_show(m, m.expiry is not None):
         return
     if not picked:
         st.caption("Choose strikes above to see their open interest through the day.")
@@ -90,7 +82,7 @@ def strikes_section() -> None:
 
 def pain_section() -> None:
     m = dayreads.moment_of(ctx, when, first=start)
-    if no_options(m):
+    if dayreads.nothing_to_show(m, m.expiry is not None):
         return
     frame = intraday.pain_pcr_frame(m.rows(dayreads.chain_oi(ctx, m.day, m.expiry),
                                            intraday.chain_oi_rows(m.ticks, ctx.underlying, m.expiry),

@@ -49,17 +49,9 @@ def premium_cards(frame, columns, name: str, strike=None) -> None:
                   help="Strike ∓ premium: where a short straddle stops making money at expiry")
 
 
-def no_options(m) -> bool:
-    if m.ts and m.expiry is not None:
-        return False
-    st.info("No options for this underlying yet." if m.live else "No options stored at that moment.",
-            icon=":material/hourglass_top:")
-    return True
-
-
 def straddle_section() -> None:
     m = dayreads.moment_of(ctx, when, first=start)
-    if no_options(m):
+    if dayreads.nothing_to_show(m, m.expiry is not None):
         return
     if mode == ROLLING:
         rows = m.rows(dayreads.straddle(ctx, m.day, m.expiry),
@@ -104,7 +96,7 @@ for n, (offset, side) in enumerate(LEG_DEFAULTS):
 
 def legs_section() -> None:
     m = dayreads.moment_of(ctx, when, first=start)
-    if no_options(m) or not chosen:
+    if dayreads.nothing_to_show(m, m.expiry is not None) or not chosen:
         return
     legs = [(format_option(u.base, m.expiry, strike, right), f"{fmt_strike(strike)} {right}", right)
             for strike, right in chosen]

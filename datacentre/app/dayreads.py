@@ -190,6 +190,16 @@ def nearest_index(options: Sequence[float], value: float | None) -> int | None:
     return min(range(len(options)), key=lambda i: (abs(options[i] - value), options[i]))
 
 
+def nothing_to_show(m: Moment, ready: bool = True, what: str = "options of this underlying") -> bool:
+    """True, with a note on the page, when the moment has no snapshot or is not ``ready``
+    (its expiry, future or contract is missing): the chart has nothing to show."""
+    if m.ts and ready:
+        return False
+    st.info(f"No {what} yet." if m.live else f"No {what} stored at that moment.",
+            icon=":material/hourglass_top:")
+    return True
+
+
 def stored_days_before(ctx: ui.Context, day: date | None, count: int) -> list[date]:
     """Up to ``count`` stored sessions before ``day``, oldest first (days of after-hours
     ticks only are not sessions)."""
