@@ -24,7 +24,7 @@ from pathlib import Path
 
 from datacentre.core.errors import ConfigError
 from datacentre.core.instruments import next_session_open, session_bounds
-from datacentre.core.ticks import IST, now_utc, parse_ts
+from datacentre.core.ticks import IST, now_utc, parse_ts, trading_day
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +112,7 @@ class MarketState:
 def market_state(moment: datetime | str) -> MarketState:
     """Whether NSE is open at ``moment`` (sessions include both ends), and if not, why."""
     m = parse_ts(moment)
-    day = m.astimezone(IST).date()
+    day = trading_day(m)
     opens, closes = session_bounds(day)
     if day.weekday() >= 5:
         return MarketState(False, "weekend", next_session_open(m))
