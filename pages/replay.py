@@ -182,7 +182,7 @@ def player() -> None:
         st.plotly_chart(frame.figures["spot"], key="replay_spot", config={"displayModeBar": False})
         st.info(f"No options of the {expiry:%d %b} expiry in this snapshot: it stopped trading at 15:30 IST "
                 "on its expiry day." if expiry and has_expired(expiry, ts) else
-                "No options of this underlying and expiry in that snapshot.", icon=":material/hourglass_top:")
+                "No options of this underlying in that snapshot.", icon=":material/hourglass_top:")
         return
     opening_chain = analytics.chain_table(opening, ctx.underlying, expiry) if opening else None
     then = opening_chain.attrs if opening_chain is not None else {}

@@ -167,7 +167,7 @@ def test_option_chain_deep_link(app_url, page):
     cells = page.locator('[data-testid="stDataFrame"] [role="gridcell"]')
     cells.first.wait_for(state="attached", timeout=PAGE_TIMEOUT_MS)
     headers = page.locator('[data-testid="stDataFrame"] [role="columnheader"]').all_text_contents()
-    assert headers[:2] == ["OI", "Chg OI"] and headers[-2:] == ["Chg OI", "OI"], headers
+    assert headers[:2] == ["OI (L)", "Chg OI (L)"] and headers[-2:] == ["Chg OI (L)", "OI (L)"], headers
     strike_at = headers.index("Strike")
     values = cells.all_text_contents()
     strikes = [float(v) for v in values[strike_at::len(headers)]]
@@ -359,7 +359,8 @@ def test_replay_steps_through_the_imported_2019_day(real_app_url, page):
     open_page(page, real_app_url + "/replay")
     no_exception(page)
     choose(page, "Session", "Mon 01 Jul 2019")
-    page.get_by_text("27 snapshots every 900 s").wait_for(timeout=PAGE_TIMEOUT_MS)
+    # the file of 15:45 is after hours: stored, not part of the session replayed
+    page.get_by_text("26 snapshots every 900 s").wait_for(timeout=PAGE_TIMEOUT_MS)
     page.get_by_text("No options of this underlying in that snapshot").wait_for(timeout=PAGE_TIMEOUT_MS)
     for _ in range(3):  # 09:15 had no trades yet; step to 10:00
         page.locator(".st-key-replay_next button:visible").click()
@@ -380,7 +381,123 @@ def test_pages_as_of_the_imported_2019_day(real_app_url, page, path):
     no_exception(page)
     page.get_by_role("radiogroup", name="As of").get_by_role("radio", name="Stored").click()
     settle(page)
-    choose(page, "Day", "Mon 01 Jul 2019")
+    choose(page, "Session", "Mon 01 Jul 2019")
     page.get_by_text("01 Jul").first.wait_for(timeout=PAGE_TIMEOUT_MS)
     no_exception(page)
-    assert "04 Jul 2019" in page.locator('[data-testid="stMain"]').inner_text()
+    main = page.locator('[data-testid="stMain"]')
+    # the day's own expiry, long expired: in the caption, or chosen in the page's expiry picker
+    assert "04 Jul 2019" in main.inner_text() or \
+        main.get_by_role("combobox", name="Expiry").input_value().startswith("04 Jul 2019")
+
+
+# ---------------------------------------------------------------- honest labels, one truth
+
+OWN_PAGES = ["/", "/option_chain", "/iv_smile", "/oi_buildup", "/replay", "/export", "/status"]
+
+
+@pytest.fixture(scope="module")
+def closed_app(tmp_path_factory):
+    """The app at 01:20 IST the night after the last complete session, the exchange closed
+    (the clock of the whole server set by tests/clock), on a store that does not change
+    (autostart off): the live market is the store's last snapshot, one moment on every page."""
+    from datetime import datetime, time, timedelta
+
+    from datacentre.core.instruments import last_complete_session
+    from datacentre.core.ticks import IST, now_utc
+    from datacentre.ops.backfill import backfill
+    from datacentre.store.tickstore import TickStore
+
+    day = last_complete_session(now_utc())
+    night = datetime.combine(day + timedelta(days=1), time(1, 20), IST)
+    data = tmp_path_factory.mktemp("browser_closed")
+    db_url = f"sqlite:///{data / 'ticks.db'}"
+    with TickStore(db_url) as store:
+        backfill(store, [day], interval=60, seed=12)
+    env = {"DATACENTRE_DB_URL": db_url, "DATACENTRE_AUTOSTART": "0",
+           "DATACENTRE_TEST_CLOCK": night.isoformat(), "PYTHONPATH": str(ROOT / "tests" / "clock")}
+    with streamlit_server(data, env) as url:
+        yield url, day, db_url
+
+
+@pytest.mark.parametrize("path", OWN_PAGES)
+def test_every_page_says_the_market_is_simulated(app_url, page, path):
+    open_page(page, app_url + path)
+    no_exception(page)
+    page.locator('[data-testid="stMain"]').get_by_text("Simulated market").first.wait_for(
+        timeout=PAGE_TIMEOUT_MS)
+
+
+def replay_link(page):
+    main = page.locator('[data-testid="stMain"]')
+    return main.get_by_role("link", name=re.compile("Replay the last session"))
+
+
+@pytest.mark.parametrize("path", OWN_PAGES)
+def test_after_hours_every_page_says_the_exchange_is_closed(closed_app, page, path):
+    url, day, _ = closed_app
+    open_page(page, url + path)
+    no_exception(page)
+    page.locator('[data-testid="stAlert"]', has_text="The exchange is closed").wait_for(
+        timeout=PAGE_TIMEOUT_MS)
+    assert f"session={day.isoformat()}" in replay_link(page).get_attribute("href")
+
+
+def test_the_banner_links_to_the_last_session(closed_app, page):
+    url, day, _ = closed_app
+    open_page(page, url + "/")
+    replay_link(page).click()
+    # the app's own navigation: the URL changes without a page load
+    page.wait_for_function("() => location.pathname.endsWith('/replay')", timeout=PAGE_TIMEOUT_MS)
+    page.get_by_role("combobox", name="Session").wait_for(timeout=PAGE_TIMEOUT_MS)
+    settle(page)
+    no_exception(page)
+    assert page.get_by_role("combobox", name="Session").input_value() == f"{day:%a %d %b %Y}"
+    assert metric_value(page, "As of") == "09:15:00"
+
+
+def test_pcr_is_the_same_on_every_page_at_one_moment(closed_app, page):
+    """Overview, Option chain and OI build-up show one PCR for the one live snapshot, and
+    it is that snapshot's own (oi_summary of its chain)."""
+    from datacentre import analytics
+    from datacentre.store.tickstore import TickStore
+
+    url, _, db_url = closed_app
+    shown = {}
+    for path in ("/", "/option_chain", "/oi_buildup"):
+        open_page(page, url + path)
+        no_exception(page)
+        page.locator('[data-testid="stMetric"]', has_text="PCR (OI)").first.wait_for(timeout=PAGE_TIMEOUT_MS)
+        shown[path] = metric_value(page, "PCR (OI)")
+    with TickStore(db_url) as store:
+        ticks = store.snapshot_at(store.last_ts(), "NIFTY")
+    nearest = analytics.expiries(ticks, "NIFTY")[0]  # the sidebar's expiry
+    expected = analytics.oi_summary(analytics.chain_table(ticks, "NIFTY", nearest)).pcr
+    assert set(shown.values()) == {f"{expected:.2f}"}, shown
+
+
+def test_the_favicon_is_served_by_the_app(app_url, page):
+    open_page(page, app_url + "/")
+    icons = page.evaluate("() => [...document.querySelectorAll('link[rel~=icon]')].map(l => l.href)")
+    assert icons and all(icon.startswith(app_url) for icon in icons), icons  # nothing from the internet
+    with urllib.request.urlopen(icons[-1], timeout=10) as response:
+        assert response.status == 200 and response.headers["Content-Type"] == "image/png"
+
+
+@pytest.mark.parametrize("greeks", [False, True])
+def test_the_chain_fits_1600_pixels(app_url, page, greeks):
+    """Both OI columns in view, BANKNIFTY's wide prices included, with the Greeks or without."""
+    open_page(page, app_url + "/option_chain?underlying=BANKNIFTY")
+    page.locator('[data-testid="stDataFrame"] [role="gridcell"]').first.wait_for(
+        state="attached", timeout=PAGE_TIMEOUT_MS)
+    if greeks:
+        page.get_by_text("Greeks").first.click()
+        settle(page)
+        page.wait_for_function("() => [...document.querySelectorAll('[data-testid=\"stDataFrame\"] "
+                               "[role=\"columnheader\"]')].some(h => h.innerText === 'Gamma')",
+                               timeout=PAGE_TIMEOUT_MS)
+    widths = page.evaluate("() => { const s = document.querySelector('[data-testid=\"stDataFrame\"] "
+                           ".dvn-scroller'); return [s.scrollWidth, s.clientWidth]; }")
+    assert widths[0] <= widths[1], widths  # no horizontal scrolling
+    headers = page.locator('[data-testid="stDataFrame"] [role="columnheader"]').all_text_contents()
+    assert headers[0] in ("OI (L)", "Gamma") and headers[-1] in ("OI (L)", "Gamma"), headers
+

@@ -199,9 +199,9 @@ def test_outside_market_hours_every_page_says_so(after_hours, monkeypatch):
         check(at)
         header = " ".join(m.value for m in at.markdown)
         assert "Simulated market" in header, page  # the source is the simulator
-        banner = " ".join(i.value for i in at.info)
-        assert "The exchange is closed" in banner, page
-        assert f"/replay?underlying=NIFTY&session={day.isoformat()}" in banner, page
+        assert "The exchange is closed" in " ".join(i.value for i in at.info), page
+        link = at.get("page_link")[0].proto
+        assert link.page.endswith("replay") and f"session={day.isoformat()}" in link.query_string, page
     at.switch_page(PAGES["overview"]).run()
     assert "after hours" in metric(at, "Last tick").delta
     close = parse_ts(session_bounds(day)[1]).astimezone(IST)

@@ -337,6 +337,7 @@ def freshness(ctx: Context, ts: str | None) -> tuple[str, str | None]:
 
 
 SIMULATED_BADGE = ":orange-badge[:material/science: Simulated market]"
+REPLAY_PAGE = "pages/replay.py"
 AFTER_HOURS = "after hours"
 
 
@@ -361,9 +362,11 @@ def market_banner(ctx: Context) -> None:
     last = last_complete_session(now)
     what = ("The simulator keeps running, so the live prices are **after hours** ticks, not a session."
             if simulated(ctx) else "Prices shown live are the last ones received.")
-    link = f"/replay?underlying={ctx.underlying}&session={last.isoformat()}"
-    st.info(f"**The exchange is closed** — it opens {opens:%a %d %b, %H:%M} IST. {what} "
-            f"[Replay the last session, {fmt_day(last)} →]({link})", icon=":material/bedtime:")
+    st.info(f"**The exchange is closed** — it opens {opens:%a %d %b, %H:%M} IST. {what}",
+            icon=":material/bedtime:")
+    # the app's own link (a markdown one opens a new tab and a new session)
+    st.page_link(REPLAY_PAGE, label=f"Replay the last session, {fmt_day(last)}", icon=":material/replay:",
+                 query_params={"underlying": ctx.underlying, "session": last.isoformat()})
 
 
 def page_header(title: str, ctx: Context, *, caption: str | None = None) -> None:
