@@ -107,13 +107,16 @@ def services() -> None:
     rows = []
     for base, tick in zip(UNDERLYINGS, last_ticks):
         age = ui.seconds_since(tick.get("ts"))
+        fresh = "live" if age is not None and age <= stale else "stale"
         rows.append({"Underlying": base, "Index": tick["symbol"],
                      "Last tick (IST)": fmt_moment(tick.get("ts")), "Age": ui.fmt_age(age),
                      "Spot": fmt_price(tick.get("ltp")),
-                     "State": "live" if age is not None and age <= stale else "stale"})
+                     "State": " · ".join(filter(None, (fresh, ui.session_label(tick.get("ts")))))})
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="content",
                  column_config={"Spot": st.column_config.Column(alignment="right"),
-                                "State": st.column_config.Column(help=f"live: newer than {stale:.0f} s")})
+                                "State": st.column_config.Column(
+                                    help=f"live: newer than {stale:.0f} s; after hours: outside the "
+                                         "exchange's session (09:15-15:30 IST)")})
 
     with st.expander("Details"):
         left, right = st.columns(2)

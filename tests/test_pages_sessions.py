@@ -202,6 +202,7 @@ def test_outside_market_hours_every_page_says_so(after_hours, monkeypatch):
         assert "The exchange is closed" in " ".join(i.value for i in at.info), page
         link = at.get("page_link")[0].proto
         assert link.page.endswith("replay") and f"session={day.isoformat()}" in link.query_string, page
+    assert all("after hours" in state for state in at.dataframe[0].value["State"])  # the status page's
     at.switch_page(PAGES["overview"]).run()
     assert "after hours" in metric(at, "Last tick").delta
     close = parse_ts(session_bounds(day)[1]).astimezone(IST)
