@@ -17,7 +17,6 @@ from datacentre.app.formatting import (
     fmt_strike,
     fmt_time,
 )
-from datacentre.core.instruments import session_bounds
 from datacentre.core.ticks import parse_ts, trading_day
 
 OPEN, HOUR_AGO, CHOSEN = "Open", "1 h ago", "Chosen time"
@@ -136,12 +135,10 @@ def smile_page() -> None:
             st.caption("Only one expiry is stored for this underlying: no term structure to draw.")
 
     expiry_day = chain.attrs["expiry"]
-    session = reads.anchor_session(ctx, ts)
-    shown = f"the session of {fmt_day(session)}" if session else "no stored session"
-    st.markdown(f"##### ATM IV through the session &nbsp;:gray[:small[{expiry_day:%d %b} expiry · {shown}]]")
-    series = reads.day_series(ctx, session, expiry_day, upto=None if hours else ts) if session else None
-    span = session_bounds(session) if session else None
-    st.plotly_chart(charts.atm_iv_chart(series, height=340, span=span), key="atm_iv_chart",
+    day = reads.moment_series(ctx, ts, expiry_day)
+    st.markdown(f"##### ATM IV through the session &nbsp;:gray[:small[{expiry_day:%d %b} expiry · "
+                f"{day.label}]]")
+    st.plotly_chart(charts.atm_iv_chart(day.frame, height=340, span=day.span), key="atm_iv_chart",
                     config={"displayModeBar": False})
 
 

@@ -18,7 +18,6 @@ from datacentre.app.formatting import (
     fmt_strike,
     fmt_time,
 )
-from datacentre.core.instruments import session_bounds, session_of
 from datacentre.core.ticks import parse_ts
 
 OPEN, PREVIOUS_CLOSE, HOUR_AGO, QUARTER_AGO, CHOSEN = (
@@ -155,16 +154,13 @@ def buildup_page() -> None:
         st.plotly_chart(charts.buildup_bars(table, height=480), key="buildup_bars",
                         config={"displayModeBar": False})
     with right:
-        in_session = session_of(ts) is not None
-        shown = f"the session of {fmt_day(session)}" if session else "no stored session"
-        st.markdown(f"##### Total OI and PCR through the session &nbsp;:gray[:small[{shown}]]")
-        series = reads.day_series(ctx, session, expiry, upto=ts if in_session else None) if session else None
-        span = session_bounds(session) if session else None
-        st.plotly_chart(charts.oi_series_chart(series, height=480, span=span), key="oi_series",
+        day = reads.moment_series(ctx, ts, expiry)
+        st.markdown(f"##### Total OI and PCR through the session &nbsp;:gray[:small[{day.label}]]")
+        st.plotly_chart(charts.oi_series_chart(day.frame, height=480, span=day.span), key="oi_series",
                         config={"displayModeBar": False})
         st.caption(f"Each point is that snapshot's own total over the {expiry:%d %b} strikes it holds, "
-                   "as the cards compute it" + (", up to the moment shown" if in_session else
-                                                f"; {hours}: the last session, whole"))
+                   "as the cards compute it" + (f"; {hours}: the last session, whole" if hours else
+                                                ", up to the moment shown"))
 
     st.markdown("##### Futures")
     futures = tables.futures_view(table)

@@ -7,11 +7,9 @@ from datacentre.app.formatting import (
     MISSING,
     fmt_change,
     fmt_delta,
-    fmt_from_spot,
     fmt_moment,
     fmt_oi,
     fmt_price,
-    fmt_ratio,
     fmt_strike,
 )
 
@@ -78,12 +76,7 @@ def chain_page() -> None:
     ui.metric(m[1], "ATM strike", fmt_strike(atm),
               None if atm is None or spot is None else f"spot {fmt_change(spot - atm)} pts",
               delta_color="off", delta_arrow="off")
-    ui.metric(m[2], "PCR (OI)", fmt_ratio(oi.pcr), fmt_delta(oi.pcr, ref_oi and ref_oi.pcr),
-              help=f"Put OI / call OI over {scope}; change {since}")
-    ui.metric(m[3], "Max pain", fmt_strike(oi.max_pain),
-              fmt_from_spot(oi.max_pain, spot),
-              delta_color="off", delta_arrow="off",
-              help=f"Settlement price at which option buyers would be paid least, over {scope}")
+    ui.oi_metrics(m[2], m[3], oi, ref_oi, spot, scope, since)
     ui.metric(m[4], "Call OI", fmt_oi(oi.call_oi), f"resistance {fmt_strike(oi.resistance)}",
               delta_color="blue", delta_arrow="off",
               help=f"Total call OI over {scope}; resistance is the strike with the most call OI")

@@ -8,14 +8,11 @@ from datacentre.app.formatting import (
     fmt_change,
     fmt_day,
     fmt_delta,
-    fmt_from_spot,
     fmt_moment,
     fmt_pct,
     fmt_price,
-    fmt_ratio,
     fmt_strike,
 )
-from datacentre.core.instruments import session_bounds, session_of
 
 ctx = ui.context()
 ui.page_header("Market overview", ctx)
@@ -69,24 +66,17 @@ def live() -> None:
               delta_color="off", delta_arrow="off")
     ui.metric(bottom[1], "ATM IV", fmt_pct(iv), fmt_delta(iv, ref_iv, suffix=" vol pts"), delta_color="gray",
               help=f"Mean of ATM call and put IV; change {vs}")
-    ui.metric(bottom[2], "PCR (OI)", fmt_ratio(oi.pcr), fmt_delta(oi.pcr, ref_oi and ref_oi.pcr),
-              help=f"Put OI / call OI over {scope}; change {vs}")
-    ui.metric(bottom[3], "Max pain", fmt_strike(oi.max_pain),
-              fmt_from_spot(oi.max_pain, spot),
-              delta_color="off", delta_arrow="off",
-              help=f"Settlement price at which option buyers would be paid least, over {scope}")
+    ui.oi_metrics(bottom[2], bottom[3], oi, ref_oi, spot, scope, vs)
     expiry = chain.attrs.get("expiry")
     days = chain.attrs.get("days_to_expiry")
     ui.metric(bottom[4], "Expiry", expiry.strftime("%d %b") if expiry else MISSING,
               None if days is None else f"{days:.1f} days left", delta_color="off", delta_arrow="off")
 
     # The day chart is a session's: today's while the exchange is open, else the last one.
-    session = session_of(ts) if ts else None
-    shown = session or reads.default_session(ctx, reads.stored_sessions(ctx))
-    series = reads.day_series(ctx, shown, expiry, upto=ts if session else None) if shown else None
-    if series is not None and not series.empty:
-        title = None if session else f"Last session, {fmt_day(shown)}: the exchange is closed"
-        st.plotly_chart(charts.spot_chart(series, title=title, span=session_bounds(shown)),
+    day = reads.moment_series(ctx, ts, expiry)
+    if day.frame is not None and not day.frame.empty:
+        title = f"Last session, {fmt_day(day.day)}: the exchange is closed" if after_hours else None
+        st.plotly_chart(charts.spot_chart(day.frame, title=title, span=day.span),
                         key="overview_spot_chart", config={"displayModeBar": False})
     else:
         st.caption("The session's chart appears with the first snapshots of a session.")

@@ -27,11 +27,9 @@ from datacentre.app.formatting import (
     MISSING,
     fmt_day,
     fmt_delta,
-    fmt_from_spot,
     fmt_moment,
     fmt_pct,
     fmt_price,
-    fmt_ratio,
     fmt_strike,
     fmt_time,
 )
@@ -200,11 +198,7 @@ def player() -> None:
               help=f"Nearest future; change {since_open}")
     ui.metric(m[2], "ATM IV", fmt_pct(frame.atm_iv), fmt_delta(frame.atm_iv, open_iv, suffix=" vol pts"),
               delta_color="gray", help=f"At ATM {fmt_strike(chain.attrs.get('atm'))}; change {since_open}")
-    ui.metric(m[3], "PCR (OI)", fmt_ratio(oi.pcr), fmt_delta(oi.pcr, open_oi and open_oi.pcr),
-              help=f"Put OI / call OI over {scope}; change {since_open}")
-    ui.metric(m[4], "Max pain", fmt_strike(oi.max_pain), fmt_from_spot(oi.max_pain, spot),
-              delta_color="off", delta_arrow="off",
-              help=f"Settlement price at which option buyers would be paid least, over {scope}")
+    ui.oi_metrics(m[3], m[4], oi, open_oi, spot, scope, since_open)
     ui.metric(m[5], "As of", fmt_time(ts), f"{i + 1:,} of {len(times):,}", delta_color="gray",
               delta_arrow="off", help=f"Snapshot {i + 1:,} of the session's {len(times):,}: {fmt_moment(ts)}")
 

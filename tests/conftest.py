@@ -312,6 +312,19 @@ def app_test():
     return at
 
 
+def check(at) -> None:
+    """An AppTest run raised nothing and showed no error."""
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+
+
+def metric(at, label: str):
+    """The card labelled ``label`` (or starting with it and a space: a badge may follow)."""
+    found = [m for m in at.metric if m.label == label or m.label.startswith(label + " ")]
+    assert found, (label, [m.label for m in at.metric])
+    return found[0]
+
+
 @pytest.fixture
 def release_app_resources():
     """After the test, drop the app's cached store and feed and stop every feed and

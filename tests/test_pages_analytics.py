@@ -17,7 +17,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from conftest import app_test, synthetic_snapshot
+from conftest import app_test, check, metric, synthetic_snapshot
 from streamlit.testing.v1 import AppTest
 from support import refused_port
 
@@ -64,17 +64,6 @@ def run(page: str) -> AppTest:
     at.switch_page(PAGES[page]).run()
     check(at)
     return at
-
-
-def check(at: AppTest) -> None:
-    assert not at.exception, [e.value for e in at.exception]
-    assert not at.error, [e.value for e in at.error]
-
-
-def metric(at: AppTest, label: str):
-    found = [m for m in at.metric if m.label == label or m.label.startswith(label + " ")]
-    assert found, (label, [m.label for m in at.metric])
-    return found[0]
 
 
 def number(text: str) -> float:

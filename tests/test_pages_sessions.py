@@ -12,7 +12,7 @@ from datetime import date, datetime, time, timedelta
 
 import pytest
 import sqlalchemy as sa
-from conftest import app_test, synthetic_snapshot
+from conftest import app_test, check, metric, synthetic_snapshot
 from streamlit.testing.v1 import AppTest
 from support import free_port
 
@@ -70,17 +70,6 @@ def open_app(monkeypatch, url: str, page: str) -> AppTest:
     at.switch_page(PAGES[page]).run()
     check(at)
     return at
-
-
-def check(at: AppTest) -> None:
-    assert not at.exception, [e.value for e in at.exception]
-    assert not at.error, [e.value for e in at.error]
-
-
-def metric(at: AppTest, label: str):
-    found = [m for m in at.metric if m.label == label or m.label.startswith(label + " ")]
-    assert found, (label, [m.label for m in at.metric])
-    return found[0]
 
 
 def shown(at: AppTest, *, skip: tuple[str, ...] = ()) -> dict:

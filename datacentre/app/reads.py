@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
 from datetime import date, time, timedelta
+from typing import NamedTuple
 
 import pandas as pd
 import streamlit as st
@@ -31,6 +32,7 @@ import streamlit as st
 from datacentre import analytics
 from datacentre.app import ui
 from datacentre.app.days import ist_ts, today
+from datacentre.app.formatting import fmt_day
 from datacentre.core.errors import StoreError
 from datacentre.core.instruments import (
     last_complete_session,
@@ -256,6 +258,28 @@ def anchor_session(ctx: ui.Context, ts: str) -> date | None:
         return day
     done = [d for d in stored_sessions(ctx) if format_ts(session_bounds(d)[0]) <= ts]
     return done[0] if done else None
+
+
+class SessionSeries(NamedTuple):
+    """A session's day charts as a page shows them for a moment (:func:`moment_series`)."""
+
+    day: date | None  # the session; None when none is stored
+    frame: pd.DataFrame | None  # its day_series
+    span: tuple | None  # its bounds, the charts' time axis
+
+    @property
+    def label(self) -> str:
+        return f"the session of {fmt_day(self.day)}" if self.day else "no stored session"
+
+
+def moment_series(ctx: ui.Context, ts: str | None, expiry: date | None) -> SessionSeries:
+    """The session a moment shows (:func:`anchor_session`) and that session's
+    :func:`day_series`: up to the moment in a session, the whole last session after hours."""
+    day = anchor_session(ctx, ts) if ts else None
+    if day is None:
+        return SessionSeries(None, None, None)
+    return SessionSeries(day, day_series(ctx, day, expiry, upto=ts if session_of(ts) else None),
+                         session_bounds(day))
 
 
 def reference_close(ctx: ui.Context, ts: str | None) -> tuple[str | None, list[dict]]:

@@ -28,7 +28,17 @@ import streamlit as st
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from datacentre.app import livefeed
-from datacentre.app.formatting import MISSING, UNCHANGED, fmt_day, fmt_expiry, fmt_moment, fmt_strike
+from datacentre.app.formatting import (
+    MISSING,
+    UNCHANGED,
+    fmt_day,
+    fmt_delta,
+    fmt_expiry,
+    fmt_from_spot,
+    fmt_moment,
+    fmt_ratio,
+    fmt_strike,
+)
 from datacentre.app.launcher import CHECKING, FAILED, DataCentreLauncher, ensure_data_centre
 from datacentre.app.livefeed import LiveFeed
 from datacentre.core.config import Settings, stale_after
@@ -387,6 +397,16 @@ def oi_scope(summary, chain) -> str:
         return "no strikes of this expiry in the snapshot"
     return (f"the {summary.strikes} strikes {fmt_strike(summary.low)}–{fmt_strike(summary.high)} of the "
             f"{expiry:%d %b} expiry in the snapshot of {fmt_moment(ts)}")
+
+
+def oi_metrics(pcr_slot, pain_slot, oi, then, spot, scope: str, since: str) -> None:
+    """The PCR and max pain cards of an :class:`analytics.OISummary` (``then``: the one
+    changes are measured from, or None), saying what they cover (``scope``)."""
+    metric(pcr_slot, "PCR (OI)", fmt_ratio(oi.pcr), fmt_delta(oi.pcr, then and then.pcr),
+           help=f"Put OI / call OI over {scope}; change {since}")
+    metric(pain_slot, "Max pain", fmt_strike(oi.max_pain), fmt_from_spot(oi.max_pain, spot),
+           delta_color="off", delta_arrow="off",
+           help=f"Settlement price at which option buyers would be paid least, over {scope}")
 
 
 def metric(container, label: str, value, delta: str | None = None, *, delta_color: str = "normal",
