@@ -83,7 +83,7 @@ def smile_page() -> None:
 
     def since_open(field: str) -> str | None:
         then = getattr(open_skew, field) if open_skew is not None else None
-        return fmt_delta(getattr(skew, field), then, suffix=" vol pts")
+        return fmt_delta(getattr(skew, field), then, suffix=" pts")
 
     def points(x: float) -> str:
         return MISSING if not math.isfinite(x) else f"{fmt_change(x)} pts"
@@ -93,13 +93,15 @@ def smile_page() -> None:
     ui.metric(m[0], "ATM IV", fmt_pct(skew.atm_iv), since_open("atm_iv"), delta_color="gray",
               help=f"Mean of call and put IV at ATM {fmt_strike(chain.attrs.get('atm'))}; "
                    "change since the open")
-    ui.metric(m[1], "25Δ risk reversal", points(skew.risk_reversal_25d), since_open("risk_reversal_25d"),
+    ui.metric(m[1], "25Δ RR", points(skew.risk_reversal_25d), since_open("risk_reversal_25d"),
               delta_color="gray",
-              help="IV of the 25-delta call minus the 25-delta put: negative when puts are bid over calls"
+              help="Risk reversal: IV of the 25-delta call minus the 25-delta put, vol points: negative "
+                   "when puts are bid over calls"
                    + unquoted)
-    ui.metric(m[2], "25Δ butterfly", points(skew.butterfly_25d), since_open("butterfly_25d"),
+    ui.metric(m[2], "25Δ fly", points(skew.butterfly_25d), since_open("butterfly_25d"),
               delta_color="gray",
-              help="Mean of the 25-delta call and put IV minus ATM IV: how curved the smile is" + unquoted)
+              help="Butterfly: the mean of the 25-delta call and put IV minus ATM IV, vol points: how "
+                   "curved the smile is" + unquoted)
     ui.metric(m[3], "25Δ put IV", fmt_pct(skew.put_25d_iv), since_open("put_25d_iv"), delta_color="gray",
               help="Put IV interpolated at delta −0.25" + unquoted)
     ui.metric(m[4], "25Δ call IV", fmt_pct(skew.call_25d_iv), since_open("call_25d_iv"), delta_color="gray",

@@ -5,7 +5,6 @@ from datacentre import analytics
 from datacentre.app import asof, reads, tables, ui
 from datacentre.app.formatting import (
     MISSING,
-    fmt_change,
     fmt_delta,
     fmt_moment,
     fmt_oi,
@@ -20,7 +19,7 @@ DEFAULT_WINDOW = 10
 ctx = ui.context()
 ui.page_header("Option chain", ctx)
 
-controls = st.columns([3, 1.5, 3, 2, 4, 2], vertical_alignment="bottom")
+controls = st.columns([3, 2, 3, 2, 4, 2], vertical_alignment="bottom")
 when = asof.as_of_ui(ctx, "chain", [*controls[2:5], controls[5]]) if ctx.store is not None \
     else asof.AsOf(live=True)
 
@@ -70,17 +69,15 @@ def chain_page() -> None:
     ref_oi = analytics.oi_summary(ref) if ref is not None else None
     since = f"since {ref_label}" if ref_label else "no earlier session stored"
 
-    m = st.columns(6)
+    # five cards (the ATM strike is the table's blue row): whole at 1280 pixels too
+    m = st.columns(5)
     ui.metric(m[0], ctx.index_symbol, fmt_price(spot), fmt_delta(spot, ref_spot),
-              help=f"Index level; change {since}")
-    ui.metric(m[1], "ATM strike", fmt_strike(atm),
-              None if atm is None or spot is None else f"spot {fmt_change(spot - atm)} pts",
-              delta_color="off", delta_arrow="off")
-    ui.oi_metrics(m[2], m[3], oi, ref_oi, spot, scope, since)
-    ui.metric(m[4], "Call OI", fmt_oi(oi.call_oi), f"resistance {fmt_strike(oi.resistance)}",
+              help=f"Index level; change {since}. ATM strike {fmt_strike(atm)}, the blue row below")
+    ui.oi_metrics(m[1], m[2], oi, ref_oi, spot, scope, since)
+    ui.metric(m[3], "Call OI", fmt_oi(oi.call_oi), f"resistance {fmt_strike(oi.resistance)}",
               delta_color="blue", delta_arrow="off",
               help=f"Total call OI over {scope}; resistance is the strike with the most call OI")
-    ui.metric(m[5], "Put OI", fmt_oi(oi.put_oi), f"support {fmt_strike(oi.support)}",
+    ui.metric(m[4], "Put OI", fmt_oi(oi.put_oi), f"support {fmt_strike(oi.support)}",
               delta_color="orange", delta_arrow="off",
               help=f"Total put OI over {scope}; support is the strike with the most put OI")
 

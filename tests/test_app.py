@@ -130,7 +130,7 @@ def test_overview_follows_the_underlying(offline_app):
 
 def test_option_chain_table(offline_app):
     at = run("option_chain")
-    assert {"PCR (OI)", "Max pain", "ATM strike"} <= labels(at)
+    assert {"PCR (OI)", "Max pain", "Call OI", "Put OI"} <= labels(at)
     table = at.dataframe[0].value
     assert "strike" in table.columns
     assert list(table.columns[:2]) == ["ce_oi", "ce_oi_change"]

@@ -163,7 +163,7 @@ def test_overview_is_live_without_reloading(app_url, page):
 def test_option_chain_deep_link(app_url, page):
     open_page(page, app_url + "/option_chain")  # a first visit straight to the page
     no_exception(page)
-    assert {"PCR (OI)", "Max pain", "ATM strike"} <= set(metric_labels(page))
+    assert {"PCR (OI)", "Max pain", "Call OI", "Put OI"} <= set(metric_labels(page))
     cells = page.locator('[data-testid="stDataFrame"] [role="gridcell"]')
     cells.first.wait_for(state="attached", timeout=PAGE_TIMEOUT_MS)
     headers = page.locator('[data-testid="stDataFrame"] [role="columnheader"]').all_text_contents()

@@ -82,10 +82,10 @@ def test_iv_smile_live(app_env):
     at = run("iv_smile")
     atm_iv = metric(at, "ATM IV")
     assert 5 < number(atm_iv.value) < 60
-    assert "vol pts" in atm_iv.delta  # against the day's open
-    rr = metric(at, "25Δ risk reversal")
+    assert atm_iv.delta.endswith(" pts")  # against the session's open, in vol points
+    rr = metric(at, "25Δ RR")
     assert abs(number(rr.value)) < 20 and rr.value.endswith(" pts")
-    for label in ("25Δ butterfly", "25Δ put IV", "25Δ call IV", "Expiry"):
+    for label in ("25Δ fly", "25Δ put IV", "25Δ call IV", "Expiry"):
         metric(at, label)
     # the smile, the term structure (two weeklies) and ATM IV through the day
     assert len(at.get("plotly_chart")) == 3
