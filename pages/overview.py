@@ -54,7 +54,9 @@ def live() -> None:
               delta_description=ref_label,
               help=f"Spot {vs}" if vs else "No earlier session stored to compare with")
     age, warning = ui.freshness(ctx, ts)
-    ui.metric(top[4], "Last tick", age, " · ".join(filter(None, (warning, after_hours))) or fmt_moment(ts),
+    # The tick's time stays in view after hours too, so the card visibly moves with each snapshot.
+    status = (warning, after_hours) if warning else (after_hours, fmt_moment(ts))
+    ui.metric(top[4], "Last tick", age, " · ".join(filter(None, status)),
               delta_color="red" if warning else "orange" if after_hours else "green", delta_arrow="off",
               help=f"Age of the newest snapshot, {fmt_moment(ts)}" +
                    ("; taken after hours, outside the exchange's session" if after_hours else ""))

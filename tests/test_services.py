@@ -5,6 +5,7 @@ The slow tests start real detached processes (``python -m datacentre collect`` a
 """
 from __future__ import annotations
 
+import io
 import logging
 import logging.handlers
 import os
@@ -96,10 +97,15 @@ def test_setup_logging_writes_a_rotating_file(tmp_path, clean_logging):
     assert "INFO    datacentre.test: hello from the test" in path.read_text(encoding="utf-8")
 
 
-def test_setup_logging_without_a_file_logs_to_stderr(clean_logging):
+def test_setup_logging_without_a_file_logs_to_stderr(clean_logging, monkeypatch):
     setup_logging(None)
     ours = [h for h in logging.getLogger().handlers if getattr(h, "_datacentre", False)]
-    assert [type(h) for h in ours] == [logging.StreamHandler]
+    assert len(ours) == 1 and isinstance(ours[0], logging.StreamHandler)
+    # stderr as it is when a record is written, not as it was when logging was set up
+    later = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", later)
+    logging.getLogger("datacentre.test").warning("after a redirection")
+    assert "WARNING datacentre.test: after a redirection" in later.getvalue()
 
 
 # ---------------------------------------------------------------- commands, pids

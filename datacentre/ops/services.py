@@ -86,13 +86,26 @@ def setup_logging(log_file: str | os.PathLike | None = None, level: int | str = 
         handlers.append(logging.handlers.RotatingFileHandler(
             path, maxBytes=LOG_MAX_BYTES, backupCount=LOG_BACKUPS, encoding="utf-8"))
     if not log_file or (sys.stderr is not None and sys.stderr.isatty()):
-        handlers.append(logging.StreamHandler())
+        handlers.append(_Console())
     formatter = logging.Formatter(LOG_FORMAT)
     for handler in handlers:
         handler.setFormatter(formatter)
         handler._datacentre = True  # type: ignore[attr-defined]
         root.addHandler(handler)
     root.setLevel(level)
+
+
+class _Console(logging.StreamHandler):
+    """The console: whatever ``sys.stderr`` is when a record is written, so a redirection
+    made after logging was set up (or one already closed) is never written to by mistake."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value) -> None:
+        pass
 
 
 # ---------------------------------------------------------------- files and processes

@@ -25,7 +25,7 @@ import sqlalchemy as sa
 log = logging.getLogger(__name__)
 
 CHANNEL = "datacentre_ticks"
-#: How listener sessions show in ``pg_stat_activity``.
+#: How listener sessions show in ``pg_stat_activity``: this, a space and the store's schema.
 APPLICATION_NAME = "datacentre-listen"
 #: How long one wait for notifications lasts before the thread checks for a stop.
 WAIT_SLICE_S = 0.2
@@ -95,6 +95,8 @@ class CommitListener:
                 with psycopg.connect(self._conninfo, autocommit=True, application_name=APPLICATION_NAME,
                                      connect_timeout=max(1, round(self._connect_timeout))) as conn:
                     schema = conn.execute("SELECT current_schema()").fetchone()[0]
+                    conn.execute("SELECT set_config('application_name', %s, false)",
+                                 (f"{APPLICATION_NAME} {schema}"[:63],))
                     conn.execute(f"LISTEN {CHANNEL}")
                     self._up.set()
                     delay = 0.1
