@@ -3,13 +3,16 @@ from __future__ import annotations
 
 import csv
 import io
+import sqlite3
 
 import pytest
 from test_store import T1, T3, fill
 
 from datacentre.core.errors import ImportFormatError
 from datacentre.core.ticks import TICK_FIELDS
-from datacentre.store.csvio import check_csv, csv_lines, export_csv, import_csv, select_symbols
+from datacentre.store.arrowread import TICK_SCHEMA, tick_batches
+from datacentre.store.csvio import check_csv, export_csv, import_csv, select_symbols
+from datacentre.store.schema import sqlite_path
 from datacentre.store.tickstore import TickStore
 
 
@@ -53,9 +56,51 @@ def test_round_trip(store, sample_ticks, tmp_path):
     assert (again.inserted, again.skipped) == (0, 18)
 
 
-def test_quoting_survives(store):
-    lines = list(csv_lines([{"symbol": "NIFTY 50", "ts": T1, "ltp": 1.5, "source": "a,b"}]))
-    assert lines[1].endswith('"a,b"\r\n')
+def test_quoting_survives(store, sample_ticks, tmp_path):
+    fill(store, sample_ticks)
+    with sqlite3.connect(sqlite_path(store.url)) as raw:  # what another program could have written
+        raw.execute("UPDATE ltp_ticks SET token = 'a,\"b' WHERE symbol = 'NIFTY 50' AND ts = ?", (T1,))
+    text = exported(store)
+    assert '"a,""b"' in text and "NIFTY 50" in text
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert [r["token"] for r in rows if r["symbol"] == "NIFTY 50"][0] == 'a,"b'
+    assert len(rows) == 18
+
+
+def test_export_streams_batches_whose_columns_start_null(store, sample_ticks, tmp_path):
+    """The driver types a column from its first batch: batches of two rows, where the first
+    ones (both indices) have no Greeks, OI or token, must still read the later numbers."""
+    fill(store, sample_ticks)
+    with sqlite3.connect(sqlite_path(store.url)) as raw:
+        raw.execute("UPDATE ltp_ticks SET token = NULL WHERE symbol LIKE 'NIFTY %'")
+    selection = ["NIFTY 50", "NIFTY BANK", "NIFTY06JAN2626000CE"]
+    batches = list(tick_batches(store, selection, batch=2))
+    assert {len(b) for b in batches} <= {1, 2} and sum(len(b) for b in batches) == 9
+    assert all(b.schema == TICK_SCHEMA for b in batches)
+    rows = [r for b in batches for r in b.to_pylist()]
+    expected = [dict(zip(TICK_FIELDS, r)) for rows_ in store.iter_rows(selection) for r in rows_]
+    assert rows == expected
+    first = batches[0].to_pylist()  # both indices: no Greeks, no OI, no token in the whole batch
+    assert [r["symbol"] for r in first] == ["NIFTY 50", "NIFTY BANK"]
+    assert all(r[f] is None for r in first for f in ("delta", "iv", "oi", "token"))
+    assert any(r["delta"] == 0.52 for r in rows) and any(r["token"] is None for r in rows)
+
+
+def test_a_hostile_symbol_is_only_a_value(store, sample_ticks):
+    fill(store, sample_ticks)
+    hostile = ["NIFTY 50' OR '1'='1", "x'); DROP TABLE ltp_ticks; --"]
+    assert exported(store, symbols=hostile).splitlines() == [",".join(TICK_FIELDS)]
+    assert store.count() == 18
+
+
+def test_both_engines_write_the_same_bytes(any_store, sample_ticks, tmp_path):
+    fill(any_store, sample_ticks)
+    other = TickStore(f"sqlite:///{tmp_path / 'other.db'}")
+    fill(other, sample_ticks)
+    assert exported(any_store) == exported(other)
+    memory = TickStore("sqlite://")  # no file for the fast path: rows converted batch by batch
+    fill(memory, sample_ticks)
+    assert exported(memory) == exported(other)
 
 
 def test_bad_lines_are_reported_and_nothing_is_committed(store):

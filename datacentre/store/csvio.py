@@ -10,48 +10,65 @@ from __future__ import annotations
 
 import csv
 import math
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import IO
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pacsv
+
 from datacentre.core.errors import ConfigError, ImportFormatError, SymbolError
 from datacentre.core.instruments import parse_symbol, underlying
-from datacentre.core.ticks import FLOAT_FIELDS, INT_FIELDS, SOURCES, TICK_FIELDS, normalize_ts, tick_values
+from datacentre.core.ticks import FLOAT_FIELDS, INT_FIELDS, SOURCES, TICK_FIELDS, normalize_ts
+from datacentre.store.arrowread import tick_batches
 from datacentre.store.tickstore import TickStore
 
 MAX_PROBLEMS = 1_000
 LINE_END = "\r\n"
-
-
-def csv_lines(ticks: Iterable[dict]) -> Iterator[str]:
-    """The CSV text of ``ticks``, header first, one line at a time (as :func:`export_csv`)."""
-    line = csv.writer(_Line(), lineterminator=LINE_END)
-    yield line.writerow(TICK_FIELDS)
-    for tick in ticks:
-        yield line.writerow(tick_values(tick))
-
-
-class _Line:
-    """A file-like target for csv.writer that hands back what was written."""
-
-    def write(self, text: str) -> str:
-        return text
+HEADER = ",".join(TICK_FIELDS) + LINE_END
 
 
 def export_csv(store: TickStore, out: IO[str], *, symbols: Sequence[str] | None = None,
                start_ts=None, end_ts=None) -> int:
     """Write the selected ticks as CSV to ``out`` (text, opened with ``newline=""``).
 
-    Streams from the store in batches: constant memory whatever the range. Empty
-    fields are NULLs; numbers are written as stored. Returns the number of data rows.
+    Streams from the store in Arrow batches (:mod:`datacentre.store.arrowread`): constant
+    memory whatever the range. Empty fields are NULLs; numbers are written in their shortest
+    form that reads back as the stored value. Returns the number of data rows.
     """
-    writer = csv.writer(out, lineterminator=LINE_END)
-    writer.writerow(TICK_FIELDS)
+    out.write(HEADER)
+    binary = getattr(out, "buffer", None)  # a text file's bytes underneath: no decode, no encode
+    if binary is not None:
+        out.flush()
     rows = 0
-    for batch in store.iter_rows(symbols, start_ts, end_ts):
-        writer.writerows(batch)
-        rows += len(batch)
+    for batch in tick_batches(store, symbols, start_ts, end_ts):
+        data = csv_bytes(batch)
+        if binary is not None:
+            binary.write(data)
+        else:
+            out.write(data.to_pybytes().decode())
+        rows += batch.num_rows
     return rows
+
+
+def csv_bytes(batch: pa.RecordBatch) -> pa.Buffer:
+    """The CSV lines of ``batch`` (no header), UTF-8. Text is quoted only in a batch that has
+    a value needing it (a comma, a quote or a line break), as the csv module would."""
+    sink = pa.BufferOutputStream()
+    options = pacsv.WriteOptions(include_header=False, eol=LINE_END,
+                                 quoting_style="needed" if _needs_quotes(batch) else "none")
+    pacsv.write_csv(batch, sink, options)
+    return sink.getvalue()
+
+
+#: Bytes that make a CSV field need quotes: the quote, the delimiter, a line break.
+_STRUCTURAL = np.frombuffer(b'",\r\n', np.uint8)
+
+
+def _needs_quotes(batch: pa.RecordBatch) -> bool:
+    return any(np.isin(np.frombuffer(data, np.uint8), _STRUCTURAL).any() for column in batch.columns
+               if pa.types.is_string(column.type) and (data := column.buffers()[2]) is not None)
 
 
 def select_symbols(store: TickStore, underlying_name: str, expiry: str | None = None) -> list[str]:

@@ -30,6 +30,9 @@ log = logging.getLogger(__name__)
 
 BUSY_TIMEOUT_MS = 10_000
 CACHE_KIB = 65_536  # index pages of a full day stay in memory while writing
+#: SQLite page cache while streaming a range: its pages are read once, so a big cache
+#: would only grow the process by the size of the range read (up to ``CACHE_KIB``).
+STREAM_CACHE_KIB = 2_048
 
 
 class Timestamp(TypeDecorator):

@@ -42,6 +42,7 @@ from datacentre.store.readonly import (
 )
 from datacentre.store.schema import (
     CACHE_KIB,
+    STREAM_CACHE_KIB,
     TICK_COLUMNS,
     create_schema,
     instruments,
@@ -387,13 +388,19 @@ class TickStore(DayQueries, IntradayQueries, CandleQueries, CompatTables, Transf
             stmt = stmt.where(ltp_ticks.c.symbol.in_(list(symbols)))
         return int(self._scalar(stmt) or 0)
 
+    def range_select(self, columns: Sequence[Any], symbols: Sequence[str] | None = None, start_ts=None,
+                     end_ts=None) -> sa.Select:
+        """``SELECT columns`` of the ticks of ``symbols`` (all if None) from ``start_ts`` to
+        ``end_ts`` (both included), in ``(ts, symbol)`` order: what a range read streams."""
+        stmt = self._range(sa.select(*columns), start_ts, end_ts)
+        if symbols:
+            stmt = stmt.where(ltp_ticks.c.symbol.in_(list(symbols)))
+        return stmt.order_by(ltp_ticks.c.ts, ltp_ticks.c.symbol)
+
     def iter_rows(self, symbols: Sequence[str] | None = None, start_ts=None, end_ts=None,
                   batch: int = 5_000) -> Iterator[Sequence[Row]]:
         """Batches of tick rows (tuples in TICK_FIELDS order), ``(ts, symbol)`` order, streamed."""
-        stmt = self._range(sa.select(*TICK_COLUMNS), start_ts, end_ts)
-        if symbols:
-            stmt = stmt.where(ltp_ticks.c.symbol.in_(list(symbols)))
-        stmt = stmt.order_by(ltp_ticks.c.ts, ltp_ticks.c.symbol)
+        stmt = self.range_select(TICK_COLUMNS, symbols, start_ts, end_ts)
         try:
             with self.engine.connect() as conn:
                 if self.dialect == "sqlite":
@@ -462,11 +469,6 @@ def recent_first(newest: dict[str, Any], moment: datetime) -> list[str]:
             expired, kind = False, 3
         return expired, -parse_ts(newest[symbol]).timestamp(), kind, symbol
     return sorted(newest, key=key)
-
-
-#: SQLite page cache while streaming a range: its pages are read once, so a big cache
-#: would only grow the process by the size of the range read (up to ``CACHE_KIB``).
-STREAM_CACHE_KIB = 2_048
 
 
 def _sqlite_batches(conn: sa.Connection, stmt, batch: int) -> Iterator[list[Row]]:
