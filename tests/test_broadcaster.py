@@ -21,6 +21,7 @@ from conftest import make_tick
 from datacentre.core.errors import ConfigError, FeedError, StoreError
 from datacentre.core.ticks import TICK_FIELDS, format_ts
 from datacentre.feed.broadcaster import Broadcaster, BroadcasterThread
+from datacentre.store.tickstore import TickStore
 
 ROOT = Path(__file__).resolve().parents[1]
 T0 = datetime(2026, 1, 2, 3, 45, tzinfo=UTC)
@@ -177,7 +178,8 @@ def test_rows_written_by_another_process(feed, store, db_url):
 
 
 def test_notify_wakes_the_feed_at_once(store):
-    server = BroadcasterThread(store, port=0, poll_interval=30).start()
+    # listen=False: no commit probe (SQLite) and no LISTEN (PostgreSQL), so only notify() wakes it
+    server = BroadcasterThread(store, port=0, poll_interval=30, listen=False).start()
     try:
         ws = connect(server.url)
         write(store, 0)
@@ -188,6 +190,44 @@ def test_notify_wakes_the_feed_at_once(store):
         ws.close()
     finally:
         server.stop()
+
+
+def test_another_writers_commit_is_seen_without_waiting_for_the_poll(store, db_url):
+    """Polls 30 s apart: what arrives was seen by the commit probe (SQLite's data_version)
+    or pushed by NOTIFY (PostgreSQL), from a writer with its own connections."""
+    with TickStore(db_url) as writer:
+        server = BroadcasterThread(store, port=0, poll_interval=30).start()
+        blind = BroadcasterThread(store, port=0, poll_interval=30, listen=False).start()
+        try:
+            ws, ws_blind = connect(server.url), connect(blind.url)
+            for n in range(3):
+                write(writer, n)
+                started = time.monotonic()
+                assert [recv(ws)["volume"] for _ in SYMBOLS] == [n] * len(SYMBOLS)
+                assert time.monotonic() - started < 2
+            assert_silent(ws_blind, 0.5)  # without a probe or LISTEN, only the 30 s poll would read
+            ws.close()
+            ws_blind.close()
+        finally:
+            server.stop()
+            blind.stop()
+
+
+def test_the_commit_probe(store, tmp_path):
+    probe = store.change_probe()
+    if store.dialect != "sqlite":
+        assert probe is None  # PostgreSQL pushes instead
+        return
+    assert probe.changed()  # the first look: nothing known yet
+    assert not probe.changed()
+    write(store, 0)
+    assert probe.changed() and not probe.changed()
+    probe.close()
+    assert probe.changed()  # reopened: unknown again
+    assert TickStore("sqlite://").change_probe() is None  # in memory: no other writer
+    gone = TickStore(f"sqlite:///{tmp_path / 'gone.db'}").change_probe()
+    (tmp_path / "gone.db").unlink()
+    assert gone.changed() and gone.changed()  # cannot tell: says yes, so the reader reads
 
 
 # ------------------------------------------------------------------ requests

@@ -1,4 +1,10 @@
-"""Push instead of poll on PostgreSQL: ``NOTIFY`` at each commit, ``LISTEN`` in every broadcaster.
+"""How readers learn of commits: ``NOTIFY``/``LISTEN`` on PostgreSQL, ``data_version`` on SQLite.
+
+On SQLite, :class:`DataVersionProbe` tells in microseconds whether any other connection
+(another process included) has committed since it last looked, so a broadcaster can look
+every few milliseconds and read the store only when there is something to read.
+
+On PostgreSQL, push instead of poll: ``NOTIFY`` at each commit, ``LISTEN`` in every broadcaster.
 
 Each write transaction of the store queues ``pg_notify('datacentre_ticks', <schema>)``
 before it commits. PostgreSQL delivers a notification only when (and if) its
@@ -16,8 +22,10 @@ reconnects with backoff, and the broadcaster keeps a slow poll running anyway.
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
 from collections.abc import Callable
+from pathlib import Path
 
 import psycopg
 import sqlalchemy as sa
@@ -30,6 +38,41 @@ APPLICATION_NAME = "datacentre-listen"
 #: How long one wait for notifications lasts before the thread checks for a stop.
 WAIT_SLICE_S = 0.2
 MAX_RECONNECT_DELAY_S = 5.0
+
+
+class DataVersionProbe:
+    """``changed()`` is True when a commit reached the SQLite file at ``path`` since the last
+    call (and on the first): ``PRAGMA data_version`` on a read-only connection of its own,
+    which changes with every commit made by any other connection. About 5 microseconds a
+    call, without a lock: cheap enough for an event loop to call every few milliseconds.
+    When the probe cannot tell (the file is busy or gone), it says True: the reader reads.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._conn: sqlite3.Connection | None = None
+        self._version: int | None = None
+
+    def __repr__(self) -> str:
+        return f"DataVersionProbe({str(self.path)!r}, version={self._version})"
+
+    def changed(self) -> bool:
+        try:
+            if self._conn is None:
+                # as_uri() escapes '#', '?' and '%' in folder names, which a bare file: URI would cut at
+                self._conn = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True,
+                                             timeout=0, check_same_thread=False)
+            version = self._conn.execute("PRAGMA data_version").fetchone()[0]
+        except sqlite3.Error:
+            self.close()
+            return True
+        changed, self._version = version != self._version, version
+        return changed
+
+    def close(self) -> None:
+        conn, self._conn, self._version = self._conn, None, None
+        if conn is not None:
+            conn.close()
 
 
 def notify_commit(conn: sa.Connection) -> None:

@@ -30,7 +30,7 @@ from datacentre.store.compat import DISTINCT_SYMBOLS, NEWEST_PER_SYMBOL, CompatT
 from datacentre.store.feedreads import FeedReads
 from datacentre.store.intraday import IntradayQueries
 from datacentre.store.maintenance import Maintenance
-from datacentre.store.notify import CommitListener, notify_commit
+from datacentre.store.notify import CommitListener, DataVersionProbe, notify_commit
 from datacentre.store.partitions import tick_columns_ddl
 from datacentre.store.pgcopy import CopyWriter
 from datacentre.store.readonly import (
@@ -237,6 +237,13 @@ class TickStore(DayQueries, IntradayQueries, CandleQueries, CompatTables, Transf
         if self.dialect != "postgresql":
             return None
         return CommitListener(self.url, on_commit)
+
+    def change_probe(self) -> DataVersionProbe | None:
+        """A cheap "has anything been committed since I last asked?" for readers that poll:
+        on a SQLite file, its ``data_version``; None elsewhere (PostgreSQL pushes, see
+        :meth:`commit_listener`; a database in memory has no other writer)."""
+        path = sqlite_path(self.url) if self.dialect == "sqlite" else None
+        return DataVersionProbe(path) if path is not None else None
 
     def checkpoint(self) -> None:
         """Fold SQLite's write-ahead log back into the database file (after bulk writes)."""
