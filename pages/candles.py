@@ -18,13 +18,8 @@ from datacentre.core.instruments import (
 SPOT, FUTURE, OPTION = "Spot", "Future", "Option"
 INTERVALS = {1: "1 min", 5: "5 min"}
 
-ctx = ui.context()
-ui.page_header("Candles", ctx)
-ui.require_store(ctx)
+ctx, controls, when = asof.day_page("Candles", "candles", [2, 2, 4, 2, 3, 2])
 u = underlying(ctx.underlying)
-
-controls = st.columns([2, 2, 4, 2, 3, 2], vertical_alignment="bottom")
-when = asof.as_of_ui(ctx, "candles", controls[:4])
 what = controls[4].segmented_control("Contract", (SPOT, FUTURE, OPTION), default=SPOT, required=True,
                                      key="candles_kind", persist_state="session")
 interval = controls[5].segmented_control("Candle", list(INTERVALS), format_func=INTERVALS.get, default=1,

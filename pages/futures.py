@@ -9,13 +9,9 @@ from datacentre.app.formatting import fmt_change, fmt_delta, fmt_moment, fmt_oi,
 from datacentre.core.instruments import has_expired, nearest_future, parse_symbol, time_to_expiry, underlying
 from datacentre.core.ticks import parse_ts
 
-ctx = ui.context()
-ui.page_header("Futures", ctx, caption=underlying(ctx.underlying).index_symbol)
-ui.require_store(ctx)
+ctx, controls, when = asof.day_page("Futures", "futures", [2, 2, 4, 3, 1], as_of_columns=3,
+                                    caption=lambda c: c.index_symbol)
 u = underlying(ctx.underlying)
-
-controls = st.columns([2, 2, 4, 3, 1], vertical_alignment="bottom")
-when = asof.as_of_ui(ctx, "futures", controls[:3])
 start = dayreads.moment_of(ctx, when, options=False)
 trading = sorted((s for s in dayreads.symbols_of(ctx, "FUT") if start.ts and not has_expired(
     parse_symbol(s).expiry, start.ts)), key=lambda s: parse_symbol(s).expiry)

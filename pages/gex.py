@@ -14,12 +14,7 @@ CONVENTION = ("Sign convention: dealers are long the calls and short the puts cu
               "Positive net exposure damps moves (dealers sell rallies, buy dips); negative exposure "
               "feeds them.")
 
-ctx = ui.context()
-ui.page_header("Gamma exposure", ctx)
-ui.require_store(ctx)
-
-controls = st.columns([2, 2, 4, 2, 3], vertical_alignment="bottom")
-when = asof.as_of_ui(ctx, "gex", controls[:4])
+ctx, controls, when = asof.day_page("Gamma exposure", "gex", [2, 2, 4, 2, 3])
 start = dayreads.moment_of(ctx, when)
 scope = controls[4].segmented_control("Expiries", (THIS, ALL), default=THIS, required=True, key="gex_scope",
                                       persist_state="session",

@@ -10,13 +10,9 @@ LOOKBACKS = (20, 60, 120, 250)
 MIN_SESSIONS = 20  # fewer and a rank says little
 BACKFILL_INTERVALS = (300, 60, 30, 15, 5)  # seconds; a session's closing IV needs few snapshots
 
-ctx = ui.context()
-ui.page_header("IV rank", ctx,
-               caption=f"{ctx.index_symbol} · ATM IV of the nearest expiry after each session")
-ui.require_store(ctx)
-
-controls = st.columns([2, 2, 4, 3, 1], vertical_alignment="bottom")
-when = asof.as_of_ui(ctx, "iv_rank", controls[:3])
+ctx, controls, when = asof.day_page(
+    "IV rank", "iv_rank", [2, 2, 4, 3, 1], as_of_columns=3,
+    caption=lambda c: f"{c.index_symbol} · ATM IV of the nearest expiry after each session")
 start = dayreads.moment_of(ctx, when, options=False)
 lookback = controls[3].segmented_control("Sessions", LOOKBACKS, default=LOOKBACKS[-1], required=True,
                                          key="iv_rank_lookback", persist_state="session",

@@ -20,13 +20,8 @@ SIDES = {"Calls and puts": (CE, PE), "Calls": (CE,), "Puts": (PE,)}
 OI, CHANGE = "OI", "OI change"
 MAX_STRIKES = 8
 
-ctx = ui.context()
-ui.page_header("OI history", ctx)
-ui.require_store(ctx)
+ctx, controls, when = asof.day_page("OI history", "oi_history", [2, 2, 4, 2, 4])
 u = underlying(ctx.underlying)
-
-controls = st.columns([2, 2, 4, 2, 4], vertical_alignment="bottom")
-when = asof.as_of_ui(ctx, "oi_history", controls[:4])
 start = dayreads.moment_of(ctx, when)
 strikes = dayreads.expiry_strikes(ctx, start.expiry)
 atm = dayreads.atm(start, ctx.underlying)

@@ -11,13 +11,8 @@ ROLLING, FIXED = "Rolling ATM", "Fixed strike"
 SIDES = (CE, PE)
 LEG_DEFAULTS = ((2, CE), (-2, PE))  # an out-of-the-money strangle two strikes either side
 
-ctx = ui.context()
-ui.page_header("Straddle", ctx)
-ui.require_store(ctx)
+ctx, controls, when = asof.day_page("Straddle", "straddle", [2, 2, 4, 2, 3, 2])
 u = underlying(ctx.underlying)
-
-controls = st.columns([2, 2, 4, 2, 3, 2], vertical_alignment="bottom")
-when = asof.as_of_ui(ctx, "straddle", controls[:4])
 start = dayreads.moment_of(ctx, when)
 strikes = dayreads.expiry_strikes(ctx, start.expiry)
 atm = dayreads.atm(start, ctx.underlying)

@@ -19,6 +19,19 @@ def db_url(tmp_path) -> str:
     return f"sqlite:///{tmp_path / 'ticks.db'}"
 
 
+@contextmanager
+def app_on_store(url: str, monkeypatch) -> Iterator[TickStore]:
+    """The app (AppTest) on the store at ``url`` with no broadcaster answering and autostart
+    off, so "live" is the store's last snapshot; the store, open for the test to read."""
+    from support import refused_port
+
+    monkeypatch.setenv("DATACENTRE_DB_URL", url)
+    monkeypatch.setenv("DATACENTRE_WS_PORT", str(refused_port()))
+    monkeypatch.setenv("DATACENTRE_AUTOSTART", "0")
+    with TickStore(url) as store:
+        yield store
+
+
 @pytest.fixture
 def store(db_url) -> TickStore:
     s = TickStore(db_url)

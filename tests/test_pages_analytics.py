@@ -17,9 +17,8 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from conftest import app_test, check, metric, synthetic_snapshot
+from conftest import app_on_store, app_test, check, metric, synthetic_snapshot
 from streamlit.testing.v1 import AppTest
-from support import refused_port
 
 from datacentre import analytics
 from datacentre.app import charts, export, player, reads, tables
@@ -49,14 +48,10 @@ def sessions_db(tmp_path_factory) -> tuple[str, list]:
 
 @pytest.fixture
 def app_env(sessions_db, monkeypatch):
-    """The app on the prepared store, no broadcaster, autostart off (live = the store's last snapshot)."""
+    """The app on the prepared store (:func:`conftest.app_on_store`) and its sessions."""
     url, days = sessions_db
-    monkeypatch.setenv("DATACENTRE_DB_URL", url)
-    monkeypatch.setenv("DATACENTRE_WS_PORT", str(refused_port()))
-    monkeypatch.setenv("DATACENTRE_AUTOSTART", "0")
-    store = TickStore(url)
-    yield store, days
-    store.close()
+    with app_on_store(url, monkeypatch) as store:
+        yield store, days
 
 
 def run(page: str) -> AppTest:

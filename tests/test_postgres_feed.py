@@ -98,8 +98,8 @@ def feed_with_client(store: TickStore, **options) -> Iterator[tuple[BroadcasterT
 
 def _listening_sessions(store: TickStore) -> list[int]:
     # this store's listeners only: other tests' stores share the database, one schema each
-    rows = store.query("SELECT pid FROM pg_stat_activity WHERE application_name = ? || ' ' || current_schema() "
-                       "AND datname = current_database()", (APPLICATION_NAME,))
+    rows = store.query("SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+                       "AND application_name = ? || ' ' || current_schema()", (APPLICATION_NAME,))
     return [r["pid"] for r in rows]
 
 

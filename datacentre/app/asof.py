@@ -36,6 +36,18 @@ class AsOf:
     slot: object = field(default=None, compare=False)  # where a stored moment's expiry picker goes
 
 
+def day_page(title: str, key: str, widths: Sequence[int], *, as_of_columns: int = 4,
+             caption: Callable[[ui.Context], str] | None = None) -> tuple[ui.Context, list, AsOf]:
+    """The top of a day-chart page: its header (``caption(ctx)`` in grey, if given), the
+    store (or an error and a stop), and a row of controls of ``widths`` whose first
+    ``as_of_columns`` take the as-of picker. Returns the context, the row and the moment."""
+    ctx = ui.context()
+    ui.page_header(title, ctx, caption=caption(ctx) if caption else None)
+    ui.require_store(ctx)
+    controls = st.columns(list(widths), vertical_alignment="bottom")
+    return ctx, controls, as_of_ui(ctx, key, controls[:as_of_columns])
+
+
 def as_of_ui(ctx: ui.Context, key: str, columns: Sequence | None = None) -> AsOf:
     """Live or a stored session and time (IST); draws into ``columns`` (three, or four:
     the fourth takes a stored moment's expiry picker, see :func:`expiry_at`)."""

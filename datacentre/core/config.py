@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -55,24 +56,23 @@ ORIGINAL_DB_ENV = "DATABASE_URL"
 _LOOPBACK_FOR_WILDCARD = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "::1"}
 
 
-def _env_float(name: str, default: float) -> float:
+def _env_number(name: str, default, parse: Callable[[str], float | int], what: str):
+    """The environment variable ``name`` read with ``parse`` (``default`` when unset or empty)."""
     raw = os.environ.get(name)
     if raw in (None, ""):
         return default
     try:
-        return float(raw)
+        return parse(raw)
     except ValueError:
-        raise ConfigError(f"{name}={raw!r} is not a number") from None
+        raise ConfigError(f"{name}={raw!r} is not {what}") from None
+
+
+def _env_float(name: str, default: float) -> float:
+    return _env_number(name, default, float, "a number")
 
 
 def _env_int(name: str, default: int | None) -> int | None:
-    raw = os.environ.get(name)
-    if raw in (None, ""):
-        return default
-    try:
-        return int(raw)
-    except ValueError:
-        raise ConfigError(f"{name}={raw!r} is not a whole number") from None
+    return _env_number(name, default, int, "a whole number")
 
 
 def check_interval(seconds: float) -> float:
