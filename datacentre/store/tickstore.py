@@ -83,6 +83,12 @@ def _snapshot_rows(snapshots: Iterable[Snapshot]) -> Iterator[Row]:
             yield tick_values(t, stamp)
 
 
+_MAX_ID = 2**63 - 1
+_AFTER = (sa.select(ltp_ticks.c.id, *TICK_COLUMNS)
+          .where(ltp_ticks.c.id > sa.bindparam("last_id"), ltp_ticks.c.id <= sa.bindparam("until_id"))
+          .order_by(ltp_ticks.c.id).limit(sa.bindparam("limit")))
+
+
 def _row(mapping) -> dict[str, Any]:
     return dict(mapping)
 
@@ -253,24 +259,24 @@ class TickStore(DayQueries, IntradayQueries, CandleQueries, CompatTables, Transf
 
     # ------------------------------------------------------------------ reads
 
-    def _all(self, stmt) -> list[dict]:
+    def _all(self, stmt, params: dict | None = None) -> list[dict]:
         try:
             with self.engine.connect() as conn:
-                return [_row(m) for m in conn.execute(stmt).mappings()]
+                return [_row(m) for m in conn.execute(stmt, params).mappings()]
         except sa.exc.SQLAlchemyError as exc:
             raise StoreError(f"read failed: {exc.__class__.__name__}: "
                              f"{getattr(exc, 'orig', None) or exc}") from exc
 
-    def _tick_dicts(self, stmt) -> list[dict]:
+    def _tick_dicts(self, stmt, params: dict | None = None) -> list[dict]:
         """:meth:`_all` for a select of ``ltp_ticks`` columns. On SQLite the driver's values
         already are what those column types give (canonical timestamp text, REAL floats,
         integers), so rows come straight off the cursor: SQLAlchemy's per-row processing
         was most of the time of a session's history."""
         if self.dialect != "sqlite":
-            return self._all(stmt)
+            return self._all(stmt, params)
         try:
             with self.engine.connect() as conn:
-                result = conn.execute(stmt)
+                result = conn.execute(stmt, params)
                 keys = tuple(result.keys())
                 return [dict(zip(keys, row)) for row in result.cursor.fetchall()]
         except (sa.exc.SQLAlchemyError, sqlite3.Error) as exc:
@@ -364,7 +370,10 @@ class TickStore(DayQueries, IntradayQueries, CandleQueries, CompatTables, Transf
         rows = sa.select(*TICK_COLUMNS).where(ltp_ticks.c.ts == at)
         if underlying:
             members = sa.select(instruments.c.symbol).where(instruments.c.underlying == underlying)
-            rows = rows.where(ltp_ticks.c.symbol.in_(members))
+            # ``symbol || ''``: filter the snapshot's rows (one ts index range) by membership.
+            # On the bare column SQLite seeks (symbol, ts) once per instrument ever stored,
+            # hundreds on a month's store: 89 ms against 1.3 ms.
+            rows = rows.where(ltp_ticks.c.symbol.concat("").in_(members))
         return self._tick_dicts(rows.order_by(ltp_ticks.c.symbol))
 
     def timestamps(self, start_ts=None, end_ts=None) -> list[str]:
@@ -383,11 +392,10 @@ class TickStore(DayQueries, IntradayQueries, CandleQueries, CompatTables, Transf
 
     def after(self, last_id: int, limit: int = 10_000, until_id: int | None = None) -> list[dict]:
         """Rows with ``last_id < id`` (``<= until_id``, if given) in id order, each with its
-        ``id`` (the broadcaster's cursor)."""
-        stmt = sa.select(ltp_ticks.c.id, *TICK_COLUMNS).where(ltp_ticks.c.id > last_id)
-        if until_id is not None:
-            stmt = stmt.where(ltp_ticks.c.id <= until_id)
-        return self._all(stmt.order_by(ltp_ticks.c.id).limit(limit))
+        ``id`` (the broadcaster's cursor). The live feed's read after every commit: one
+        statement built once, its rows straight off the driver's cursor on SQLite."""
+        return self._tick_dicts(_AFTER, {"last_id": int(last_id), "until_id": _MAX_ID if until_id is None
+                                         else int(until_id), "limit": int(limit)})
 
     def count(self, symbols: Sequence[str] | None = None, start_ts=None, end_ts=None) -> int:
         stmt = self._range(sa.select(sa.func.count()).select_from(ltp_ticks), start_ts, end_ts)
