@@ -494,15 +494,19 @@ def timed_broadcaster(store):
         def __init__(self, *args, **kwargs) -> None:
             super().__init__(*args, **kwargs)
             self.fanout_done: dict[str, float] = {}
+            self.fanout_start: dict[str, float] = {}  # when its rows had been read
 
         def _publish(self, rows, *args, **kwargs) -> None:
+            start = time.time()
             super()._publish(rows, *args, **kwargs)
             done = time.time()
             for ts in {row["ts"] for row in rows}:  # more than one snapshot if it fell behind
                 self.fanout_done[ts] = done
+                self.fanout_start.setdefault(ts, start)
 
     class TimedThread(ServerThread):
         fanout_done = property(lambda self: self.server.fanout_done)
+        fanout_start = property(lambda self: self.server.fanout_start)
 
         def notify(self) -> None:
             self.server.notify()
@@ -645,6 +649,8 @@ def run_one(server, store, ticks: list[dict], start: datetime, args, fmt: str, m
                              for entry in received if entry[0] in commits])
 
     fanout = [(done - commits[ts]) * 1000 for ts, done in list(server.fanout_done.items()) if ts in commits]
+    read = [(at - commits[ts]) * 1000 for ts, at in list(getattr(server, "fanout_start", {}).items())
+            if ts in commits]
     worst: dict[str, float] = {}  # ts -> the slowest client's last tick
     for entry in received:
         if entry[0] in commits:
@@ -652,6 +658,7 @@ def run_one(server, store, ticks: list[dict], start: datetime, args, fmt: str, m
     result = {"clients_connected": connected, "snapshots_complete": len(received),
               "snapshots_expected": args.clients * args.snapshots,
               "last_tick_ms": latency(last), "server_fanout_done_ms": _percentiles(fanout),
+              "server_rows_read_ms": _percentiles(read) if read else None,
               "first_tick_ms": latency(first)}
     if mode == "full_decode":
         result["last_tick_parsed_ms"] = latency(2)

@@ -36,7 +36,7 @@ Push on PostgreSQL
 
 Commits on SQLite
     SQLite has no notifications, so the broadcaster asks the file every
-    ``probe_interval`` seconds whether anything was committed (``PRAGMA
+    ``probe_interval`` seconds (2 ms) whether anything was committed (``PRAGMA
     data_version``: microseconds, no lock; :class:`~datacentre.store.notify.DataVersionProbe`)
     and reads the store only when the answer is yes, or every ``safety_poll``
     anyway. A collector in another process has its snapshot on the clients within a
@@ -67,7 +67,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_POLL_INTERVAL = 0.05
 #: Seconds between SQLite's commit probes (``data_version``) while the feed is idle.
-DEFAULT_PROBE_INTERVAL = 0.005
+DEFAULT_PROBE_INTERVAL = 0.002
 #: Seconds between reads while commit notifications arrive (PostgreSQL LISTEN).
 DEFAULT_SAFETY_POLL = 1.0
 READ_BATCH = 10_000

@@ -24,6 +24,7 @@ import sqlalchemy as sa
 
 from datacentre.core.errors import StoreError
 from datacentre.core.ticks import FLOAT_FIELDS, INT_FIELDS, TICK_FIELDS
+from datacentre.store.readonly import read_only_uri
 from datacentre.store.schema import BUSY_TIMEOUT_MS, STREAM_CACHE_KIB, ltp_ticks, sqlite_path
 
 #: The Arrow type of each tick field, in :data:`TICK_FIELDS` order.
@@ -68,8 +69,7 @@ def _sqlite_batches(path, sql: str, batch: int) -> Iterator[pa.RecordBatch]:
     import adbc_driver_manager as adbc
     import adbc_driver_sqlite
 
-    # as_uri() escapes '#', '?' and '%' in folder names, as the store's read-only connections do
-    database = adbc_driver_sqlite.connect(f"{path.resolve().as_uri()}?mode=ro")
+    database = adbc_driver_sqlite.connect(read_only_uri(path))
     conn = statement = reader = None
     try:
         conn = adbc.AdbcConnection(database)

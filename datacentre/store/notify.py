@@ -30,6 +30,8 @@ from pathlib import Path
 import psycopg
 import sqlalchemy as sa
 
+from datacentre.store.readonly import connect_read_only
+
 log = logging.getLogger(__name__)
 
 CHANNEL = "datacentre_ticks"
@@ -59,9 +61,7 @@ class DataVersionProbe:
     def changed(self) -> bool:
         try:
             if self._conn is None:
-                # as_uri() escapes '#', '?' and '%' in folder names, which a bare file: URI would cut at
-                self._conn = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True,
-                                             timeout=0, check_same_thread=False)
+                self._conn = connect_read_only(self.path, timeout=0, check_same_thread=False)
             version = self._conn.execute("PRAGMA data_version").fetchone()[0]
         except sqlite3.Error:
             self.close()

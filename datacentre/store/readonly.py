@@ -172,13 +172,20 @@ def check_statement(sql: Any) -> None:
         raise StoreError("query needs an SQL statement")
 
 
-def connect_read_only(path: Path, *, timeout: float = BUSY_TIMEOUT_MS / 1000) -> sqlite3.Connection:
+def connect_read_only(path: Path, *, timeout: float = BUSY_TIMEOUT_MS / 1000,
+                      check_same_thread: bool = True) -> sqlite3.Connection:
     """A ``mode=ro`` connection to the SQLite file at ``path``: it never creates or changes it.
 
     Raises ``sqlite3.OperationalError`` when the file does not exist.
     """
+    return sqlite3.connect(read_only_uri(path), uri=True, timeout=timeout,
+                           check_same_thread=check_same_thread)
+
+
+def read_only_uri(path: Path) -> str:
+    """The ``file:`` URI that opens the SQLite file at ``path`` read-only (``mode=ro``)."""
     # as_uri() escapes '#', '?' and '%' in folder names, which a bare file: URI would cut at
-    return sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=timeout)
+    return f"{path.resolve().as_uri()}?mode=ro"
 
 
 def query_sqlite(path: Path, sql: str, params: Params = (), *, timeout: float = QUERY_TIMEOUT_S,

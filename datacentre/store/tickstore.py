@@ -83,12 +83,6 @@ def _snapshot_rows(snapshots: Iterable[Snapshot]) -> Iterator[Row]:
             yield tick_values(t, stamp)
 
 
-_MAX_ID = 2**63 - 1
-_AFTER = (sa.select(ltp_ticks.c.id, *TICK_COLUMNS)
-          .where(ltp_ticks.c.id > sa.bindparam("last_id"), ltp_ticks.c.id <= sa.bindparam("until_id"))
-          .order_by(ltp_ticks.c.id).limit(sa.bindparam("limit")))
-
-
 def _row(mapping) -> dict[str, Any]:
     return dict(mapping)
 
@@ -138,6 +132,7 @@ class TickStore(DayQueries, IntradayQueries, CandleQueries, CompatTables, Transf
 
     def close(self) -> None:
         self.engine.dispose()
+        self.close_feed_reads()
         if "_query_engine" in self.__dict__:
             self._query_engine.dispose()
 
@@ -389,13 +384,6 @@ class TickStore(DayQueries, IntradayQueries, CandleQueries, CompatTables, Transf
 
     def max_id(self) -> int:
         return self._scalar(sa.select(sa.func.max(ltp_ticks.c.id))) or 0
-
-    def after(self, last_id: int, limit: int = 10_000, until_id: int | None = None) -> list[dict]:
-        """Rows with ``last_id < id`` (``<= until_id``, if given) in id order, each with its
-        ``id`` (the broadcaster's cursor). The live feed's read after every commit: one
-        statement built once, its rows straight off the driver's cursor on SQLite."""
-        return self._tick_dicts(_AFTER, {"last_id": int(last_id), "until_id": _MAX_ID if until_id is None
-                                         else int(until_id), "limit": int(limit)})
 
     def count(self, symbols: Sequence[str] | None = None, start_ts=None, end_ts=None) -> int:
         stmt = self._range(sa.select(sa.func.count()).select_from(ltp_ticks), start_ts, end_ts)
