@@ -7,7 +7,8 @@ the ``--sessions`` store, and on each times, with the store's own methods:
 
 * ``asof_chain_ms``: ``snapshot_at(moment, "NIFTY")``, the whole chain as of a random
   moment inside a random session (median and p95 of ``--repeats``);
-* ``history_query_ms``: ``history("NIFTY 50", open, close)`` of a random session;
+* ``history_query_ms``: ``history("NIFTY 50", open, close)`` of a random session, and
+  ``history_raw_sqlite3_ms`` the same query on a raw ``sqlite3`` connection (the floor);
 * ``latest_all_ms``: ``latest_all()``, the newest tick of every symbol;
 * ``candles_ms``: ``candles("NIFTY 50", 1, open, close)``, when the store has candles;
 * ``export_rows_per_s`` / ``export_peak_mb``: ``csvio.export_csv`` (the function behind
@@ -43,6 +44,7 @@ from bigstore import StoreSpec, build  # noqa: E402
 
 from datacentre.core.instruments import session_bounds  # noqa: E402
 from datacentre.core.ticks import TICK_FIELDS, format_ts  # noqa: E402
+from datacentre.store.schema import CACHE_KIB  # noqa: E402
 from datacentre.store.tickstore import TickStore  # noqa: E402
 
 UNDERLYING = "NIFTY"
@@ -59,7 +61,11 @@ def timed(func: Callable[[], object], repeats: int) -> dict:
         func()
         samples.append((time.perf_counter() - t0) * 1000)
         cpu.append((time.process_time() - c0) * 1000)
-    samples.sort()
+    return _summary(samples, cpu)
+
+
+def _summary(samples: list[float], cpu: list[float]) -> dict:
+    samples = sorted(samples)
     return {"median": round(statistics.median(samples), 2),
             "p95": round(samples[min(len(samples) - 1, round(0.95 * (len(samples) - 1)))], 2),
             "cpu_median": round(statistics.median(cpu), 2)}
@@ -78,12 +84,35 @@ def asof_chain(store: TickStore, spec: StoreSpec, rng: random.Random, repeats: i
     return timed(one, repeats)
 
 
-def history(store: TickStore, spec: StoreSpec, rng: random.Random, repeats: int) -> dict:
-    def one() -> None:
-        start, end = _random_session(spec, rng)
-        if not store.history(INDEX, format_ts(start), format_ts(end)):
-            raise SystemExit(f"no history of {INDEX} in {start:%Y-%m-%d}")
-    return timed(one, repeats)
+def history(store: TickStore, spec: StoreSpec, rng: random.Random, repeats: int) -> tuple[dict, dict]:
+    """``store.history`` of a random session, and the same query on a raw ``sqlite3``
+    connection with the same page cache size (the floor), on the same sessions; the two
+    take turns going first, so neither always finds the other's pages in the OS cache."""
+    raw = sqlite3.connect(f"file:{spec.path}?mode=ro", uri=True)
+    raw.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
+    sql = (f"SELECT {', '.join(TICK_FIELDS)} FROM ltp_ticks WHERE symbol = ? AND ts >= ? AND ts <= ? "
+           "ORDER BY ts")
+
+    def ours(start: str, end: str) -> None:
+        if not store.history(INDEX, start, end):
+            raise SystemExit(f"no history of {INDEX} from {start}")
+
+    def floor(start: str, end: str) -> None:
+        raw.execute(sql, (INDEX, start, end)).fetchall()
+
+    times: dict = {ours: ([], []), floor: ([], [])}
+    try:
+        for i in range(repeats + 1):  # the first session warms up, untimed
+            start, end = (format_ts(m) for m in _random_session(spec, rng))
+            for func in (ours, floor) if i % 2 else (floor, ours):
+                t0, c0 = time.perf_counter(), time.process_time()
+                func(start, end)
+                if i:
+                    times[func][0].append((time.perf_counter() - t0) * 1000)
+                    times[func][1].append((time.process_time() - c0) * 1000)
+    finally:
+        raw.close()
+    return _summary(*times[ours]), _summary(*times[floor])
 
 
 def latest_all(store: TickStore, repeats: int) -> dict:
@@ -172,9 +201,10 @@ def measure(spec: StoreSpec, repeats: int, export_sessions: int, seed: int = 1) 
     rng = random.Random(seed)
     store = TickStore(f"sqlite:///{path}", create=False)
     try:
+        ours, floor = history(store, spec, rng, repeats)
         out = {"store_rows": store.max_id(), "store_mb": round(path.stat().st_size / 1e6),
                "asof_chain_ms": asof_chain(store, spec, rng, repeats),
-               "history_query_ms": history(store, spec, rng, repeats),
+               "history_query_ms": ours, "history_raw_sqlite3_ms": floor,
                "latest_all_ms": latest_all(store, max(3, repeats // 10)),
                "candles_ms": candles(store, spec, rng, repeats)}
     finally:

@@ -80,7 +80,7 @@ def pricing_figures(r: dict) -> dict:
 def scale_figures(r: dict) -> dict:
     month, session = r["month"], r.get("session", {})
     out = {"store_rows": month["store_rows"]}
-    for key in ("asof_chain_ms", "history_query_ms", "latest_all_ms", "candles_ms"):
+    for key in ("asof_chain_ms", "history_query_ms", "history_raw_sqlite3_ms", "latest_all_ms", "candles_ms"):
         out[key] = _get(month, key, "median")
         out[f"{key.removesuffix('_ms')}_cpu_ms"] = _get(month, key, "cpu_median")
     out["export_rows_per_s"] = month["export"]["rows_per_s"]
