@@ -26,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from datacentre.core.ticks import TICK_FIELDS, format_ts, tick_values  # noqa: E402
 from datacentre.ops.backfill import backfill  # noqa: E402
 from datacentre.sources import MarketSimulator  # noqa: E402
+from datacentre.store.schema import sqlite_pragmas  # noqa: E402
 from datacentre.store.tickstore import TickStore  # noqa: E402
 
 DAY = date(2026, 11, 27)
@@ -37,11 +38,11 @@ def snapshots(n: int) -> list[tuple[str, list[dict]]]:
 
 
 def raw_connection(path: Path) -> sqlite3.Connection:
-    """The same table, indexes and pragmas as the store, created by hand."""
+    """The same table and indexes as the store, and the connection settings the store gives
+    each of its connections (WAL, synchronous=NORMAL, its page cache and busy timeout)."""
     TickStore(f"sqlite:///{path}").close()
     conn = sqlite3.connect(path)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=NORMAL")
+    sqlite_pragmas(conn)
     return conn
 
 

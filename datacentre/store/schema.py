@@ -118,7 +118,8 @@ def sqlite_path(url: str) -> Path | None:
     return Path(u.database)
 
 
-def _sqlite_pragmas(dbapi_conn, _record) -> None:
+def sqlite_pragmas(dbapi_conn, _record=None) -> None:
+    """The settings the store gives each SQLite connection it opens."""
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=NORMAL")
@@ -144,7 +145,7 @@ def make_engine(url: str) -> Engine:
                                  f"{exc.strerror}") from exc
         engine = sa.create_engine(u, connect_args={"check_same_thread": False,
                                                    "timeout": BUSY_TIMEOUT_MS / 1000})
-        event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "connect", sqlite_pragmas)
         return engine
     if backend == "postgresql":
         if u.drivername == "postgresql":

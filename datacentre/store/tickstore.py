@@ -175,9 +175,15 @@ class TickStore(DayQueries, IntradayQueries, CandleQueries, CompatTables, Transf
         if copy is not None:
             self._ensure_partitions_for(r[_TS] for r in rows)
             return copy.write(rows)
-        # The hot path (collector, backfill, import): plain executemany on tuples
-        # costs a third of what Core's per-dict parameter processing does.
-        return max(conn.exec_driver_sql(_SQLITE_INSERT, rows).rowcount, 0)
+        # The hot path (collector, backfill, import): executemany of tuples on the driver's
+        # own cursor, inside this transaction. Core's per-dict parameters cost 3x as much,
+        # and exec_driver_sql's handling of each parameter set 2-5 % of a snapshot.
+        cursor = conn.connection.driver_connection.cursor()
+        try:
+            cursor.executemany(_SQLITE_INSERT, rows)
+            return max(cursor.rowcount, 0)
+        finally:
+            cursor.close()
 
     @contextmanager
     def _transaction(self) -> Iterator[_Writer]:
@@ -196,7 +202,7 @@ class TickStore(DayQueries, IntradayQueries, CandleQueries, CompatTables, Transf
                 yield writer
                 if writer.written and self.dialect == "postgresql":
                     notify_commit(conn)
-        except (sa.exc.SQLAlchemyError, psycopg.Error) as exc:
+        except (sa.exc.SQLAlchemyError, psycopg.Error, sqlite3.Error) as exc:
             self._months_ready.clear()  # a partition may have been dropped under us
             raise StoreError(f"write failed, nothing committed: {exc.__class__.__name__}: "
                              f"{getattr(exc, 'orig', None) or exc}") from exc
