@@ -144,7 +144,7 @@ def build_parser() -> Parser:
 
 
 def _source_options(p: argparse.ArgumentParser) -> None:
-    from datacentre.sources import SOURCE_NAMES
+    from datacentre.core.catalog import SOURCE_NAMES
     p.add_argument("--source", choices=SOURCE_NAMES, default="sim",
                    help="sim: the built-in market simulator (default); smartapi: Angel One SmartAPI "
                         "(credentials from DATACENTRE_SMARTAPI_* variables); csv: play back a CSV export")
@@ -153,7 +153,7 @@ def _source_options(p: argparse.ArgumentParser) -> None:
 
 
 def _import_options(p: argparse.ArgumentParser) -> None:
-    from datacentre.sources.imports import FORMATS
+    from datacentre.core.catalog import IMPORT_FORMATS as FORMATS
     p.add_argument("files", nargs="+", metavar="FILE",
                    help="files or folders (searched recursively), imported oldest first; - reads our "
                         "CSV from standard input")

@@ -259,3 +259,14 @@ def test_collect_plays_back_a_csv_export(tmp_path, db_url):
     first_ts = rows[0]["ts"]
     original = {r["symbol"]: r["ltp"] for r in TickStore(db_url).snapshot_at("2026-11-27T03:45:00Z")}
     assert {r["symbol"]: r["ltp"] for r in rows if r["ts"] == first_ts} == original
+
+
+def test_the_command_line_starts_light():
+    """Building the parser (every command does) imports no source, no importer and no
+    analytics: ``export`` or ``broadcast`` should not pay for SciPy, pandas or Streamlit."""
+    code = ("import sys; from datacentre.__main__ import build_parser; build_parser(); "
+            "print(sorted(m for m in ('scipy', 'pandas', 'streamlit', 'plotly', 'pyarrow') "
+            "if m in sys.modules))")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root)
+    assert out.stdout.strip() == "[]", out.stdout

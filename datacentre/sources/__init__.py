@@ -23,6 +23,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
+from datacentre.core.catalog import SOURCE_NAMES
 from datacentre.core.config import Settings
 from datacentre.core.errors import ConfigError
 from datacentre.sources.csvfile import CsvFileSource
@@ -41,7 +42,6 @@ class Source(Protocol):
         ...
 
 
-SOURCE_NAMES = ("sim", "smartapi", "csv")
 _OPTIONS = {
     "sim": {"resume_from", "underlyings", "watchlist"},
     "smartapi": {"underlyings", "watchlist", "broker_greeks", "min_request_interval", "connect", "totp"},

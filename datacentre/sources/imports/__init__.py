@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
+from datacentre.core.catalog import IMPORT_FORMATS
 from datacentre.core.errors import ConfigError, ImportFormatError
 from datacentre.sources.imports import bhavcopy, nse_chain, nse_chain_csv, ours, ticks
 from datacentre.sources.imports.common import ImportOptions, ParsedFile, data_files, read_bytes
@@ -36,7 +37,9 @@ PARSERS: dict[str, Callable[[str, bytes, ImportOptions], ParsedFile]] = {
     ticks.FORMAT: ticks.parse,
     ours.FORMAT: ours.parse,
 }
-FORMATS = tuple(PARSERS)
+FORMATS = IMPORT_FORMATS
+if tuple(PARSERS) != FORMATS:  # the catalog names them for the option parser
+    raise ImportError(f"datacentre.core.catalog lists {FORMATS}, the parsers are {tuple(PARSERS)}")
 DATA_SUFFIXES = (".json", ".csv", ".parquet", ".txt")
 PROGRESS_BYTES = 2_000_000  # inputs at least this big get a progress bar
 
