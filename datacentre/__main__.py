@@ -502,6 +502,7 @@ def _error(parser: argparse.ArgumentParser, args: argparse.Namespace, exc: Excep
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    root_level = logging.getLogger().level
     try:
         settings = settings_from(args)
         _setup_logging(args)
@@ -516,6 +517,11 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    finally:
+        # main() called in-process (a script, a test) leaves the logging as it found it
+        from datacentre.ops.services import setup_logging
+        setup_logging(None, None)
+        logging.getLogger().setLevel(root_level)
 
 
 if __name__ == "__main__":

@@ -270,3 +270,15 @@ def test_the_command_line_starts_light():
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root)
     assert out.stdout.strip() == "[]", out.stdout
+
+
+def test_main_in_process_leaves_logging_as_it_found_it(tmp_path, capsys):
+    import logging
+
+    from datacentre.__main__ import main
+
+    root = logging.getLogger()
+    before = (list(root.handlers), root.level)
+    url = f"sqlite:///{tmp_path / 'ticks.db'}"
+    assert main(["export", "--db", url, "--out", str(tmp_path / "out.csv")]) == 0
+    assert (list(root.handlers), root.level) == before

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import timedelta
+from unittest import mock
 
 import pytest
 import sqlalchemy as sa
@@ -11,7 +12,7 @@ from conftest import make_tick
 from support import plain_ltp_ticks
 
 from datacentre.core.ticks import parse_ts
-from datacentre.store import partitions
+from datacentre.store import feedreads, partitions
 from datacentre.store.schema import ltp_ticks
 from datacentre.store.tickstore import TickStore
 
@@ -186,9 +187,16 @@ def _plans(store: TickStore, run) -> list[str]:
     def capture(conn, cursor, statement, parameters, context, executemany):
         seen.append((statement, parameters))
 
+    raw_rows = feedreads._RawReads.rows
+
+    def raw(reads, statement, parameters):  # the feed's read on its own sqlite3 connection
+        seen.append((statement, parameters))
+        return raw_rows(reads, statement, parameters)
+
     sa.event.listen(store.engine, "before_cursor_execute", capture)
     try:
-        run()
+        with mock.patch.object(feedreads._RawReads, "rows", raw):
+            run()
     finally:
         sa.event.remove(store.engine, "before_cursor_execute", capture)
     plans = []

@@ -66,19 +66,21 @@ _PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 
 # ---------------------------------------------------------------- logging
 
-def setup_logging(log_file: str | os.PathLike | None = None, level: int | str = logging.INFO) -> None:
+def setup_logging(log_file: str | os.PathLike | None = None, level: int | str | None = logging.INFO) -> None:
     """Configure the root logger: a rotating ``log_file`` (5 MB x 3) and/or the console.
 
     Without a log file, logs go to stderr. With one, they go to the file and, when
     stderr is a terminal, to the console as well, so a detached service's stderr
     capture does not grow without bound. Calling it again replaces what an earlier
-    call installed.
+    call installed; ``level=None`` only removes it.
     """
     root = logging.getLogger()
     for handler in list(root.handlers):
         if getattr(handler, "_datacentre", False):
             root.removeHandler(handler)
             handler.close()
+    if level is None:
+        return
     handlers: list[logging.Handler] = []
     if log_file:
         path = Path(log_file)
