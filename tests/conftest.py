@@ -33,6 +33,26 @@ def app_on_store(url: str, monkeypatch) -> Iterator[TickStore]:
 
 
 @pytest.fixture
+def app_env(sessions_db, monkeypatch):
+    """The app on a module's prepared ``sessions_db`` (:func:`app_on_store`) and its sessions."""
+    url, days = sessions_db
+    with app_on_store(url, monkeypatch) as store:
+        yield store, days
+
+
+def backfilled_sessions(tmp_path_factory, name: str, sessions: int, *, interval: float,
+                        seed: int) -> tuple[str, list]:
+    """A SQLite file holding the last ``sessions`` complete simulated sessions: its URL and days."""
+    from datacentre.ops.backfill import backfill, recent_sessions
+
+    url = f"sqlite:///{tmp_path_factory.mktemp(name) / 'sessions.db'}"
+    days = recent_sessions(sessions)
+    with TickStore(url) as store:
+        backfill(store, days, interval=interval, seed=seed)
+    return url, days
+
+
+@pytest.fixture
 def store(db_url) -> TickStore:
     s = TickStore(db_url)
     yield s

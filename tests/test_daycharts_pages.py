@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import time
 
 import pytest
-from conftest import app_on_store, app_test
+from conftest import app_test, backfilled_sessions
 from streamlit.testing.v1 import AppTest
 from support import free_port, wait_until
 
@@ -18,7 +18,7 @@ from datacentre.app.formatting import fmt_oi, fmt_pct, fmt_price, fmt_ratio, fmt
 from datacentre.core.config import Settings
 from datacentre.core.instruments import nearest_future, session_bounds
 from datacentre.core.ticks import format_ts
-from datacentre.ops.backfill import backfill, recent_sessions
+from datacentre.ops.backfill import recent_sessions
 from datacentre.store.tickstore import TickStore
 
 PAGES = {name: f"pages/{name}.py"
@@ -40,19 +40,7 @@ pytestmark = pytest.mark.usefixtures("release_app_resources")
 @pytest.fixture(scope="module")
 def sessions_db(tmp_path_factory) -> tuple[str, list]:
     """Three complete simulated sessions, a snapshot a minute."""
-    url = f"sqlite:///{tmp_path_factory.mktemp('daycharts') / 'sessions.db'}"
-    days = recent_sessions(3)
-    with TickStore(url) as store:
-        backfill(store, days, interval=60.0, seed=7)
-    return url, days
-
-
-@pytest.fixture
-def app_env(sessions_db, monkeypatch):
-    """The app on the prepared store (:func:`conftest.app_on_store`) and its sessions."""
-    url, days = sessions_db
-    with app_on_store(url, monkeypatch) as store:
-        yield store, days
+    return backfilled_sessions(tmp_path_factory, "daycharts", 3, interval=60.0, seed=7)
 
 
 def open_page(page: str) -> AppTest:

@@ -17,7 +17,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from conftest import app_on_store, app_test, check, metric, synthetic_snapshot
+from conftest import app_test, backfilled_sessions, check, metric, synthetic_snapshot
 from streamlit.testing.v1 import AppTest
 
 from datacentre import analytics
@@ -26,7 +26,6 @@ from datacentre.app.days import ist_ts
 from datacentre.app.formatting import fmt_oi, fmt_ratio
 from datacentre.core.instruments import nearest_option_expiry, parse_symbol, session_bounds
 from datacentre.core.ticks import IST, format_ts, parse_ts
-from datacentre.ops.backfill import backfill, recent_sessions
 from datacentre.store.csvio import select_symbols
 from datacentre.store.tickstore import TickStore
 
@@ -38,20 +37,8 @@ BUILDUPS = set(analytics.BUILDUPS)
 
 @pytest.fixture(scope="module")
 def sessions_db(tmp_path_factory) -> tuple[str, list]:
-    """Two complete simulated sessions, a snapshot a minute (376 each, ~110 ticks)."""
-    url = f"sqlite:///{tmp_path_factory.mktemp('pages') / 'sessions.db'}"
-    days = recent_sessions(2)
-    with TickStore(url) as store:
-        backfill(store, days, interval=INTERVAL, seed=11)
-    return url, days
-
-
-@pytest.fixture
-def app_env(sessions_db, monkeypatch):
-    """The app on the prepared store (:func:`conftest.app_on_store`) and its sessions."""
-    url, days = sessions_db
-    with app_on_store(url, monkeypatch) as store:
-        yield store, days
+    """Two complete simulated sessions, a snapshot a minute (376 each)."""
+    return backfilled_sessions(tmp_path_factory, "pages", 2, interval=INTERVAL, seed=11)
 
 
 def run(page: str) -> AppTest:
