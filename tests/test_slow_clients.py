@@ -32,10 +32,14 @@ def stalled(port: int) -> socket.socket:
     """A client that completes the handshake and then never reads (default socket buffers)."""
     sock = socket.create_connection(("127.0.0.1", port), timeout=5)
     sock.sendall(HANDSHAKE)
-    response = b""
-    while b"\r\n\r\n" not in response:
-        response += sock.recv(1)  # byte by byte: leave the welcome frame unread
-    assert response.startswith(b"HTTP/1.1 101")
+    # Peek until the response's headers are in, then take exactly them: the welcome frame
+    # stays unread, and a loaded machine cannot stretch the handshake past a stall limit.
+    deadline = time.monotonic() + 5
+    while b"\r\n\r\n" not in (seen := sock.recv(4096, socket.MSG_PEEK)):
+        assert time.monotonic() < deadline, f"no handshake response (got {seen!r})"
+        time.sleep(0.001)
+    response = sock.recv(seen.index(b"\r\n\r\n") + 4)
+    assert response.startswith(b"HTTP/1.1 101") and response.endswith(b"\r\n\r\n")
     return sock
 
 
