@@ -30,9 +30,6 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 
@@ -51,7 +48,7 @@ from datacentre.feed.broadcaster import BroadcasterThread  # noqa: E402
 from datacentre.ops.backfill import backfill  # noqa: E402
 from datacentre.sources import MarketSimulator  # noqa: E402
 from datacentre.store.notify import CHANNEL, libpq_url  # noqa: E402
-from datacentre.store.schema import ltp_ticks  # noqa: E402
+from datacentre.store.schema import ltp_ticks, temporary_schema  # noqa: E402
 from datacentre.store.tickstore import WRITER_LOCK_KEY, TickStore  # noqa: E402
 
 DAY = date(2026, 11, 27)
@@ -62,19 +59,9 @@ _INSERT = (f"INSERT INTO ltp_ticks ({', '.join(TICK_FIELDS)}) VALUES ({', '.join
            f"ON CONFLICT DO NOTHING")
 
 
-@contextmanager
-def scratch_schema() -> Iterator[str]:
+def scratch_schema():
     """A store URL on a fresh schema of the benchmark server, dropped afterwards."""
-    schema = f"bench_{uuid.uuid4().hex[:8]}"
-    admin = sa.create_engine(SERVER, poolclass=sa.pool.NullPool)
-    with admin.begin() as conn:
-        conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
-    try:
-        yield f"{SERVER}?options=-csearch_path%3D{schema}"
-    finally:
-        with admin.begin() as conn:
-            conn.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))
-        admin.dispose()
+    return temporary_schema(SERVER, "bench")
 
 
 def snapshots(n: int, seed: int = 1) -> list[tuple[str, list[dict]]]:

@@ -9,6 +9,7 @@ from contextlib import contextmanager
 import pytest
 import sqlalchemy as sa
 
+from datacentre.store.schema import temporary_schema
 from datacentre.store.tickstore import TickStore
 
 PG_ENV = "DATACENTRE_TEST_PG_URL"
@@ -92,19 +93,9 @@ def pg_database() -> str:
     admin.dispose()
 
 
-@contextmanager
-def fresh_schema(database_url: str) -> Iterator[str]:
+def fresh_schema(database_url: str):
     """A store URL on a new schema of the database at ``database_url``, dropped afterwards."""
-    schema = f"t_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(database_url, poolclass=sa.pool.NullPool)
-    with admin.begin() as conn:
-        conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
-    try:
-        yield f"{database_url}?options=-csearch_path%3D{schema}"
-    finally:
-        with admin.begin() as conn:
-            conn.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))
-        admin.dispose()
+    return temporary_schema(database_url, "t")
 
 
 @pytest.fixture

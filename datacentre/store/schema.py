@@ -13,6 +13,9 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
@@ -176,3 +179,20 @@ def create_schema(engine: Engine, where: str) -> None:
                 raise StoreError(f"cannot open the store at {where}: {exc.__class__.__name__}: "
                                  f"{getattr(exc, 'orig', None) or exc}") from exc
         time.sleep(0.05 * (attempt + 1))
+
+
+@contextmanager
+def temporary_schema(database_url: str, prefix: str = "tmp") -> Iterator[str]:
+    """A store URL on a new, empty schema of the PostgreSQL database at ``database_url``
+    (``<prefix>_<random>``), dropped with everything in it afterwards: a scratch store for
+    tests, benchmarks or a try-out beside real ones."""
+    schema = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    admin = sa.create_engine(database_url, poolclass=sa.pool.NullPool)
+    with admin.begin() as conn:
+        conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
+    try:
+        yield f"{database_url}?options=-csearch_path%3D{schema}"
+    finally:
+        with admin.begin() as conn:
+            conn.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))
+        admin.dispose()
