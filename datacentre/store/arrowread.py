@@ -46,7 +46,7 @@ def tick_batches(store, symbols: Sequence[str] | None = None, start_ts=None, end
         columns = [_typed(ltp_ticks.c[name]) for name in TICK_FIELDS]
         stmt = store.range_select(columns, symbols, start_ts, end_ts)
         sql = str(stmt.compile(dialect=store.engine.dialect, compile_kwargs={"literal_binds": True}))
-        yield from _sqlite_batches(path, sql, batch)
+        yield from _adbc_batches(path, sql, batch)
         return
     for rows in store.iter_rows(symbols, start_ts, end_ts, batch):
         columns = zip(*rows)
@@ -65,7 +65,7 @@ def _typed(column: sa.Column):
     return sa.func.ifnull(sa.cast(column, sa.Text), sa.func.char(0)).label(column.name)
 
 
-def _sqlite_batches(path, sql: str, batch: int) -> Iterator[pa.RecordBatch]:
+def _adbc_batches(path, sql: str, batch: int) -> Iterator[pa.RecordBatch]:
     import adbc_driver_manager as adbc
     import adbc_driver_sqlite
 

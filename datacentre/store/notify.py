@@ -45,8 +45,9 @@ MAX_RECONNECT_DELAY_S = 5.0
 class DataVersionProbe:
     """``changed()`` is True when a commit reached the SQLite file at ``path`` since the last
     call (and on the first): ``PRAGMA data_version`` on a read-only connection of its own,
-    which changes with every commit made by any other connection. About 5 microseconds a
-    call, without a lock: cheap enough for an event loop to call every few milliseconds.
+    which changes with every commit made by any other connection. About 12 microseconds
+    a call (measured beside a writer), without a lock: cheap enough for an event loop to
+    call every few milliseconds.
     When the probe cannot tell (the file is busy or gone), it says True: the reader reads.
     """
 

@@ -177,7 +177,7 @@ class TickStore(DayQueries, IntradayQueries, CandleQueries, CompatTables, Transf
             return copy.write(rows)
         # The hot path (collector, backfill, import): executemany of tuples on the driver's
         # own cursor, inside this transaction. Core's per-dict parameters cost 3x as much,
-        # and exec_driver_sql's handling of each parameter set 2-5 % of a snapshot.
+        # and exec_driver_sql's handling of each parameter set about 2 % of a snapshot.
         cursor = conn.connection.driver_connection.cursor()
         try:
             cursor.executemany(_SQLITE_INSERT, rows)
